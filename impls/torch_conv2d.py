@@ -1,0 +1,72 @@
+"""The production yardstick: ``torch.nn.functional.conv2d`` and its autograd, channels-last.
+
+The NHWC input is viewed as an NCHW tensor in channels-last memory format (no copy), so
+oneDNN runs its native NHWC kernels; the backward pass is whatever autograd records for
+``F.conv2d``. Memory: torch's own workspaces plus the autograd graph (x, w and y).
+Reference: Chetlur et al., "cuDNN: Efficient Primitives for Deep Learning" (2014), and
+oneDNN's convolution primitive.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._base import Backend
+from ._geometry import ConvGeometry
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # the `peers` extra is optional
+    torch = None  # type: ignore[assignment]
+
+
+class TorchConv2d(Backend):
+    #: one line on the strategy
+    description: ClassVar[str] = (
+        "torch F.conv2d + autograd on channels-last tensors (oneDNN on CPU): the yardstick"
+    )
+    #: a library to compare against, not one of ours
+    role: ClassVar[str] = "peer"
+
+    def available(self) -> tuple[bool, str]:
+        if torch is None:
+            return False, "torch not installed (pip install -e .[peers])"
+        return True, ""
+
+    def _forward(
+        self, x: NDArray[np.floating], w: NDArray[np.floating], b: NDArray[np.floating],
+        geom: ConvGeometry,
+    ) -> tuple[NDArray[np.floating], Any]:
+        # NHWC storage viewed as NCHW is exactly torch's channels_last layout
+        x_t = torch.from_numpy(x).permute(0, 3, 1, 2).requires_grad_()
+        w_t = (
+            torch.from_numpy(w).permute(3, 2, 0, 1)
+            .contiguous(memory_format=torch.channels_last).requires_grad_()
+        )
+        b_t = torch.from_numpy(b).requires_grad_()
+        (top, bottom), (left, right) = geom.pad
+        if top == bottom and left == right:
+            x_in, padding = x_t, (top, left)
+        else:
+            # F.conv2d pads symmetrically only; SAME with stride > 1 can be lopsided
+            x_in, padding = F.pad(x_t, (left, right, top, bottom)), (0, 0)
+        with torch.enable_grad():
+            y_t = F.conv2d(
+                x_in, w_t, b_t, stride=geom.stride, padding=padding, dilation=geom.dilation
+            )
+        y = y_t.detach().permute(0, 2, 3, 1).numpy()
+        return y, (y_t, x_t, w_t, b_t)
+
+    def _backward(
+        self, dy: NDArray[np.floating], saved: Any, geom: ConvGeometry
+    ) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]:
+        y_t, x_t, w_t, b_t = saved
+        dy_t = torch.from_numpy(dy).permute(0, 3, 1, 2)
+        dx_t, dw_t, db_t = torch.autograd.grad(y_t, (x_t, w_t, b_t), dy_t)
+        dx = dx_t.permute(0, 2, 3, 1).numpy()
+        dw = dw_t.permute(2, 3, 1, 0).numpy()
+        return np.ascontiguousarray(dx), np.ascontiguousarray(dw), db_t.numpy()
