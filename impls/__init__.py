@@ -3,8 +3,9 @@
 >>> import impls
 >>> impls.backend_names()  # doctest: +SKIP
 ['batched_im2col', 'naive_loop', ...]
->>> y, ctx = impls.get_backend("naive_loop").forward(x, w, b, stride=2, padding="SAME")  # doctest: +SKIP
->>> dx, dw, db = impls.get_backend("naive_loop").backward(dy, ctx)  # doctest: +SKIP
+>>> backend = impls.get_backend("naive_loop")
+>>> y, ctx = backend.forward(x, w, b, stride=2, padding="SAME")  # doctest: +SKIP
+>>> dx, dw, db = backend.backward(dy, ctx)  # doctest: +SKIP
 """
 
 from __future__ import annotations

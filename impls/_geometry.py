@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
 Pair = tuple[int, int]
-IntOrPair = Union[int, tuple[int, int]]
-PaddingSpec = Union[str, int, tuple[tuple[int, int], tuple[int, int]]]
+IntOrPair = int | tuple[int, int]
+PaddingSpec = str | int | tuple[tuple[int, int], tuple[int, int]]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 

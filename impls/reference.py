@@ -35,7 +35,10 @@ class Reference(Backend):
                         yield oy, ox, ki, kj, oy * sh + ki * dh, ox * sw + kj * dw
 
     def _forward(
-        self, x: NDArray[np.floating], w: NDArray[np.floating], b: NDArray[np.floating],
+        self,
+        x: NDArray[np.floating],
+        w: NDArray[np.floating],
+        b: NDArray[np.floating],
         geom: ConvGeometry,
     ) -> tuple[NDArray[np.floating], tuple[NDArray[np.float64], NDArray[np.float64]]]:
         x_pad = pad_input(x.astype(np.float64), geom)
@@ -47,7 +50,9 @@ class Reference(Backend):
         return y.astype(x.dtype), (x_pad, w64)
 
     def _backward(
-        self, dy: NDArray[np.floating], saved: tuple[NDArray[np.float64], NDArray[np.float64]],
+        self,
+        dy: NDArray[np.floating],
+        saved: tuple[NDArray[np.float64], NDArray[np.float64]],
         geom: ConvGeometry,
     ) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]:
         x_pad, w64 = saved

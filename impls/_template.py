@@ -1,0 +1,80 @@
+"""TEMPLATE: copy me to ``impls/<your_backend>.py``; I am then discovered, tested and benchmarked.
+
+State your algorithm here in two or three sentences, its memory cost, and one reference.
+As shipped, the template works: ``np.einsum`` contracts a read-only window view of the
+padded input with the kernel, and the backward pass scatter-adds one kernel tap at a time.
+Memory: the padded input, plus whatever einsum allocates.
+Reference: numpy's ``sliding_window_view`` documentation.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from numpy.typing import NDArray
+
+from ._base import Backend
+from ._geometry import ConvGeometry, pad_input
+
+Saved = tuple[NDArray[np.floating], NDArray[np.floating]]
+
+
+class TemplateBackend(Backend):  # rename the class; the backend's name is the file name
+    #: one line on the strategy, shown in the README table and the reports
+    description: ClassVar[str] = "einsum over a sliding_window_view (the template backend)"
+    #: "seed" for the source article's strategies, "ours" for new ones, "peer" for libraries
+    role: ClassVar[str] = "ours"
+    #: "cpu", or "gpu" if you also override to_device, to_numpy and synchronize
+    device: ClassVar[str] = "cpu"
+
+    def available(self) -> tuple[bool, str]:
+        # return (False, "why") when a dependency or device is missing
+        return True, ""
+
+    def supports(
+        self,
+        x_shape,
+        w_shape,
+        *,
+        stride=1,
+        padding="VALID",
+        dilation=1,  # type: ignore[no-untyped-def]
+        dtype=np.float32,
+    ) -> str | None:
+        # return a reason string to decline a configuration (e.g. "3x3 kernels only")
+        return None
+
+    def _forward(
+        self,
+        x: NDArray[np.floating],
+        w: NDArray[np.floating],
+        b: NDArray[np.floating],
+        geom: ConvGeometry,
+    ) -> tuple[NDArray[np.floating], Saved]:
+        # the base class has already checked every argument; geom holds shapes and padding
+        x_pad = pad_input(x, geom)
+        (sh, sw), (dh, dw) = geom.stride, geom.dilation
+        span = ((geom.kh - 1) * dh + 1, (geom.kw - 1) * dw + 1)
+        # windows: (N, OH, OW, C_in, kh, kw), strided by the stride and the dilation
+        windows = sliding_window_view(x_pad, span, axis=(1, 2))[
+            :, : (geom.out_h - 1) * sh + 1 : sh, : (geom.out_w - 1) * sw + 1 : sw, :, ::dh, ::dw
+        ]
+        y = np.einsum("nyxcij,ijco->nyxo", windows, w, optimize=True) + b
+        return y, (x_pad, w)
+
+    def _backward(
+        self, dy: NDArray[np.floating], saved: Saved, geom: ConvGeometry
+    ) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]:
+        x_pad, w = saved
+        dx_pad = np.zeros_like(x_pad)
+        dw = np.empty_like(w)
+        for ki in range(geom.kh):
+            for kj in range(geom.kw):
+                rows, cols = geom.window_starts(ki, kj)
+                # the input pixels this tap read, for every output pixel
+                dx_pad[:, rows, cols, :] += dy @ w[ki, kj].T
+                dw[ki, kj] = np.einsum("nyxc,nyxo->co", x_pad[:, rows, cols, :], dy)
+        inner_rows, inner_cols = geom.interior()
+        return dx_pad[:, inner_rows, inner_cols, :], dw, dy.sum(axis=(0, 1, 2))

@@ -1,0 +1,92 @@
+"""Bad input gets a ValueError that names the problem, from every backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import impls
+
+X = np.zeros((2, 6, 5, 3), np.float32)
+W = np.zeros((3, 3, 3, 4), np.float32)
+B = np.zeros(4, np.float32)
+
+BAD_FORWARD = {
+    "x-3d": ((X[0], W, B), {}, "x must be 4-D"),
+    "w-5d": ((X, W[None], B), {}, "w must be 4-D"),
+    "c_in-mismatch": ((X, W[:, :, :2], B), {}, "C_in differs"),
+    "b-shape": ((X, W, B[:3]), {}, r"b must have shape \(C_out,\)"),
+    "b-2d": ((X, W, B[None]), {}, r"b must have shape \(C_out,\)"),
+    "kernel-too-big": ((X, np.zeros((7, 3, 3, 4), np.float32), B), {}, "output would be empty"),
+    "dilated-too-big": ((X, W, B), {"dilation": 3}, "output would be empty"),
+    "stride-0": ((X, W, B), {"stride": 0}, "stride must be >= 1"),
+    "stride-pair-neg": ((X, W, B), {"stride": (1, -1)}, "stride must be >= 1"),
+    "stride-float": ((X, W, B), {"stride": 1.5}, "stride must be an int"),
+    "dilation-0": ((X, W, B), {"dilation": 0}, "dilation must be >= 1"),
+    "padding-neg": ((X, W, B), {"padding": -1}, "padding must be >= 0"),
+    "padding-pair-neg": ((X, W, B), {"padding": ((0, 1), (-1, 0))}, "padding must be >= 0"),
+    "padding-unknown": ((X, W, B), {"padding": "FULL"}, "Unknown padding 'FULL'"),
+    "padding-malformed": ((X, W, B), {"padding": (1, 2, 3)}, "padding must be"),
+    "int-dtype": (
+        (X.astype(np.int32), W.astype(np.int32), B.astype(np.int32)),
+        {},
+        "only float32 and float64",
+    ),
+    "complex-dtype": ((X.astype(np.complex64), W, B), {}, "only float32 and float64"),
+    "mixed-dtype": ((X, W.astype(np.float64), B), {}, "mixed dtypes"),
+    "empty-batch": ((X[:0], W, B), {}, "empty axis"),
+}
+
+
+@pytest.mark.parametrize("bad", BAD_FORWARD.values(), ids=BAD_FORWARD.keys())
+def test_bad_forward_input_is_a_value_error(backend_name: str, bad: Any) -> None:
+    backend = impls.get_backend(backend_name)
+    (x, w, b), kwargs, message = bad
+    with pytest.raises(ValueError, match=message):
+        backend.forward(x, w, b, **kwargs)
+
+
+def test_dy_of_the_wrong_shape_or_dtype(backend_name: str) -> None:
+    backend = impls.get_backend(backend_name)
+    if not backend.available()[0]:
+        pytest.skip(backend.available()[1])
+    _, ctx = backend.forward(*(backend.to_device(a) for a in (X, W, B)), padding="SAME")
+    with pytest.raises(ValueError, match="dy has shape"):
+        backend.backward(backend.to_device(np.zeros((2, 6, 5, 3), np.float32)), ctx)
+    with pytest.raises(ValueError, match="dy has dtype"):
+        backend.backward(backend.to_device(np.zeros((2, 6, 5, 4), np.float64)), ctx)
+
+
+def test_ctx_from_another_backend_is_refused(backend_name: str) -> None:
+    _, ctx = impls.get_backend("reference").forward(X, W, B)
+    with pytest.raises(ValueError, match="ctx must come from"):
+        impls.get_backend(backend_name).backward(np.zeros((2, 4, 3, 4), np.float32), ctx)
+
+
+@pytest.mark.parametrize(
+    ("h", "k", "stride", "dilation", "expected"),
+    [
+        (7, 3, 2, 1, ((1, 1), 4)),  # ceil(7/2) = 4 outputs, 2 padding split evenly
+        (6, 3, 2, 1, ((0, 1), 3)),  # odd leftover goes on the bottom
+        (5, 2, 1, 1, ((0, 1), 5)),  # even kernel
+        (10, 3, 3, 2, ((2, 2), 4)),  # dilated: span 5, 9 + 5 - 10 = 4 to pad
+        (4, 1, 3, 1, ((0, 0), 2)),  # nothing to pad
+    ],
+)
+def test_same_padding_follows_tensorflow(
+    h: int, k: int, stride: int, dilation: int, expected: Any
+) -> None:
+    geom = impls.resolve_geometry(
+        (1, h, h, 1), (k, k, 1, 1), stride=stride, padding="SAME", dilation=dilation
+    )
+    assert (geom.pad[0], geom.out_h) == expected
+    assert geom.out_h == -(-h // stride)
+
+
+def test_flop_count_and_cols_bytes() -> None:
+    geom = impls.resolve_geometry((8, 32, 32, 16), (3, 3, 16, 32), padding="SAME")
+    assert geom.flops_forward == 2 * 8 * 32 * 32 * 32 * 3 * 3 * 16
+    assert geom.flops_backward == 2 * geom.flops_forward
+    assert geom.cols_bytes(4) == 8 * 32 * 32 * 3 * 3 * 16 * 4
