@@ -1,0 +1,280 @@
+"""One self-contained HTML page per report: inline SVG, inline CSS, no network."""
+
+from __future__ import annotations
+
+import io
+import json
+from html import escape
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .data import BASELINE, PASS_ORDER, Target, contenders, headline, targets, timed
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; vertical-align: top; }
+td.fastest { background: #d8f5d0; font-weight: bold; }
+td.skipped, td.failed { color: #888; }
+td.failed { color: #b00; }
+.met { color: #070; font-weight: bold; } .notmet { color: #b00; font-weight: bold; }
+.extra { font-style: italic; color: #a60; }
+figure { margin: 1em 0; } svg { max-width: 100%; height: auto; }
+"""
+
+
+def svg(fig: Figure) -> str:
+    """The figure as an inline <svg> element; closes the figure."""
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None})
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg") :]
+
+
+def _fmt_time(seconds: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds * 1e9:.3g} ns"
+
+
+def _shape(row: pd.Series) -> str:
+    return (
+        f"{row['config']}: N={row['n']:.0f} {row['h']:.0f}x{row['h']:.0f} "
+        f"{row['c_in']:.0f}->{row['c_out']:.0f} {row['kh']:.0f}x{row['kh']:.0f} "
+        f"s{row['stride']:.0f} {row['dtype']}"
+    )
+
+
+def _cell(row: pd.Series) -> str:
+    if row["status"] != "ok":
+        return escape(f"{row['status']}: {row['reason']}")
+    parts = [
+        f"{_fmt_time(row['median'])} (IQR {_fmt_time(row['iqr'])}, {row['rounds']:.0f} rounds)"
+    ]
+    if pd.notna(row["speedup"]):
+        mark = " extrapolated" if row["speedup_extrapolated"] else ""
+        parts.append(f"{row['speedup']:.3g}x vs {BASELINE}{mark}")
+    if pd.notna(row["gflops"]) and row["flops"] > 0:
+        pct = "" if pd.isna(row["pct_limit"]) else f" ({row['pct_limit']:.0f}% of limit)"
+        parts.append(f"{row['gflops']:.3g} GFLOP/s{pct}")
+    return "<br>".join(escape(p) for p in parts)
+
+
+def render_table(df: pd.DataFrame) -> str:
+    """Median, IQR, rounds, speedup, GFLOP/s and % of limit per backend x shape x pass."""
+    conv = df[df["kind"] == "conv"].copy()
+    if conv.empty:
+        return "<p>No conv benchmarks.</p>"
+    multi = conv["run"].nunique() > 1
+    conv["column"] = conv["backend"] + (" @ " + conv["run"] if multi else "")
+    columns = sorted(conv["column"].unique())
+    conv["order"] = conv["pass"].map({p: i for i, p in enumerate(PASS_ORDER)})
+    conv["shape"] = conv.apply(_shape, axis=1)
+    conv["cost"] = conv["n"] * conv["h"] ** 2 * conv["kh"] ** 2 * conv["c_in"] * conv["c_out"]
+    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    out = [f"<table id='results'><tr><th>pass</th><th>shape</th>{head}</tr>"]
+    for (_, _, shape), group in conv.groupby(["order", "cost", "shape"], sort=True):
+        ok = group[group["status"] == "ok"]
+        fastest = ok.loc[ok["median"].idxmin(), "column"] if not ok.empty else None
+        cells = []
+        for column in columns:
+            rows = group[group["column"] == column]
+            if rows.empty:
+                cells.append("<td></td>")
+                continue
+            row = rows.iloc[0]
+            cls = "fastest" if column == fastest else row["status"]
+            star = "&#9733; " if column == fastest else ""
+            cells.append(f"<td class='{cls}'>{star}{_cell(row)}</td>")
+        out.append(
+            f"<tr><td>{escape(group['pass'].iloc[0])}</td><td>{escape(shape)}</td>"
+            f"{''.join(cells)}</tr>"
+        )
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def render_headline(df: pd.DataFrame) -> str:
+    rows = headline(df)
+    if rows.empty:
+        return "<p>No contender (seed or ours) was timed on the default sweep.</p>"
+    items = []
+    for _, row in rows.iterrows():
+        if pd.isna(row["speedup"]):
+            speed = f"no {BASELINE} time to compare with"
+        else:
+            mark = (
+                " <span class='extra'>(against extrapolated naive_loop)</span>"
+                if row["extrapolated"]
+                else ""
+            )
+            speed = f"<b>{row['speedup']:.3g}x</b> faster than {BASELINE}{mark}"
+        run = f" on {escape(str(row['run']))}" if df["run"].nunique() > 1 else ""
+        items.append(
+            f"<li>{escape(row['pass'])}{run}: <b>{escape(row['backend'])}</b> is fastest at "
+            f"{row['size']}x{row['size']} ({escape(_fmt_time(row['median']))}), {speed}</li>"
+        )
+    return "<ul>" + "".join(items) + "</ul>"
+
+
+def render_targets(per_run: dict[str, list[Target]]) -> str:
+    items = []
+    for run, found in per_run.items():
+        for target in found:
+            cls = {True: "met", False: "notmet", None: ""}[target.met]
+            verdict = {True: "met", False: "not met", None: "not measured"}[target.met]
+            ratio = "" if target.ratio is None else f" (measured {target.ratio:.3g}x)"
+            prefix = f"{escape(run)}: " if len(per_run) > 1 else ""
+            items.append(
+                f"<li>{prefix}{escape(target.name)}: <span class='{cls}'>{verdict}</span>"
+                f"{escape(ratio)}. Goal {escape(target.goal)}; {escape(target.detail)}</li>"
+            )
+    return "<ul>" + "".join(items) + "</ul>"
+
+
+def render_machines(runs: pd.DataFrame) -> str:
+    shown = runs.drop(columns=["left_out"]).set_index("run").T
+    out = ["<table id='machines'><tr><th></th>"]
+    out += [f"<th>{escape(str(c))}</th>" for c in shown.columns]
+    out.append("</tr>")
+    for key, values in shown.iterrows():
+        out.append(
+            f"<tr><th>{escape(str(key))}</th>"
+            + "".join(f"<td>{escape(str(v))}</td>" for v in values)
+            + "</tr>"
+        )
+    out.append("</table>")
+    return "".join(out)
+
+
+def render_problems(df: pd.DataFrame, runs: pd.DataFrame) -> str:
+    """Every skipped or failed configuration with its reason, grouped by backend and reason."""
+    items = []
+    for _, run in runs.iterrows():
+        for rec in run["left_out"]:
+            items.append(
+                (
+                    run["run"],
+                    "left out",
+                    rec.get("backend", ""),
+                    rec.get("reason", ""),
+                    "all configurations",
+                )
+            )
+    bad = df[df["status"] != "ok"]
+    for (run, status, backend, reason), group in bad.groupby(
+        ["run", "status", "backend", "reason"], sort=True
+    ):
+        which = ", ".join(
+            sorted(
+                {
+                    f"{r['pass']} {r['config']} {r['h']:.0f}px"
+                    if r["kind"] == "conv"
+                    else f"BLAS limit {r['config']}"
+                    for _, r in group.iterrows()
+                }
+            )
+        )
+        items.append((run, status, backend or "(blas limit)", reason, which))
+    if not items:
+        return "<p>Nothing was skipped and nothing failed.</p>"
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in item) + "</tr>" for item in items
+    )
+    return (
+        "<table id='problems'><tr><th>run</th><th>status</th><th>backend</th><th>reason</th>"
+        f"<th>configurations</th></tr>{rows}</table>"
+    )
+
+
+def render(df: pd.DataFrame, runs: pd.DataFrame, figures: dict[str, Figure], title: str) -> str:
+    """The whole report page."""
+    per_run = {run: targets(df[df["run"] == run]) for run in runs["run"]}
+    backends = sorted(set(timed(df, None)["backend"]) | set(df["backend"]) - {""})
+    interrupted = runs[runs["interrupted"]]["run"].tolist()
+    warn = (
+        (
+            f"<p class='notmet'>Interrupted run(s): {escape(', '.join(interrupted))}; "
+            "this report shows what finished.</p>"
+        )
+        if interrupted
+        else ""
+    )
+    sections = {
+        "speedup": "Speedup over naive_loop",
+        "scaling": "Time against pixel count",
+        "gflops": "GFLOP/s against the BLAS limit",
+        "memory": "Peak memory against the im2col buffer",
+        "yardstick": "Yardstick: the reference shape (N=16, 56x56, 64->64, 3x3)",
+    }
+    figs = "".join(
+        f"<h2>{escape(sections.get(name, name))}</h2><figure id='plot-{escape(name)}'>"
+        f"{svg(fig)}</figure>"
+        for name, fig in figures.items()
+    )
+    ours = sorted(set(contenders(df)["backend"]))
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
+<style>{CSS}</style></head><body>
+<h1>{escape(title)}</h1>
+{warn}
+<h2>Headline</h2>
+<p>Fastest contender (seeds and ours: {escape(", ".join(ours) or "none")}; peers excluded)
+per pass at the largest image size they all share.</p>
+{render_headline(df)}
+<h2>Targets (issue 4)</h2>
+{render_targets(per_run)}
+<p>Backends in this report: {escape(", ".join(backends))}.</p>
+{figs}
+<h2>Results</h2>
+<p>Median, IQR and rounds per backend, shape and pass; &#9733; marks the fastest cell of a row.
+Speedups against an extrapolated {BASELINE} time are marked "extrapolated".</p>
+{render_table(df)}
+<h2>Machines</h2>
+{render_machines(runs)}
+<h2>Skipped and failed</h2>
+{render_problems(df, runs)}
+</body></html>
+"""
+
+
+def render_index(entries: list[dict[str, str]]) -> str:
+    """A page linking every saved run, newest first; entries carry href, when, node, preset."""
+    rows = "".join(
+        f"<tr><td><a href='{escape(e['href'])}'>{escape(e['when'])}</a></td>"
+        f"<td>{escape(e['node'])}</td><td>{escape(e['preset'])}</td>"
+        f"<td>{escape(e['benchmarks'])}</td></tr>"
+        for e in entries
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>im2col-bench runs</title>
+<style>{CSS}</style></head><body><h1>im2col-bench runs (newest first)</h1>
+<table><tr><th>run</th><th>machine</th><th>preset</th><th>benchmarks</th></tr>{rows}</table>
+</body></html>
+"""
+
+
+def index_entries(report_dir: Path) -> list[dict[str, str]]:
+    """Every run in ``report_dir/runs`` that has a report, newest first."""
+    entries = []
+    for path in (report_dir / "runs").glob("*.json"):
+        if not path.with_suffix(".html").exists():
+            continue
+        try:
+            run = json.loads(path.read_text(encoding="utf-8"))
+            when = str(run.get("datetime", ""))
+            node = str(run["machine_info"].get("node", ""))
+            preset = str((run.get("im2col_bench") or {}).get("preset", ""))
+            count = str(len(run.get("benchmarks", [])))
+        except (OSError, ValueError, KeyError, AttributeError, TypeError):
+            continue
+        href = f"runs/{path.with_suffix('.html').name}"
+        entries.append(
+            {"href": href, "when": when, "node": node, "preset": preset, "benchmarks": count}
+        )
+    return sorted(entries, key=lambda e: (e["when"], e["href"]), reverse=True)
