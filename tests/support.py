@@ -33,6 +33,8 @@ class Case:
 CASES = [
     Case("batch1-cin1-3x3", (1, 5, 5, 1), (3, 3, 1, 2)),
     Case("odd-nonsquare-s2-same", (2, 7, 5, 3), (3, 3, 3, 4), stride=2, padding="SAME"),
+    Case("odd-nonsquare-3x3-same", (2, 9, 6, 3), (3, 3, 3, 4), padding="SAME"),
+    Case("3x3-explicit-pad", (1, 7, 10, 2), (3, 3, 2, 3), padding=((0, 2), (1, 0))),
     Case("k1-s2", (2, 6, 7, 2), (1, 1, 2, 3), stride=2),
     Case("k2-s2-same", (2, 8, 7, 3), (2, 2, 3, 2), stride=2, padding="SAME"),
     Case("k5-pad2", (1, 9, 8, 2), (5, 5, 2, 3), padding=2),
