@@ -23,9 +23,12 @@ from numpy.typing import DTypeLike, NDArray
 
 from ._base import Backend
 from ._geometry import ConvGeometry, IntOrPair, PaddingSpec, resolve_geometry
+from .tiled_im2col import _run, _workers
 
 #: output tile side m of F(m x m, 3 x 3); the input tile is m + 2
 TILE = 4
+#: tiles per chunk: a chunk's transformed input and output (36 x CHUNK_TILES x C each) stay in cache
+CHUNK_TILES = 64
 #: input transform B^T, (6, 6)
 B_T = np.array(
     [
@@ -62,96 +65,88 @@ A_T = np.array(
 )
 
 
-def _to_tiles_plain(src, mat, dst, top, left, tiles_h, tiles_w):  # type: ignore[no-untyped-def]
-    """dst[:, tile] = mat @ patch @ mat.T for each (a, a) patch of src, read every TILE pixels.
+def _to_tiles_plain(src, mat, dst, top, left, tiles_h, tiles_w, t0, t1):  # type: ignore[no-untyped-def]
+    """dst[:, t - t0] = mat @ patch @ mat.T for tiles t0 <= t < t1 of src.
 
-    src (N, H, W, C) is read from (ty * TILE - top, tx * TILE - left), zero outside it;
-    mat is (b, a) and dst is (b * b, N * tiles_h * tiles_w, C).
+    Tile t = (image, ty, tx) reads an (a, a) patch of src (N, H, W, C) from
+    (ty * TILE - top, tx * TILE - left), zero outside; mat is (b, a), dst (b * b, >= t1 - t0, C).
     """
-    n_img, src_h, src_w, c = src.shape
+    _, src_h, src_w, c = src.shape
     b, a = mat.shape
-    for row in numba.prange(n_img * tiles_h):
-        img, ty = row // tiles_h, row % tiles_h
-        patch = np.empty((a, a, c), dtype=src.dtype)
-        half = np.empty((b, a, c), dtype=src.dtype)
-        acc = np.empty(c, dtype=src.dtype)
-        for tx in range(tiles_w):
-            tile = row * tiles_w + tx
-            y0, x0 = ty * TILE - top, tx * TILE - left
-            for i in range(a):
-                for j in range(a):
-                    if 0 <= y0 + i < src_h and 0 <= x0 + j < src_w:
-                        for ci in range(c):
-                            patch[i, j, ci] = src[img, y0 + i, x0 + j, ci]
-                    else:
-                        for ci in range(c):
-                            patch[i, j, ci] = 0.0
-            # rows first: half = mat @ patch
-            for i in range(b):
-                for j in range(a):
+    patch = np.empty((a, a, c), dtype=src.dtype)
+    half = np.empty((b, a, c), dtype=src.dtype)
+    for t in range(t0, t1):
+        img, r = t // (tiles_h * tiles_w), t % (tiles_h * tiles_w)
+        y0, x0 = (r // tiles_w) * TILE - top, (r % tiles_w) * TILE - left
+        for i in range(a):
+            for j in range(a):
+                if 0 <= y0 + i < src_h and 0 <= x0 + j < src_w:
                     for ci in range(c):
-                        half[i, j, ci] = 0.0
+                        patch[i, j, ci] = src[img, y0 + i, x0 + j, ci]
+                else:
+                    for ci in range(c):
+                        patch[i, j, ci] = 0.0
+        # rows first: half = mat @ patch
+        for i in range(b):
+            for j in range(a):
+                for ci in range(c):
+                    half[i, j, ci] = 0.0
+            for k in range(a):
+                m = mat[i, k]
+                if m != 0.0:
+                    for j in range(a):
+                        for ci in range(c):
+                            half[i, j, ci] += m * patch[k, j, ci]
+        # then columns: half @ mat.T
+        for i in range(b):
+            for j in range(b):
+                out = dst[i * b + j, t - t0]
+                for ci in range(c):
+                    out[ci] = 0.0
                 for k in range(a):
-                    m = mat[i, k]
+                    m = mat[j, k]
                     if m != 0.0:
-                        for j in range(a):
-                            for ci in range(c):
-                                half[i, j, ci] += m * patch[k, j, ci]
-            # then columns: half @ mat.T
-            for i in range(b):
-                for j in range(b):
-                    acc[:] = 0.0
-                    for k in range(a):
-                        m = mat[j, k]
-                        if m != 0.0:
-                            for ci in range(c):
-                                acc[ci] += m * half[i, k, ci]
-                    dst[i * b + j, tile, :] = acc
+                        for ci in range(c):
+                            out[ci] += m * half[i, k, ci]
 
 
-def _from_tiles_plain(src, mat, bias, dst, tiles_h, tiles_w):  # type: ignore[no-untyped-def]
-    """dst tile = mat @ src[:, tile] @ mat.T + bias, the inverse direction of _to_tiles.
+def _from_tiles_plain(src, mat, bias, dst, tiles_h, tiles_w, t0, t1):  # type: ignore[no-untyped-def]
+    """Output tile t = mat @ src[:, t - t0] @ mat.T + bias, the inverse direction of _to_tiles.
 
-    src is (a * a, N * tiles_h * tiles_w, C), mat is (b, a) with b = TILE and dst is
-    (N, OH, OW, C); the parts of edge tiles past OH or OW are dropped.
+    src is (a * a, >= t1 - t0, C), mat is (TILE, a) and dst is (N, OH, OW, C); the parts
+    of edge tiles past OH or OW are dropped.
     """
-    n_img, out_h, out_w, c = dst.shape
+    _, out_h, out_w, c = dst.shape
     b, a = mat.shape
-    for row in numba.prange(n_img * tiles_h):
-        img, ty = row // tiles_h, row % tiles_h
-        half = np.empty((b, a, c), dtype=dst.dtype)
-        acc = np.empty(c, dtype=dst.dtype)
-        for tx in range(tiles_w):
-            tile = row * tiles_w + tx
-            for i in range(b):
-                for j in range(a):
-                    for ci in range(c):
-                        half[i, j, ci] = 0.0
+    half = np.empty((b, a, c), dtype=dst.dtype)
+    for t in range(t0, t1):
+        img, r = t // (tiles_h * tiles_w), t % (tiles_h * tiles_w)
+        y0, x0 = (r // tiles_w) * TILE, (r % tiles_w) * TILE
+        for i in range(b):
+            for j in range(a):
+                for ci in range(c):
+                    half[i, j, ci] = 0.0
+            for k in range(a):
+                m = mat[i, k]
+                if m != 0.0:
+                    for j in range(a):
+                        row = src[k * a + j, t - t0]
+                        for ci in range(c):
+                            half[i, j, ci] += m * row[ci]
+        for i in range(min(b, out_h - y0)):
+            for j in range(min(b, out_w - x0)):
+                out = dst[img, y0 + i, x0 + j]
+                for ci in range(c):
+                    out[ci] = bias[ci]
                 for k in range(a):
-                    m = mat[i, k]
+                    m = mat[j, k]
                     if m != 0.0:
-                        for j in range(a):
-                            for ci in range(c):
-                                half[i, j, ci] += m * src[k * a + j, tile, ci]
-            for i in range(b):
-                oy = ty * TILE + i
-                if oy >= out_h:
-                    break
-                for j in range(b):
-                    ox = tx * TILE + j
-                    if ox >= out_w:
-                        break
-                    acc[:] = bias
-                    for k in range(a):
-                        m = mat[j, k]
-                        if m != 0.0:
-                            for ci in range(c):
-                                acc[ci] += m * half[i, k, ci]
-                    dst[img, oy, ox, :] = acc
+                        for ci in range(c):
+                            out[ci] += m * half[i, k, ci]
 
 
-_to_tiles = numba.njit(parallel=True, cache=True)(_to_tiles_plain)
-_from_tiles = numba.njit(parallel=True, cache=True)(_from_tiles_plain)
+_to_tiles = numba.njit(nogil=True, cache=True)(_to_tiles_plain)
+_from_tiles = numba.njit(nogil=True, cache=True)(_from_tiles_plain)
 
 
 def _filter_transform(w: NDArray[np.floating]) -> NDArray[np.floating]:
@@ -164,16 +159,22 @@ def _tiles(size: int) -> int:
     return -(-size // TILE)
 
 
+def _chunks(n_tiles: int) -> tuple[int, int]:
+    """(tiles per chunk, workers): a chunk's two transformed blocks stay in cache."""
+    chunk = min(CHUNK_TILES, n_tiles)
+    return chunk, min(_workers(), -(-n_tiles // chunk))
+
+
 def _correlate(
     x: NDArray[np.floating], u: NDArray[np.floating], bias: NDArray[np.floating],
     top: int, left: int, out_h: int, out_w: int,
-) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
-    """y[n, oy, ox] = sum of x[n, oy - top + i, ox - left + j] @ g[i, j], by Winograd.
+) -> NDArray[np.floating]:
+    """y[n, oy, ox] = sum over i, j of x[n, oy - top + i, ox - left + j] @ g[i, j], by Winograd.
 
     Parameters
     ----------
     x : array, shape (N, H, W, C_in); read as zero outside
-    u : array, shape (36, C_in, C_out); the transformed 3x3 filter
+    u : array, shape (36, C_in, C_out); the transformed 3x3 filter g
     bias : array, shape (C_out,)
     top, left : int
         Where output pixel (0, 0) reads x, negated; negative values skip rows or columns.
@@ -182,16 +183,26 @@ def _correlate(
     Returns
     -------
     y : array, shape (N, out_h, out_w, C_out)
-    v : array, shape (36, tiles, C_in); the transformed input, which dw reuses
     """
     dtype = x.dtype
+    x = np.ascontiguousarray(x)
+    b_t, a_t = B_T.astype(dtype), A_T.astype(dtype)
     tiles_h, tiles_w = _tiles(out_h), _tiles(out_w)
-    v = np.empty((36, x.shape[0] * tiles_h * tiles_w, x.shape[3]), dtype=dtype)
-    _to_tiles(np.ascontiguousarray(x), B_T.astype(dtype), v, top, left, tiles_h, tiles_w)
-    m = np.matmul(v, u)
+    n_tiles = x.shape[0] * tiles_h * tiles_w
     y = np.empty((x.shape[0], out_h, out_w, u.shape[2]), dtype=dtype)
-    _from_tiles(m, A_T.astype(dtype), bias, y, tiles_h, tiles_w)
-    return y, v
+    chunk, workers = _chunks(n_tiles)
+
+    def job(first: int) -> None:
+        v = np.empty((36, chunk, x.shape[3]), dtype=dtype)
+        m = np.empty((36, chunk, u.shape[2]), dtype=dtype)
+        for t0 in range(first * chunk, n_tiles, workers * chunk):
+            t1 = min(t0 + chunk, n_tiles)
+            _to_tiles(x, b_t, v, top, left, tiles_h, tiles_w, t0, t1)
+            np.matmul(v[:, : t1 - t0], u, out=m[:, : t1 - t0])
+            _from_tiles(m, a_t, bias, y, tiles_h, tiles_w, t0, t1)
+
+    _run([lambda t=t: job(t) for t in range(workers)])
+    return y
 
 
 class Winograd(Backend):
@@ -228,28 +239,46 @@ class Winograd(Backend):
         geom: ConvGeometry,
     ) -> tuple[NDArray[np.floating], Any]:
         (top, _), (left, _) = geom.pad
-        y, v = _correlate(x, _filter_transform(w), b, top, left, geom.out_h, geom.out_w)
-        return y, (v, w)
+        y = _correlate(x, _filter_transform(w), b, top, left, geom.out_h, geom.out_w)
+        return y, (x, w)
 
     def _backward(
         self, dy: NDArray[np.floating], saved: Any, geom: ConvGeometry
     ) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]:
-        v, w = saved
+        x, w = saved
         dtype = dy.dtype
         dy = np.ascontiguousarray(dy)
+        x = np.ascontiguousarray(x)
         (top, _), (left, _) = geom.pad
         # stride 1: dx is the correlation of dy with the flipped, transposed kernel
         w_flip = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))
-        dx, _ = _correlate(
+        dx = _correlate(
             dy, _filter_transform(w_flip), np.zeros(geom.c_in, dtype=dtype),
             2 - top, 2 - left, geom.h, geom.w,
         )
         # dw: the adjoint of the forward's bilinear form, over the forward's own tiling
-        dy_hat = np.empty((36, v.shape[1], geom.c_out), dtype=dtype)
-        _to_tiles(
-            dy, A_T.T.astype(dtype), dy_hat, 0, 0, _tiles(geom.out_h), _tiles(geom.out_w)
-        )
-        du = np.matmul(v.transpose(0, 2, 1), dy_hat).reshape(6, 6, geom.c_in, geom.c_out)
-        dw = np.einsum("ai,abco,bj->ijco", G, du.astype(np.float64), G).astype(dtype)
+        b_t, a = B_T.astype(dtype), A_T.T.astype(dtype)
+        tiles_h, tiles_w = _tiles(geom.out_h), _tiles(geom.out_w)
+        n_tiles = geom.n * tiles_h * tiles_w
+        chunk, workers = _chunks(n_tiles)
+
+        def job(first: int) -> NDArray[np.floating]:
+            v = np.empty((36, chunk, geom.c_in), dtype=dtype)
+            dy_hat = np.empty((36, chunk, geom.c_out), dtype=dtype)
+            du = np.zeros((36, geom.c_in, geom.c_out), dtype=dtype)
+            du_chunk = np.empty_like(du)
+            for t0 in range(first * chunk, n_tiles, workers * chunk):
+                t1 = min(t0 + chunk, n_tiles)
+                _to_tiles(x, b_t, v, top, left, tiles_h, tiles_w, t0, t1)
+                _to_tiles(dy, a, dy_hat, 0, 0, tiles_h, tiles_w, t0, t1)
+                np.matmul(
+                    v[:, : t1 - t0].transpose(0, 2, 1), dy_hat[:, : t1 - t0], out=du_chunk
+                )
+                du += du_chunk
+            return du
+
+        du = sum(_run([lambda t=t: job(t) for t in range(workers)]))
+        du = np.asarray(du, dtype=np.float64).reshape(6, 6, geom.c_in, geom.c_out)
+        dw = np.einsum("ai,abco,bj->ijco", G, du, G).astype(dtype)
         db = dy.reshape(-1, geom.c_out).sum(axis=0, dtype=np.float64).astype(dtype)
         return dx, dw, db
