@@ -23,91 +23,128 @@ from ._geometry import ConvGeometry
 
 #: output channels per task: the row accumulator (OW x CO_BLOCK) should stay in L1
 CO_BLOCK = 64
+#: pixels per register block: each loaded weight vector feeds this many FMAs
+PIXELS = 4
 
 
-def _forward_plain(x, w, b, y, sh, sw, dh, dw, top, left, co_block):  # type: ignore[no-untyped-def]
-    """y[n, oy, ox] = b + sum over taps and ci of x[n, iy, ix, ci] * w[ki, kj, ci]."""
-    n_img, h, w_in, c_in = x.shape
-    kh, kw = w.shape[0], w.shape[1]
+def _accumulate_plain(acc, rows, w_tap, n_rows):  # type: ignore[no-untyped-def]
+    """acc[:n_rows] += rows[:n_rows] @ w_tap, PIXELS rows at a time.
+
+    acc (P, C_o) and rows (P, C_i) have P >= n_rows rounded up to PIXELS; w_tap is (C_i, C_o).
+    """
+    c_in, c_out = w_tap.shape
+    for p in range(0, n_rows, PIXELS):
+        a0, a1, a2, a3 = acc[p], acc[p + 1], acc[p + 2], acc[p + 3]
+        r0, r1, r2, r3 = rows[p], rows[p + 1], rows[p + 2], rows[p + 3]
+        for ci in range(c_in):
+            w_row = w_tap[ci]
+            v0, v1, v2, v3 = r0[ci], r1[ci], r2[ci], r3[ci]
+            for co in range(c_out):
+                a0[co] += v0 * w_row[co]
+                a1[co] += v1 * w_row[co]
+                a2[co] += v2 * w_row[co]
+                a3[co] += v3 * w_row[co]
+
+
+def _accumulate_outer_plain(dw_tap, rows, dy_rows, n_rows):  # type: ignore[no-untyped-def]
+    """dw_tap += rows[:n_rows].T @ dy_rows[:n_rows], PIXELS rows at a time."""
+    c_in, c_out = dw_tap.shape
+    for p in range(0, n_rows, PIXELS):
+        d0, d1, d2, d3 = dy_rows[p], dy_rows[p + 1], dy_rows[p + 2], dy_rows[p + 3]
+        for ci in range(c_in):
+            dw_row = dw_tap[ci]
+            v0, v1, v2, v3 = rows[p, ci], rows[p + 1, ci], rows[p + 2, ci], rows[p + 3, ci]
+            for co in range(c_out):
+                dw_row[co] += v0 * d0[co] + v1 * d1[co] + v2 * d2[co] + v3 * d3[co]
+
+
+_accumulate = numba.njit(cache=True)(_accumulate_plain)
+_accumulate_outer = numba.njit(cache=True)(_accumulate_outer_plain)
+
+
+def _gather_row_plain(rows, src, img, iy, mul, off, div, size):  # type: ignore[no-untyped-def]
+    """rows[p] = src[img, iy, (p * mul + off) / div] for p < size where that is a whole
+    in-range pixel, else zeros; rows past size are zeroed too."""
+    for p in range(rows.shape[0]):
+        num = p * mul + off
+        if p < size and num >= 0 and num % div == 0 and num // div < src.shape[2]:
+            rows[p, :] = src[img, iy, num // div]
+        else:
+            rows[p, :] = 0.0
+
+
+_gather_row = numba.njit(cache=True)(_gather_row_plain)
+
+
+def _forward_plain(x, w_blocks, b, y, sh, sw, dh, dw, top, left):  # type: ignore[no-untyped-def]
+    """y[n, oy, ox] = b + sum over taps of x[n, iy, ix] @ w[ki, kj]; one task per row x block.
+
+    w_blocks is (n_blocks, kh, kw, C_in, CO_BLOCK), the last block zero-padded.
+    """
+    n_img, h, _, c_in = x.shape
+    n_blocks, kh, kw, _, co_block = w_blocks.shape
     _, out_h, out_w, c_out = y.shape
-    n_blocks = -(-c_out // co_block)
+    padded_w = -(-out_w // PIXELS) * PIXELS
     for task in numba.prange(n_img * out_h * n_blocks):
         row, blk = task // n_blocks, task % n_blocks
         img, oy = row // out_h, row % out_h
         co0 = blk * co_block
-        co1 = min(co0 + co_block, c_out)
-        acc = np.empty((out_w, co1 - co0), dtype=y.dtype)
-        for ox in range(out_w):
-            acc[ox, :] = b[co0:co1]
+        n_co = min(co_block, c_out - co0)
+        acc = np.zeros((padded_w, co_block), dtype=y.dtype)
+        rows = np.empty((padded_w, c_in), dtype=x.dtype)
         for ki in range(kh):
             iy = oy * sh - top + ki * dh
-            if iy < 0 or iy >= h:
-                continue
-            for kj in range(kw):
-                for ox in range(out_w):
-                    ix = ox * sw - left + kj * dw
-                    if ix < 0 or ix >= w_in:
-                        continue
-                    for ci in range(c_in):
-                        xv = x[img, iy, ix, ci]
-                        for co in range(co1 - co0):
-                            acc[ox, co] += xv * w[ki, kj, ci, co0 + co]
-        y[img, oy, :, co0:co1] = acc
+            if 0 <= iy < h:
+                for kj in range(kw):
+                    _gather_row(rows, x, img, iy, sw, kj * dw - left, 1, out_w)
+                    _accumulate(acc, rows, w_blocks[blk, ki, kj], out_w)
+        for ox in range(out_w):
+            y[img, oy, ox, co0 : co0 + n_co] = acc[ox, :n_co] + b[co0 : co0 + n_co]
 
 
 def _backward_input_plain(dy, w_t, dx, sh, sw, dh, dw, top, left):  # type: ignore[no-untyped-def]
     """dx[n, iy, ix] = sum over the (tap, output pixel) pairs that read it of dy @ w_t[tap].
 
-    w_t is (kh, kw, C_out, C_in); the divisibility test keeps only output pixels that
-    exist, which is what makes this right for stride > 1.
+    w_t is (kh, kw, C_out, C_in). Gathering only output pixels whose index divides out
+    whole is what makes this right for stride > 1 (no flipped-kernel shortcut).
     """
     n_img, h, w_in, c_in = dx.shape
-    kh, kw = w_t.shape[0], w_t.shape[1]
-    _, out_h, out_w, c_out = dy.shape
+    kh, kw, c_out = w_t.shape[0], w_t.shape[1], w_t.shape[2]
+    out_h = dy.shape[1]
+    padded_w = -(-w_in // PIXELS) * PIXELS
     for row in numba.prange(n_img * h):
         img, iy = row // h, row % h
-        acc = np.zeros((w_in, c_in), dtype=dx.dtype)
+        acc = np.zeros((padded_w, c_in), dtype=dx.dtype)
+        rows = np.empty((padded_w, c_out), dtype=dy.dtype)
         for ki in range(kh):
             oy_num = iy + top - ki * dh
-            if oy_num < 0 or oy_num % sh != 0 or oy_num // sh >= out_h:
-                continue
-            oy = oy_num // sh
-            for kj in range(kw):
-                for ix in range(w_in):
-                    ox_num = ix + left - kj * dw
-                    if ox_num < 0 or ox_num % sw != 0 or ox_num // sw >= out_w:
-                        continue
-                    ox = ox_num // sw
-                    for co in range(c_out):
-                        dyv = dy[img, oy, ox, co]
-                        for ci in range(c_in):
-                            acc[ix, ci] += dyv * w_t[ki, kj, co, ci]
-        dx[img, iy] = acc
+            if oy_num >= 0 and oy_num % sh == 0 and oy_num // sh < out_h:
+                for kj in range(kw):
+                    _gather_row(rows, dy, img, oy_num // sh, 1, left - kj * dw, sw, w_in)
+                    _accumulate(acc, rows, w_t[ki, kj], w_in)
+        dx[img, iy] = acc[:w_in]
 
 
 def _backward_weight_plain(x, dy, dw_parts, sh, sw, dh, dw, top, left):  # type: ignore[no-untyped-def]
-    """dw_parts[t] = sum over output rows t, t + T, ... of x[window] (outer) dy[pixel]."""
-    n_img, h, w_in, c_in = x.shape
+    """dw_parts[t] = sum over output rows t, t + T, ... of x[window].T @ dy[row]."""
+    n_img, h, _, c_in = x.shape
     n_parts, kh, kw = dw_parts.shape[0], dw_parts.shape[1], dw_parts.shape[2]
     _, out_h, out_w, c_out = dy.shape
+    padded_w = -(-out_w // PIXELS) * PIXELS
     for part in numba.prange(n_parts):
         dw_part = dw_parts[part]
         dw_part[:] = 0.0
+        rows = np.empty((padded_w, c_in), dtype=x.dtype)
+        dy_rows = np.empty((padded_w, c_out), dtype=dy.dtype)
         for row in range(part, n_img * out_h, n_parts):
             img, oy = row // out_h, row % out_h
+            _gather_row(dy_rows, dy, img, oy, 1, 0, 1, out_w)
             for ki in range(kh):
                 iy = oy * sh - top + ki * dh
-                if iy < 0 or iy >= h:
-                    continue
-                for kj in range(kw):
-                    for ox in range(out_w):
-                        ix = ox * sw - left + kj * dw
-                        if ix < 0 or ix >= w_in:
-                            continue
-                        for ci in range(c_in):
-                            xv = x[img, iy, ix, ci]
-                            for co in range(c_out):
-                                dw_part[ki, kj, ci, co] += xv * dy[img, oy, ox, co]
+                if 0 <= iy < h:
+                    for kj in range(kw):
+                        _gather_row(rows, x, img, iy, sw, kj * dw - left, 1, out_w)
+                        _accumulate_outer(dw_part[ki, kj], rows, dy_rows, out_w)
 
 
 _forward_jit = numba.njit(parallel=True, cache=True)(_forward_plain)
@@ -119,6 +156,18 @@ def _loop_params(geom: ConvGeometry) -> tuple[int, ...]:
     (sh, sw), (dh, dw) = geom.stride, geom.dilation
     (top, _), (left, _) = geom.pad
     return sh, sw, dh, dw, top, left
+
+
+def _weight_blocks(w: NDArray[np.floating]) -> NDArray[np.floating]:
+    """(kh, kw, C_in, C_out) -> (n_blocks, kh, kw, C_in, CO_BLOCK), zero-padded past C_out."""
+    kh, kw, c_in, c_out = w.shape
+    co_block = min(CO_BLOCK, c_out)
+    n_blocks = -(-c_out // co_block)
+    padded = np.zeros((kh, kw, c_in, n_blocks * co_block), dtype=w.dtype)
+    padded[..., :c_out] = w
+    return np.ascontiguousarray(
+        padded.reshape(kh, kw, c_in, n_blocks, co_block).transpose(3, 0, 1, 2, 4)
+    )
 
 
 class NumbaDirect(Backend):
@@ -134,9 +183,8 @@ class NumbaDirect(Backend):
         geom: ConvGeometry,
     ) -> tuple[NDArray[np.floating], Any]:
         x = np.ascontiguousarray(x)
-        w = np.ascontiguousarray(w)
         y = np.empty(geom.y_shape, dtype=x.dtype)
-        _forward_jit(x, w, np.ascontiguousarray(b), y, *_loop_params(geom), CO_BLOCK)
+        _forward_jit(x, _weight_blocks(w), np.ascontiguousarray(b), y, *_loop_params(geom))
         return y, (x, w)
 
     def _backward(
