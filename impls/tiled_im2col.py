@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numba
@@ -25,8 +26,22 @@ from threadpoolctl import ThreadpoolController
 from ._base import Backend
 from ._geometry import ConvGeometry
 
-#: bytes of one worker's column buffer: half this CPU's 512 KiB-per-core L2 by default
-BLOCK_BYTES = 256 * 1024
+
+def _l2_bytes(default: int = 1 << 20) -> int:
+    """One core's L2 cache size from Linux sysfs, or ``default`` where it cannot be read."""
+    for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        try:
+            if (index / "level").read_text().strip() == "2":
+                size = (index / "size").read_text().strip()
+                return int(size.rstrip("KMG")) << {"K": 10, "M": 20, "G": 30}.get(size[-1], 0)
+        except (OSError, ValueError):
+            break
+    return default
+
+
+#: bytes of one worker's column buffer: one core's L2, so a block is gathered and multiplied
+#: in cache (measured flat from 128 KiB to 2 MiB on a 512 KiB-L2 EPYC; 64 KiB is slower)
+BLOCK_BYTES = _l2_bytes()
 
 
 def _window_params(geom: ConvGeometry) -> tuple[int, ...]:
