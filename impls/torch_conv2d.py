@@ -66,7 +66,8 @@ class TorchConv2d(Backend):
     ) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]:
         y_t, x_t, w_t, b_t = saved
         dy_t = torch.from_numpy(dy).permute(0, 3, 1, 2)
-        dx_t, dw_t, db_t = torch.autograd.grad(y_t, (x_t, w_t, b_t), dy_t)
+        # keep the graph: backward may run many times on one ctx
+        dx_t, dw_t, db_t = torch.autograd.grad(y_t, (x_t, w_t, b_t), dy_t, retain_graph=True)
         dx = dx_t.permute(0, 2, 3, 1).numpy()
         dw = dw_t.permute(2, 3, 1, 0).numpy()
         return np.ascontiguousarray(dx), np.ascontiguousarray(dw), db_t.numpy()
