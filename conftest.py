@@ -104,12 +104,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     config = metafunc.config
     state = config.stash[STATE]
     harness: Harness = state["harness"]
+    # parametrize by id, so pytest-benchmark's JSON params stay plain strings
     if "case" in metafunc.fixturenames:
         cases = build_matrix(harness.preset, _selected_backends(config), state["sizes"])
-        metafunc.parametrize("case", cases, ids=[c.id for c in cases])
+        state["cases"] = {c.id: c for c in cases}
+        metafunc.parametrize("case", list(state["cases"]), indirect=True)
     if "limit_conv" in metafunc.fixturenames:
-        convs = harness.preset.limit_convs()
-        metafunc.parametrize("limit_conv", convs, ids=[c.id for c in convs])
+        state["limit_convs"] = {c.id: c for c in harness.preset.limit_convs()}
+        metafunc.parametrize("limit_conv", list(state["limit_convs"]), indirect=True)
+
+
+@pytest.fixture
+def case(request: pytest.FixtureRequest) -> Case:
+    """One cell of the matrix: backend x configuration x pass."""
+    return request.config.stash[STATE]["cases"][request.param]
+
+
+@pytest.fixture
+def limit_conv(request: pytest.FixtureRequest) -> Conv:
+    """A configuration whose plain GEMM is the machine's limit."""
+    return request.config.stash[STATE]["limit_convs"][request.param]
 
 
 @pytest.fixture(scope="session")
@@ -122,13 +136,14 @@ def harness(pytestconfig: pytest.Config) -> Harness:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     state = config.stash[STATE]
+    lookup = {**state.get("cases", {}), **state.get("limit_convs", {})}
     for item in items:
-        params = getattr(item, "callspec", None)
-        if params is None:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None:
             continue
-        case = params.params.get("case") or params.params.get("limit_conv")
-        if isinstance(case, (Case, Conv)):
-            state["items"][item.nodeid] = case
+        key = callspec.params.get("case") or callspec.params.get("limit_conv")
+        if key in lookup:
+            state["items"][item.nodeid] = lookup[key]
 
 
 def _record(case: Case | Conv) -> dict[str, Any]:
@@ -214,7 +229,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Any:
 
     html = run_json.with_suffix(".html")
     try:
-        state["targets"] = build_report([run_json], html)
+        _print_targets(config, build_report([run_json], html))
         update_index(state["report_dir"])
         state["report"] = str(html)
     except ReportInputError:
@@ -223,13 +238,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Any:
         state["report"] = f"report failed ({type(exc).__name__}: {exc}); the run is in {run_json}"
 
 
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    targets = config.stash[STATE].get("targets")
-    if targets:
-        terminalreporter.section("im2col-bench targets")
-        measured = [line for line in targets if ": not measured" not in line]
-        for line in measured or ["none measured: they need the reference shape (--preset default)"]:
-            terminalreporter.write_line(line)
+def _print_targets(config: pytest.Config, lines: list[str]) -> None:
+    """The issue-4 targets, after pytest's summary and just before the report's path."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    measured = [line for line in lines if ": not measured" not in line]
+    reporter.write_sep("-", "im2col-bench targets")
+    for line in measured or ["none measured: they need the reference shape (--preset default)"]:
+        reporter.write_line(line)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

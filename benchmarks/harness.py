@@ -60,6 +60,12 @@ class Conv:
         )
 
     @property
+    def pixels(self) -> int:
+        """Output pixels over the batch, N * OH * OW: what per-pixel loops pay for."""
+        geom = self.geometry()
+        return geom.n * geom.out_h * geom.out_w
+
+    @property
     def id(self) -> str:
         return f"{self.label}-{self.size}px"
 
@@ -203,9 +209,10 @@ class Case:
 
 
 def build_matrix(preset: Preset, backends: list[str], sizes: list[int] | None) -> list[Case]:
-    """Every case, cheapest configuration first, so slow backends are estimated before big ones."""
+    """Every case, fewest output pixels first, so slow backends are estimated before big ones."""
     cases = []
-    for conv in sorted(preset.convs(sizes), key=lambda c: (c.geometry().flops_forward, c.label)):
+    order = sorted(preset.convs(sizes), key=lambda c: (c.pixels, c.geometry().flops_forward))
+    for conv in order:
         for name in backends:
             passes = (*PASSES, "transfer") if _device(name) == "gpu" else PASSES
             cases += [Case(name, pass_, conv) for pass_ in passes]
@@ -234,8 +241,8 @@ class Harness:
     preset: Preset
     threads: int
     started: float = field(default_factory=time.perf_counter)
-    #: (backend, pass) -> [(flops, median seconds)], to estimate bigger cases
-    medians: dict[tuple[str, str], list[tuple[int, float]]] = field(default_factory=dict)
+    #: (backend, pass) -> [(configuration, median seconds)], to estimate bigger cases
+    medians: dict[tuple[str, str], list[tuple[Conv, float]]] = field(default_factory=dict)
 
     def skip_reason(self, case: Case, backend: Backend) -> str | None:
         """Why this case is not timed, or None to time it."""
@@ -270,14 +277,27 @@ class Harness:
         return None
 
     def estimate(self, case: Case) -> float | None:
-        """Seconds per call, scaled from the nearest smaller case of this backend and pass."""
+        """Seconds per call, scaled from a smaller case of this backend and pass.
+
+        Within one configuration, time scales with output pixels by the exponent fitted so
+        far; across configurations it scales with whichever grew more, pixels or FLOPs.
+        """
         points = self.medians.get((case.backend, case.pass_), [])
-        flops = case.flops() or 1
-        smaller = [(f, t) for f, t in points if f <= flops]
-        if not smaller:
+        pixels, flops = case.conv.pixels, max(case.flops(), 1)
+        same = [(c.pixels, t) for c, t in points if c.label == case.conv.label]
+        smaller = [(p, t) for p, t in same if p <= pixels]
+        if smaller:
+            p0, t0 = max(smaller)
+            return t0 * (pixels / p0) ** scaling_exponent(same)
+        others = [
+            (c.pixels, max(Case(case.backend, case.pass_, c).flops(), 1), t)
+            for c, t in points
+            if c.pixels <= pixels
+        ]
+        if not others:
             return None
-        f0, t0 = max(smaller)
-        return t0 * (flops / f0) ** scaling_exponent(points)
+        p0, f0, t0 = max(others)
+        return t0 * max(pixels / p0, flops / f0)
 
     def rounds(self, seconds_per_call: float) -> int:
         wanted = math.ceil(self.preset.round_budget_s / max(seconds_per_call, 1e-9))
@@ -312,7 +332,7 @@ class Harness:
         benchmark.extra_info["warmup_s"] = warm_s
         benchmark.pedantic(target, setup=setup, rounds=self.rounds(per_call), warmup_rounds=0)
         self.medians.setdefault((case.backend, case.pass_), []).append(
-            (case.flops() or 1, benchmark.stats.stats.median)
+            (case.conv, benchmark.stats.stats.median)
         )
 
     def time_blas_limit(self, benchmark: Any, conv: Conv) -> None:
@@ -346,12 +366,15 @@ class Harness:
 
 
 def scaling_exponent(points: list[tuple[int, float]]) -> float:
-    """Log-log slope of time against work, clamped to [1, 2]; 1 with fewer than two sizes."""
-    work = np.log([f for f, _ in points])
+    """Log-log slope of time against pixels, clamped to [1, 1.5]; 1 with fewer than two sizes.
+
+    The clamp keeps one noisy median from turning into a wild extrapolation.
+    """
+    work = np.log([p for p, _ in points])
     if len(points) < 2 or np.ptp(work) == 0:
         return 1.0
     slope = np.polyfit(work, np.log([t for _, t in points]), 1)[0]
-    return float(np.clip(slope, 1.0, 2.0))
+    return float(np.clip(slope, 1.0, 1.5))
 
 
 Target = Callable[..., None]

@@ -267,6 +267,13 @@ class Target:
     met: bool | None
     detail: str
 
+    def __post_init__(self) -> None:
+        # plain floats and bools, not numpy scalars, for printing and comparing
+        if self.ratio is not None:
+            object.__setattr__(self, "ratio", float(self.ratio))
+        if self.met is not None:
+            object.__setattr__(self, "met", bool(self.met))
+
     def line(self) -> str:
         verdict = {True: "met", False: "NOT MET", None: "not measured"}[self.met]
         ratio = "" if self.ratio is None else f" (measured {self.ratio:.3g}x)"
