@@ -1,17 +1,19 @@
 """Direct convolution in numba: no im2col, just the seven loops, blocked and threaded.
 
-Forward: each parallel task owns one output row and one block of output channels, keeps its
-(OW, C_out block) accumulator in L1, and adds x[pixel, ci] * w[ki, kj, ci, block] with the
-innermost loop over C_out, which LLVM vectorizes. dx uses the same loop shape per input
-row, gathering from every output pixel whose window covers it (right for any stride and
-dilation); dw accumulates one partial per thread, innermost over C_out again.
-Memory: one row accumulator per task and one dw partial per thread; nothing k²-inflated.
+Forward: a task is one output row and one block of output channels; per kernel tap it
+gathers the input row and adds rows @ w[ki, kj] four pixels at a time, so each weight
+vector loaded feeds four FMAs, with the innermost loop over C_out, which LLVM vectorizes.
+dx runs the same kernel per input row, gathering every output pixel whose window covers it
+(right for any stride and dilation); dw accumulates one partial per worker. Worker threads
+(one per core) run GIL-free serial kernels on disjoint ranges.
+Memory: one row accumulator per worker and one dw partial per worker; nothing k²-inflated.
 Reference: Georganas et al., "Anatomy of High-Performance Deep Learning Convolutions on
 SIMD Architectures" (SC 2018).
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, ClassVar
 
 import numba
@@ -20,6 +22,7 @@ from numpy.typing import NDArray
 
 from ._base import Backend
 from ._geometry import ConvGeometry
+from .tiled_im2col import _run, _workers
 
 #: output channels per task: the row accumulator (OW x CO_BLOCK) should stay in L1
 CO_BLOCK = 64
@@ -76,22 +79,24 @@ def _gather_row_plain(rows, src, img, iy, mul, off, div, size):  # type: ignore[
 _gather_row = numba.njit(cache=True)(_gather_row_plain)
 
 
-def _forward_plain(x, w_blocks, b, y, sh, sw, dh, dw, top, left):  # type: ignore[no-untyped-def]
-    """y[n, oy, ox] = b + sum over taps of x[n, iy, ix] @ w[ki, kj]; one task per row x block.
+def _forward_plain(x, w_blocks, b, y, sh, sw, dh, dw, top, left, task0, task1):  # type: ignore[no-untyped-def]
+    """y[n, oy, ox] = b + sum over taps of x[n, iy, ix] @ w[ki, kj], for tasks task0..task1.
 
-    w_blocks is (n_blocks, kh, kw, C_in, CO_BLOCK), the last block zero-padded.
+    A task is one output row x one C_out block; w_blocks is (n_blocks, kh, kw, C_in,
+    CO_BLOCK), the last block zero-padded.
     """
-    n_img, h, _, c_in = x.shape
+    h, c_in = x.shape[1], x.shape[3]
     n_blocks, kh, kw, _, co_block = w_blocks.shape
     _, out_h, out_w, c_out = y.shape
     padded_w = -(-out_w // PIXELS) * PIXELS
-    for task in numba.prange(n_img * out_h * n_blocks):
+    acc = np.empty((padded_w, co_block), dtype=y.dtype)
+    rows = np.empty((padded_w, c_in), dtype=x.dtype)
+    for task in range(task0, task1):
         row, blk = task // n_blocks, task % n_blocks
         img, oy = row // out_h, row % out_h
         co0 = blk * co_block
         n_co = min(co_block, c_out - co0)
-        acc = np.zeros((padded_w, co_block), dtype=y.dtype)
-        rows = np.empty((padded_w, c_in), dtype=x.dtype)
+        acc[:] = 0.0
         for ki in range(kh):
             iy = oy * sh - top + ki * dh
             if 0 <= iy < h:
@@ -102,20 +107,22 @@ def _forward_plain(x, w_blocks, b, y, sh, sw, dh, dw, top, left):  # type: ignor
             y[img, oy, ox, co0 : co0 + n_co] = acc[ox, :n_co] + b[co0 : co0 + n_co]
 
 
-def _backward_input_plain(dy, w_t, dx, sh, sw, dh, dw, top, left):  # type: ignore[no-untyped-def]
-    """dx[n, iy, ix] = sum over the (tap, output pixel) pairs that read it of dy @ w_t[tap].
+def _backward_input_plain(dy, w_t, dx, sh, sw, dh, dw, top, left, row0, row1):  # type: ignore[no-untyped-def]
+    """dx[n, iy, ix] = sum over the (tap, output pixel) pairs that read it of dy @ w_t[tap],
+    for the flat input rows row0..row1.
 
     w_t is (kh, kw, C_out, C_in). Gathering only output pixels whose index divides out
     whole is what makes this right for stride > 1 (no flipped-kernel shortcut).
     """
-    n_img, h, w_in, c_in = dx.shape
+    _, h, w_in, c_in = dx.shape
     kh, kw, c_out = w_t.shape[0], w_t.shape[1], w_t.shape[2]
     out_h = dy.shape[1]
     padded_w = -(-w_in // PIXELS) * PIXELS
-    for row in numba.prange(n_img * h):
+    acc = np.empty((padded_w, c_in), dtype=dx.dtype)
+    rows = np.empty((padded_w, c_out), dtype=dy.dtype)
+    for row in range(row0, row1):
         img, iy = row // h, row % h
-        acc = np.zeros((padded_w, c_in), dtype=dx.dtype)
-        rows = np.empty((padded_w, c_out), dtype=dy.dtype)
+        acc[:] = 0.0
         for ki in range(kh):
             oy_num = iy + top - ki * dh
             if oy_num >= 0 and oy_num % sh == 0 and oy_num // sh < out_h:
@@ -125,31 +132,38 @@ def _backward_input_plain(dy, w_t, dx, sh, sw, dh, dw, top, left):  # type: igno
         dx[img, iy] = acc[:w_in]
 
 
-def _backward_weight_plain(x, dy, dw_parts, sh, sw, dh, dw, top, left):  # type: ignore[no-untyped-def]
-    """dw_parts[t] = sum over output rows t, t + T, ... of x[window].T @ dy[row]."""
-    n_img, h, _, c_in = x.shape
-    n_parts, kh, kw = dw_parts.shape[0], dw_parts.shape[1], dw_parts.shape[2]
+def _backward_weight_plain(x, dy, dw_part, sh, sw, dh, dw, top, left, row0, row1):  # type: ignore[no-untyped-def]
+    """dw_part = sum over the flat output rows row0..row1 of x[window].T @ dy[row]."""
+    h, c_in = x.shape[1], x.shape[3]
+    kh, kw = dw_part.shape[0], dw_part.shape[1]
     _, out_h, out_w, c_out = dy.shape
     padded_w = -(-out_w // PIXELS) * PIXELS
-    for part in numba.prange(n_parts):
-        dw_part = dw_parts[part]
-        dw_part[:] = 0.0
-        rows = np.empty((padded_w, c_in), dtype=x.dtype)
-        dy_rows = np.empty((padded_w, c_out), dtype=dy.dtype)
-        for row in range(part, n_img * out_h, n_parts):
-            img, oy = row // out_h, row % out_h
-            _gather_row(dy_rows, dy, img, oy, 1, 0, 1, out_w)
-            for ki in range(kh):
-                iy = oy * sh - top + ki * dh
-                if 0 <= iy < h:
-                    for kj in range(kw):
-                        _gather_row(rows, x, img, iy, sw, kj * dw - left, 1, out_w)
-                        _accumulate_outer(dw_part[ki, kj], rows, dy_rows, out_w)
+    dw_part[:] = 0.0
+    rows = np.empty((padded_w, c_in), dtype=x.dtype)
+    dy_rows = np.empty((padded_w, c_out), dtype=dy.dtype)
+    for row in range(row0, row1):
+        img, oy = row // out_h, row % out_h
+        _gather_row(dy_rows, dy, img, oy, 1, 0, 1, out_w)
+        for ki in range(kh):
+            iy = oy * sh - top + ki * dh
+            if 0 <= iy < h:
+                for kj in range(kw):
+                    _gather_row(rows, x, img, iy, sw, kj * dw - left, 1, out_w)
+                    _accumulate_outer(dw_part[ki, kj], rows, dy_rows, out_w)
 
 
-_forward_jit = numba.njit(parallel=True, cache=True)(_forward_plain)
-_backward_input_jit = numba.njit(parallel=True, cache=True)(_backward_input_plain)
-_backward_weight_jit = numba.njit(parallel=True, cache=True)(_backward_weight_plain)
+# serial and GIL-free: worker threads run them on disjoint ranges (numba's parallel=True
+# compiled for minutes on 2 cores)
+_forward_jit = numba.njit(nogil=True, cache=True)(_forward_plain)
+_backward_input_jit = numba.njit(nogil=True, cache=True)(_backward_input_plain)
+_backward_weight_jit = numba.njit(nogil=True, cache=True)(_backward_weight_plain)
+
+
+def _split(total: int) -> list[tuple[int, int]]:
+    """total tasks as one contiguous range per worker."""
+    workers = max(1, min(_workers(), total))
+    bounds = [total * k // workers for k in range(workers + 1)]
+    return list(itertools.pairwise(bounds))
 
 
 def _loop_params(geom: ConvGeometry) -> tuple[int, ...]:
@@ -173,7 +187,7 @@ def _weight_blocks(w: NDArray[np.floating]) -> NDArray[np.floating]:
 class NumbaDirect(Backend):
     #: one line on the strategy
     description: ClassVar[str] = (
-        "direct loops in numba prange, one output row x C_out block per task, SIMD over C_out"
+        "direct loops in numba, one output row x C_out block per task, 4-pixel SIMD over C_out"
     )
     #: one of ours
     role: ClassVar[str] = "ours"
@@ -183,8 +197,15 @@ class NumbaDirect(Backend):
         geom: ConvGeometry,
     ) -> tuple[NDArray[np.floating], Any]:
         x = np.ascontiguousarray(x)
+        w_blocks = _weight_blocks(w)
+        b = np.ascontiguousarray(b)
         y = np.empty(geom.y_shape, dtype=x.dtype)
-        _forward_jit(x, _weight_blocks(w), np.ascontiguousarray(b), y, *_loop_params(geom))
+        params = _loop_params(geom)
+        tasks = geom.n * geom.out_h * w_blocks.shape[0]
+        _run([
+            lambda lo=lo, hi=hi: _forward_jit(x, w_blocks, b, y, *params, lo, hi)
+            for lo, hi in _split(tasks)
+        ])
         return y, (x, w)
 
     def _backward(
@@ -192,10 +213,21 @@ class NumbaDirect(Backend):
     ) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]:
         x, w = saved
         dy = np.ascontiguousarray(dy)
+        w_t = np.ascontiguousarray(w.transpose(0, 1, 3, 2))
         params = _loop_params(geom)
         dx = np.empty(geom.x_shape, dtype=x.dtype)
-        _backward_input_jit(dy, np.ascontiguousarray(w.transpose(0, 1, 3, 2)), dx, *params)
-        dw_parts = np.empty((numba.get_num_threads(), *geom.w_shape), dtype=x.dtype)
-        _backward_weight_jit(x, dy, dw_parts, *params)
+        out_rows = _split(geom.n * geom.out_h)
+        dw_parts = np.empty((len(out_rows), *geom.w_shape), dtype=x.dtype)
+        # each worker writes only its own dx rows or its own dw partial
+        _run([
+            *(
+                lambda lo=lo, hi=hi: _backward_input_jit(dy, w_t, dx, *params, lo, hi)
+                for lo, hi in _split(geom.n * geom.h)
+            ),
+            *(
+                lambda k=k, lo=lo, hi=hi: _backward_weight_jit(x, dy, dw_parts[k], *params, lo, hi)
+                for k, (lo, hi) in enumerate(out_rows)
+            ),
+        ])
         db = dy.reshape(-1, geom.c_out).sum(axis=0, dtype=np.float64).astype(x.dtype)
         return dx, dw_parts.sum(axis=0), db

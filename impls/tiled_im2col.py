@@ -116,11 +116,12 @@ def _ranges(start: int, stop: int, step: int) -> Iterator[tuple[int, int]]:
 
 
 def _run(jobs: list[Callable[[], Any]]) -> list[Any]:
-    """Run the jobs on the worker threads, each with single-threaded BLAS."""
-    if len(jobs) == 1:
-        return [jobs[0]()]
+    """Run the jobs on at most ``_workers()`` threads, each with single-threaded BLAS."""
+    workers = min(len(jobs), _workers())
+    if workers == 1:
+        return [job() for job in jobs]
     with _blas().limit(limits=1, user_api="blas"):
-        return [f.result() for f in [_pool(len(jobs)).submit(job) for job in jobs]]
+        return [f.result() for f in [_pool(workers).submit(job) for job in jobs]]
 
 
 class TiledIm2col(Backend):
