@@ -14,6 +14,8 @@ SIMD Architectures" (SC 2018).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
+from functools import partial
 from typing import Any, ClassVar
 
 import numba
@@ -154,9 +156,11 @@ def _backward_weight_plain(x, dy, dw_part, sh, sw, dh, dw, top, left, row0, row1
 
 # serial and GIL-free: worker threads run them on disjoint ranges (numba's parallel=True
 # compiled for minutes on 2 cores)
-_forward_jit = numba.njit(nogil=True, cache=True)(_forward_plain)
-_backward_input_jit = numba.njit(nogil=True, cache=True)(_backward_input_plain)
-_backward_weight_jit = numba.njit(nogil=True, cache=True)(_backward_weight_plain)
+_forward_jit: Callable[..., None] = numba.njit(nogil=True, cache=True)(_forward_plain)
+_backward_input_jit: Callable[..., None] = numba.njit(nogil=True, cache=True)(_backward_input_plain)
+_backward_weight_jit: Callable[..., None] = numba.njit(nogil=True, cache=True)(
+    _backward_weight_plain
+)
 
 
 def _split(total: int) -> list[tuple[int, int]]:
@@ -201,11 +205,8 @@ class NumbaDirect(Backend):
         b = np.ascontiguousarray(b)
         y = np.empty(geom.y_shape, dtype=x.dtype)
         params = _loop_params(geom)
-        tasks = geom.n * geom.out_h * w_blocks.shape[0]
-        _run([
-            lambda lo=lo, hi=hi: _forward_jit(x, w_blocks, b, y, *params, lo, hi)
-            for lo, hi in _split(tasks)
-        ])
+        tasks = _split(geom.n * geom.out_h * w_blocks.shape[0])
+        _run([partial(_forward_jit, x, w_blocks, b, y, *params, lo, hi) for lo, hi in tasks])
         return y, (x, w)
 
     def _backward(
@@ -221,11 +222,11 @@ class NumbaDirect(Backend):
         # each worker writes only its own dx rows or its own dw partial
         _run([
             *(
-                lambda lo=lo, hi=hi: _backward_input_jit(dy, w_t, dx, *params, lo, hi)
+                partial(_backward_input_jit, dy, w_t, dx, *params, lo, hi)
                 for lo, hi in _split(geom.n * geom.h)
             ),
             *(
-                lambda k=k, lo=lo, hi=hi: _backward_weight_jit(x, dy, dw_parts[k], *params, lo, hi)
+                partial(_backward_weight_jit, x, dy, dw_parts[k], *params, lo, hi)
                 for k, (lo, hi) in enumerate(out_rows)
             ),
         ])

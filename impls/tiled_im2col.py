@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -156,7 +156,7 @@ class TiledIm2col(Backend):
                 np.matmul(cols[: p1 - p0], w_mat, out=y_mat[p0:p1])
                 y_mat[p0:p1] += b
 
-        _run([lambda t=t: job(t) for t in range(workers)])
+        _run([partial(job, t) for t in range(workers)])
         return y, (x, w_mat)
 
     def _backward(
@@ -187,6 +187,6 @@ class TiledIm2col(Backend):
                     _scatter(dx, cols, p0, p1, *params)
             return dw_mat
 
-        dw_mat = sum(_run([lambda t=t: job(t) for t in range(workers)]))
+        dw_mat = sum(_run([partial(job, t) for t in range(workers)]))
         db = dy_mat.sum(axis=0, dtype=np.float64).astype(x.dtype)
         return dx, np.asarray(dw_mat).reshape(geom.w_shape), db

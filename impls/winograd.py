@@ -16,6 +16,7 @@ Reference: Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (CV
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, ClassVar
 
 import numba
@@ -202,7 +203,7 @@ def _correlate(
             np.matmul(v[:, : t1 - t0], u, out=m[:, : t1 - t0])
             _from_tiles(m, a_t, bias, y, tiles_h, tiles_w, t0, t1)
 
-    _run([lambda t=t: job(t) for t in range(workers)])
+    _run([partial(job, t) for t in range(workers)])
     return y
 
 
@@ -278,8 +279,8 @@ class Winograd(Backend):
                 du += du_chunk
             return du
 
-        du = sum(_run([lambda t=t: job(t) for t in range(workers)]))
-        du = np.asarray(du, dtype=np.float64).reshape(6, 6, geom.c_in, geom.c_out)
-        dw = np.einsum("ai,abco,bj->ijco", G, du, G).astype(dtype)
+        du_total = np.sum(_run([partial(job, t) for t in range(workers)]), axis=0, dtype=np.float64)
+        du_total = du_total.reshape(6, 6, geom.c_in, geom.c_out)
+        dw = np.einsum("ai,abco,bj->ijco", G, du_total, G).astype(dtype)
         db = dy.reshape(-1, geom.c_out).sum(axis=0, dtype=np.float64).astype(dtype)
         return dx, dw, db
