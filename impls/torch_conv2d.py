@@ -24,6 +24,13 @@ except ImportError:  # the `peers` extra is optional
     torch = None  # type: ignore[assignment]
 
 
+def as_tensor(a: NDArray[np.floating]) -> Any:
+    """A CPU tensor sharing a's memory, or a copy where torch cannot share it."""
+    if not a.flags.writeable or any(step < 0 for step in a.strides):
+        a = a.copy()
+    return torch.from_numpy(a)
+
+
 class TorchConv2d(Backend):
     #: one line on the strategy
     description: ClassVar[str] = (
@@ -42,12 +49,12 @@ class TorchConv2d(Backend):
         geom: ConvGeometry,
     ) -> tuple[NDArray[np.floating], Any]:
         # NHWC storage viewed as NCHW is exactly torch's channels_last layout
-        x_t = torch.from_numpy(x).permute(0, 3, 1, 2).requires_grad_()
+        x_t = as_tensor(x).permute(0, 3, 1, 2).requires_grad_()
         w_t = (
-            torch.from_numpy(w).permute(3, 2, 0, 1)
+            as_tensor(w).permute(3, 2, 0, 1)
             .contiguous(memory_format=torch.channels_last).requires_grad_()
         )
-        b_t = torch.from_numpy(b).requires_grad_()
+        b_t = as_tensor(b).requires_grad_()
         (top, bottom), (left, right) = geom.pad
         if top == bottom and left == right:
             x_in, padding = x_t, (top, left)
@@ -65,7 +72,7 @@ class TorchConv2d(Backend):
         self, dy: NDArray[np.floating], saved: Any, geom: ConvGeometry
     ) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]:
         y_t, x_t, w_t, b_t = saved
-        dy_t = torch.from_numpy(dy).permute(0, 3, 1, 2)
+        dy_t = as_tensor(dy).permute(0, 3, 1, 2)
         # keep the graph: backward may run many times on one ctx
         dx_t, dw_t, db_t = torch.autograd.grad(y_t, (x_t, w_t, b_t), dy_t, retain_graph=True)
         dx = dx_t.permute(0, 2, 3, 1).numpy()

@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from ._base import Backend
 from ._geometry import ConvGeometry
+from .torch_conv2d import as_tensor
 
 try:
     import torch
@@ -45,11 +46,11 @@ class TorchUnfold(Backend):
     ) -> tuple[NDArray[np.floating], Any]:
         (top, bottom), (left, right) = geom.pad
         # pad explicitly: unfold's own padding is symmetric only
-        x_pad = F.pad(torch.from_numpy(x).permute(0, 3, 1, 2), (left, right, top, bottom))
+        x_pad = F.pad(as_tensor(x).permute(0, 3, 1, 2), (left, right, top, bottom))
         cols = F.unfold(x_pad, **self._unfold_args(geom))
         # unfold orders a column as (C_in, kh, kw): match it in the weight matrix
-        w_mat = torch.from_numpy(w).permute(3, 2, 0, 1).reshape(geom.c_out, -1)
-        y = torch.matmul(w_mat, cols) + torch.from_numpy(b)[:, None]
+        w_mat = as_tensor(w).permute(3, 2, 0, 1).reshape(geom.c_out, -1)
+        y = torch.matmul(w_mat, cols) + as_tensor(b)[:, None]
         y = y.reshape(geom.n, geom.c_out, geom.out_h, geom.out_w).permute(0, 2, 3, 1)
         return np.ascontiguousarray(y.numpy()), (cols, w_mat)
 
@@ -57,14 +58,14 @@ class TorchUnfold(Backend):
         self, dy: NDArray[np.floating], saved: Any, geom: ConvGeometry
     ) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]:
         cols, w_mat = saved
-        dy_mat = torch.from_numpy(dy).reshape(geom.n, -1, geom.c_out).transpose(1, 2)
+        dy_mat = as_tensor(dy).reshape(geom.n, -1, geom.c_out).transpose(1, 2)
         dw_mat = torch.matmul(dy_mat, cols.transpose(1, 2)).sum(dim=0)
         dw = dw_mat.reshape(geom.c_out, geom.c_in, geom.kh, geom.kw).permute(2, 3, 1, 0)
         dcols = torch.matmul(w_mat.T, dy_mat)
         dx_pad = F.fold(dcols, output_size=geom.padded_hw, **self._unfold_args(geom))
         rows, cols_ = geom.interior()
         dx = dx_pad[:, :, rows, cols_].permute(0, 2, 3, 1)
-        db = torch.from_numpy(dy).sum(dim=(0, 1, 2))
+        db = as_tensor(dy).sum(dim=(0, 1, 2))
         return (
             np.ascontiguousarray(dx.numpy()),
             np.ascontiguousarray(dw.numpy()),
