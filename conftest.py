@@ -65,7 +65,8 @@ def pytest_configure(config: pytest.Config) -> None:
     preset = config.getoption("preset") or (
         "default" if config.getoption("benchmark_only", False) else "smoke"
     )
-    threads = config.getoption("threads") or default_threads()
+    threads = config.getoption("threads")
+    threads = default_threads() if threads is None else threads
     if threads < 1:
         raise pytest.UsageError(f"--threads must be >= 1, got {threads}")
     sizes = _int_list(config.getoption("sizes"), "--sizes")
@@ -209,7 +210,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Any:
     config = session.config
     state = config.stash[STATE]
     bench_session = getattr(config, "_benchmarksession", None)
-    ours = bench_session is not None and not bench_session.disabled and state["items"]
+    ours = (
+        bench_session is not None
+        and not (bench_session.disabled or bench_session.skip or config.option.collectonly)
+        and state["items"]
+    )
     run_json = _run_path(config) if ours else None
     user_json = bench_session.json if bench_session is not None else None
     if run_json is not None:

@@ -328,7 +328,7 @@ class Harness:
         estimate = self.estimate(case)
         per_call = min(warm_s, estimate) if estimate is not None else warm_s
         if case.pass_ == "step":
-            benchmark.extra_info.update(peak_memory(backend, target))
+            benchmark.extra_info.update(peak_memory(backend, target, case.conv))
         benchmark.extra_info["warmup_s"] = warm_s
         benchmark.pedantic(target, setup=setup, rounds=self.rounds(per_call), warmup_rounds=0)
         self.medians.setdefault((case.backend, case.pass_), []).append(
@@ -428,10 +428,11 @@ def make_target(backend: Backend, case: Case) -> tuple[Target, Setup | None]:
     return {"forward": forward, "step": step, "transfer": transfer}[case.pass_], None
 
 
-def peak_memory(backend: Backend, target: Target) -> dict[str, Any]:
-    """Peak extra bytes of one call: tracemalloc on CPU (numpy's allocations), device memory on GPU.
+def peak_memory(backend: Backend, target: Target, conv: Conv) -> dict[str, Any]:
+    """Peak extra bytes of one forward+backward, beyond the outputs y, dx, dw and db.
 
-    tracemalloc does not see numba's or torch's own allocators, so their peaks read low.
+    On CPU, tracemalloc sees numpy's allocations but not numba's or torch's own allocators,
+    so those backends read low. On GPU, the drop in the device's free memory is recorded.
     """
     if backend.device == "gpu":
         from numba import cuda
@@ -443,17 +444,21 @@ def peak_memory(backend: Backend, target: Target) -> dict[str, Any]:
             "peak_extra_bytes": max(free_before - context.get_memory_info().free, 0),
             "memory_method": "device free-memory drop after one call",
         }
+    geom = conv.geometry()
+    outputs = sum(math.prod(shape) for shape in (geom.y_shape, geom.x_shape, geom.w_shape))
+    output_bytes = (outputs + geom.c_out) * np.dtype(conv.dtype).itemsize
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()
         baseline = tracemalloc.get_traced_memory()[0]
         target()
-        peak = tracemalloc.get_traced_memory()[1]
+        peak = tracemalloc.get_traced_memory()[1] - baseline
     finally:
         tracemalloc.stop()
     return {
-        "peak_extra_bytes": peak - baseline,
-        "memory_method": "tracemalloc (numpy allocations only)",
+        "peak_extra_bytes": max(peak - output_bytes, 0),
+        "peak_total_bytes": peak,
+        "memory_method": "tracemalloc peak minus the outputs y, dx, dw, db (numpy only)",
     }
 
 

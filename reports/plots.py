@@ -158,7 +158,7 @@ def plot_gflops(df: pd.DataFrame) -> Figure:
 
 def plot_memory(df: pd.DataFrame) -> Figure:
     """Peak extra memory of forward+backward per backend, next to the full im2col buffer."""
-    title = "Peak extra memory of forward+backward vs the im2col buffer (k^2 x the input)"
+    title = "Peak extra memory of forward+backward (beyond outputs) vs the im2col buffer"
     rows = timed(df).dropna(subset=["peak_bytes"])
     if rows.empty:
         return _empty(title, "no memory measurements in this run")
@@ -181,7 +181,7 @@ def plot_memory(df: pd.DataFrame) -> Figure:
         xscale="log",
         yscale="log",
         xlabel="image size (pixels per side)",
-        ylabel="MiB (tracemalloc sees numpy only)",
+        ylabel="MiB (tracemalloc: numpy only)",
     )
     _size_ticks(ax, rows["h"])
     return _finish(fig, axes)
