@@ -50,10 +50,9 @@ class TorchConv2d(Backend):
     ) -> tuple[NDArray[np.floating], Any]:
         # NHWC storage viewed as NCHW is exactly torch's channels_last layout
         x_t = as_tensor(x).permute(0, 3, 1, 2).requires_grad_()
-        w_t = (
-            as_tensor(w).permute(3, 2, 0, 1)
-            .contiguous(memory_format=torch.channels_last).requires_grad_()
-        )
+        # w stays in the default layout: a channels-last w sends degenerate shapes down
+        # slow_conv2d, whose backward raises "grad_weight must be contiguous"
+        w_t = as_tensor(w).permute(3, 2, 0, 1).contiguous().requires_grad_()
         b_t = as_tensor(b).requires_grad_()
         (top, bottom), (left, right) = geom.pad
         if top == bottom and left == right:
