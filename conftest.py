@@ -161,7 +161,10 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     case = state["items"][report.nodeid]
     if report.skipped:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        state["skipped"].append({**_record(case), "reason": reason.removeprefix("Skipped: ")})
+        reason = reason.removeprefix("Skipped: ")
+        if isinstance(case, Case):
+            reason = reason.removeprefix(f"{case.backend}: ")
+        state["skipped"].append({**_record(case), "reason": reason})
     elif report.failed:
         crash = getattr(report.longrepr, "reprcrash", None)
         message = crash.message if crash else str(report.longrepr).strip().splitlines()[-1]

@@ -130,7 +130,7 @@ class Preset:
 PRESETS = {
     "smoke": Preset(
         "smoke",
-        sizes=(16, 24, 32),
+        sizes=(16, 32),
         variant_size=0,
         reference=False,
         limit_size=32,
@@ -310,7 +310,7 @@ class Harness:
         backend = impls.get_backend(case.backend)
         reason = self.skip_reason(case, backend)
         if reason:
-            pytest.skip(reason)
+            pytest.skip(f"{case.backend}: {reason}")
         benchmark.group = f"{case.pass_} {case.conv.id}"
         benchmark.extra_info.update(
             case.params(),
