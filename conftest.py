@@ -240,6 +240,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Any:
         _print_targets(config, build_report([run_json], html))
         update_index(state["report_dir"])
         state["report"] = str(html)
+    except KeyboardInterrupt:
+        state["report"] = (
+            f"report interrupted; rebuild it: python -m reports build {run_json} -o {html}"
+        )
     except ReportInputError:
         state["report"] = f"no benchmark finished, so no report; the run is in {run_json}"
     except Exception as exc:  # a report bug must not hide the run's JSON

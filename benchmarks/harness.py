@@ -19,6 +19,7 @@ from importlib import metadata
 from typing import Any
 
 import numpy as np
+import pytest
 
 import impls
 from impls import Backend, ConvGeometry, resolve_geometry
@@ -305,8 +306,6 @@ class Harness:
 
     def time_case(self, benchmark: Any, case: Case) -> None:
         """Time one case with pytest-benchmark; inputs, JIT and transfers stay outside."""
-        import pytest
-
         backend = impls.get_backend(case.backend)
         reason = self.skip_reason(case, backend)
         if reason:
