@@ -85,6 +85,13 @@ def pytest_configure(config: pytest.Config) -> None:
     }
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # tests/ holds no benchmarks; leaving it out keeps a broken test module from stopping the run
+    if config.getoption("benchmark_only", False) and collection_path == ROOT / "tests":
+        return True
+    return None
+
+
 def _selected_backends(config: pytest.Config) -> list[str]:
     state = config.stash[STATE]
     if "backends" not in state:

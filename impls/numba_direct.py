@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from ._base import Backend
 from ._geometry import ConvGeometry
-from .tiled_im2col import _run, _workers
+from ._parallel import run_jobs, worker_count
 
 #: output channels per task: the row accumulator (OW x CO_BLOCK) should stay in L1
 CO_BLOCK = 64
@@ -165,7 +165,7 @@ _backward_weight_jit: Callable[..., None] = numba.njit(nogil=True, cache=True)(
 
 def _split(total: int) -> list[tuple[int, int]]:
     """total tasks as one contiguous range per worker."""
-    workers = max(1, min(_workers(), total))
+    workers = max(1, min(worker_count(), total))
     bounds = [total * k // workers for k in range(workers + 1)]
     return list(itertools.pairwise(bounds))
 
@@ -197,7 +197,10 @@ class NumbaDirect(Backend):
     role: ClassVar[str] = "ours"
 
     def _forward(
-        self, x: NDArray[np.floating], w: NDArray[np.floating], b: NDArray[np.floating],
+        self,
+        x: NDArray[np.floating],
+        w: NDArray[np.floating],
+        b: NDArray[np.floating],
         geom: ConvGeometry,
     ) -> tuple[NDArray[np.floating], Any]:
         x = np.ascontiguousarray(x)
@@ -206,7 +209,7 @@ class NumbaDirect(Backend):
         y = np.empty(geom.y_shape, dtype=x.dtype)
         params = _loop_params(geom)
         tasks = _split(geom.n * geom.out_h * w_blocks.shape[0])
-        _run([partial(_forward_jit, x, w_blocks, b, y, *params, lo, hi) for lo, hi in tasks])
+        run_jobs([partial(_forward_jit, x, w_blocks, b, y, *params, lo, hi) for lo, hi in tasks])
         return y, (x, w)
 
     def _backward(
@@ -220,15 +223,17 @@ class NumbaDirect(Backend):
         out_rows = _split(geom.n * geom.out_h)
         dw_parts = np.empty((len(out_rows), *geom.w_shape), dtype=x.dtype)
         # each worker writes only its own dx rows or its own dw partial
-        _run([
-            *(
-                partial(_backward_input_jit, dy, w_t, dx, *params, lo, hi)
-                for lo, hi in _split(geom.n * geom.h)
-            ),
-            *(
-                partial(_backward_weight_jit, x, dy, dw_parts[k], *params, lo, hi)
-                for k, (lo, hi) in enumerate(out_rows)
-            ),
-        ])
+        run_jobs(
+            [
+                *(
+                    partial(_backward_input_jit, dy, w_t, dx, *params, lo, hi)
+                    for lo, hi in _split(geom.n * geom.h)
+                ),
+                *(
+                    partial(_backward_weight_jit, x, dy, dw_parts[k], *params, lo, hi)
+                    for k, (lo, hi) in enumerate(out_rows)
+                ),
+            ]
+        )
         db = dy.reshape(-1, geom.c_out).sum(axis=0, dtype=np.float64).astype(x.dtype)
         return dx, dw_parts.sum(axis=0), db

@@ -12,19 +12,18 @@ for blocking to the cache; Chellapilla et al. (2006) for im2col.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from functools import cache, partial
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numba
 import numpy as np
 from numpy.typing import NDArray
-from threadpoolctl import ThreadpoolController
 
 from ._base import Backend
 from ._geometry import ConvGeometry
+from ._parallel import run_jobs, worker_count
 
 
 def _l2_bytes(default: int = 1 << 20) -> int:
@@ -94,34 +93,9 @@ _gather = numba.njit(nogil=True, cache=True)(_gather_plain)
 _scatter = numba.njit(nogil=True, cache=True)(_scatter_plain)
 
 
-@cache
-def _blas() -> ThreadpoolController:
-    return ThreadpoolController()
-
-
-@cache
-def _pool(workers: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(workers, thread_name_prefix="tiled_im2col")
-
-
-def _workers() -> int:
-    """As many workers as BLAS has threads, so the harness's thread limit still holds."""
-    infos = _blas().select(user_api="blas").info()
-    return max(1, min(info["num_threads"] for info in infos)) if infos else 1
-
-
 def _ranges(start: int, stop: int, step: int) -> Iterator[tuple[int, int]]:
     for p0 in range(start, stop, step):
         yield p0, min(p0 + step, stop)
-
-
-def _run(jobs: list[Callable[[], Any]]) -> list[Any]:
-    """Run the jobs on at most ``_workers()`` threads, each with single-threaded BLAS."""
-    workers = min(len(jobs), _workers())
-    if workers == 1:
-        return [job() for job in jobs]
-    with _blas().limit(limits=1, user_api="blas"):
-        return [f.result() for f in [_pool(workers).submit(job) for job in jobs]]
 
 
 class TiledIm2col(Backend):
@@ -136,7 +110,10 @@ class TiledIm2col(Backend):
         return max(1, BLOCK_BYTES // (geom.cols_shape[1] * itemsize))
 
     def _forward(
-        self, x: NDArray[np.floating], w: NDArray[np.floating], b: NDArray[np.floating],
+        self,
+        x: NDArray[np.floating],
+        w: NDArray[np.floating],
+        b: NDArray[np.floating],
         geom: ConvGeometry,
     ) -> tuple[NDArray[np.floating], Any]:
         x = np.ascontiguousarray(x)
@@ -145,7 +122,7 @@ class TiledIm2col(Backend):
         y = np.empty(geom.y_shape, dtype=x.dtype)
         y_mat = y.reshape(rows, geom.c_out)
         block = self._block_rows(geom, x.itemsize)
-        workers = min(_workers(), -(-rows // block))
+        workers = min(worker_count(), -(-rows // block))
         params = _window_params(geom)
 
         def job(first: int) -> None:
@@ -156,7 +133,7 @@ class TiledIm2col(Backend):
                 np.matmul(cols[: p1 - p0], w_mat, out=y_mat[p0:p1])
                 y_mat[p0:p1] += b
 
-        _run([partial(job, t) for t in range(workers)])
+        run_jobs([partial(job, t) for t in range(workers)])
         return y, (x, w_mat)
 
     def _backward(
@@ -169,7 +146,7 @@ class TiledIm2col(Backend):
         dx = np.zeros(geom.x_shape, dtype=x.dtype)
         block = self._block_rows(geom, x.itemsize)
         per_image = geom.out_h * geom.out_w
-        workers = min(_workers(), geom.n)
+        workers = min(worker_count(), geom.n)
         params = _window_params(geom)
 
         def job(first: int) -> NDArray[np.floating]:
@@ -187,6 +164,6 @@ class TiledIm2col(Backend):
                     _scatter(dx, cols, p0, p1, *params)
             return dw_mat
 
-        dw_mat = sum(_run([partial(job, t) for t in range(workers)]))
+        dw_mat = sum(run_jobs([partial(job, t) for t in range(workers)]))
         db = dy_mat.sum(axis=0, dtype=np.float64).astype(x.dtype)
         return dx, np.asarray(dw_mat).reshape(geom.w_shape), db

@@ -14,38 +14,23 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from ._base import Backend
 from ._geometry import ConvGeometry
+from ._torch import TorchPeer, as_tensor, torch
 
-try:
-    import torch
-    import torch.nn.functional as F
-except ImportError:  # the `peers` extra is optional
-    torch = None  # type: ignore[assignment]
+F = torch.nn.functional if torch is not None else None
 
 
-def as_tensor(a: NDArray[np.floating]) -> Any:
-    """A CPU tensor sharing a's memory, or a copy where torch cannot share it."""
-    if not a.flags.writeable or any(step < 0 for step in a.strides):
-        a = a.copy()
-    return torch.from_numpy(a)
-
-
-class TorchConv2d(Backend):
+class TorchConv2d(TorchPeer):
     #: one line on the strategy
     description: ClassVar[str] = (
         "torch F.conv2d + autograd on channels-last tensors (oneDNN on CPU): the yardstick"
     )
-    #: a library to compare against, not one of ours
-    role: ClassVar[str] = "peer"
-
-    def available(self) -> tuple[bool, str]:
-        if torch is None:
-            return False, "torch not installed (pip install -e .[peers])"
-        return True, ""
 
     def _forward(
-        self, x: NDArray[np.floating], w: NDArray[np.floating], b: NDArray[np.floating],
+        self,
+        x: NDArray[np.floating],
+        w: NDArray[np.floating],
+        b: NDArray[np.floating],
         geom: ConvGeometry,
     ) -> tuple[NDArray[np.floating], Any]:
         # NHWC storage viewed as NCHW is exactly torch's channels_last layout

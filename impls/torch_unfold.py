@@ -15,33 +15,24 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from ._base import Backend
 from ._geometry import ConvGeometry
-from .torch_conv2d import as_tensor
+from ._torch import TorchPeer, as_tensor, torch
 
-try:
-    import torch
-    import torch.nn.functional as F
-except ImportError:  # the `peers` extra is optional
-    torch = None  # type: ignore[assignment]
+F = torch.nn.functional if torch is not None else None
 
 
-class TorchUnfold(Backend):
+class TorchUnfold(TorchPeer):
     #: one line on the strategy
     description: ClassVar[str] = "torch F.unfold + matmul, F.fold for dx: im2col done by a library"
-    #: a library to compare against, not one of ours
-    role: ClassVar[str] = "peer"
-
-    def available(self) -> tuple[bool, str]:
-        if torch is None:
-            return False, "torch not installed (pip install -e .[peers])"
-        return True, ""
 
     def _unfold_args(self, geom: ConvGeometry) -> dict[str, Any]:
         return {"kernel_size": (geom.kh, geom.kw), "dilation": geom.dilation, "stride": geom.stride}
 
     def _forward(
-        self, x: NDArray[np.floating], w: NDArray[np.floating], b: NDArray[np.floating],
+        self,
+        x: NDArray[np.floating],
+        w: NDArray[np.floating],
+        b: NDArray[np.floating],
         geom: ConvGeometry,
     ) -> tuple[NDArray[np.floating], Any]:
         (top, bottom), (left, right) = geom.pad

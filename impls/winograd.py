@@ -25,7 +25,7 @@ from numpy.typing import DTypeLike, NDArray
 
 from ._base import Backend
 from ._geometry import ConvGeometry, IntOrPair, PaddingSpec, resolve_geometry
-from .tiled_im2col import _run, _workers
+from ._parallel import run_jobs, worker_count
 
 #: output tile side m of F(m x m, 3 x 3); the input tile is m + 2
 TILE = 4
@@ -171,12 +171,17 @@ def _tiles(size: int) -> int:
 def _chunks(n_tiles: int) -> tuple[int, int]:
     """(tiles per chunk, workers): a chunk's two transformed blocks stay in cache."""
     chunk = min(CHUNK_TILES, n_tiles)
-    return chunk, min(_workers(), -(-n_tiles // chunk))
+    return chunk, min(worker_count(), -(-n_tiles // chunk))
 
 
 def _correlate(
-    x: NDArray[np.floating], u: NDArray[np.floating], bias: NDArray[np.floating],
-    top: int, left: int, out_h: int, out_w: int,
+    x: NDArray[np.floating],
+    u: NDArray[np.floating],
+    bias: NDArray[np.floating],
+    top: int,
+    left: int,
+    out_h: int,
+    out_w: int,
 ) -> NDArray[np.floating]:
     """y[n, oy, ox] = sum over i, j of x[n, oy - top + i, ox - left + j] @ g[i, j], by Winograd.
 
@@ -210,7 +215,7 @@ def _correlate(
             np.matmul(v[:, : t1 - t0], u, out=m[:, : t1 - t0])
             _from_tiles(m, a_t, bias, y, tiles_h, tiles_w, t0, t1)
 
-    _run([partial(job, t) for t in range(workers)])
+    run_jobs([partial(job, t) for t in range(workers)])
     return y
 
 
@@ -232,9 +237,7 @@ class Winograd(Backend):
         dilation: IntOrPair = 1,
         dtype: DTypeLike = np.float32,
     ) -> str | None:
-        geom = resolve_geometry(
-            x_shape, w_shape, stride=stride, padding=padding, dilation=dilation
-        )
+        geom = resolve_geometry(x_shape, w_shape, stride=stride, padding=padding, dilation=dilation)
         if (geom.kh, geom.kw) != (3, 3):
             return f"Winograd F(4x4, 3x3) needs a 3x3 kernel, got {geom.kh}x{geom.kw}"
         if geom.stride != (1, 1):
@@ -244,7 +247,10 @@ class Winograd(Backend):
         return None
 
     def _forward(
-        self, x: NDArray[np.floating], w: NDArray[np.floating], b: NDArray[np.floating],
+        self,
+        x: NDArray[np.floating],
+        w: NDArray[np.floating],
+        b: NDArray[np.floating],
         geom: ConvGeometry,
     ) -> tuple[NDArray[np.floating], Any]:
         (top, _), (left, _) = geom.pad
@@ -262,8 +268,13 @@ class Winograd(Backend):
         # stride 1: dx is the correlation of dy with the flipped, transposed kernel
         w_flip = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))
         dx = _correlate(
-            dy, _filter_transform(w_flip), np.zeros(geom.c_in, dtype=dtype),
-            2 - top, 2 - left, geom.h, geom.w,
+            dy,
+            _filter_transform(w_flip),
+            np.zeros(geom.c_in, dtype=dtype),
+            2 - top,
+            2 - left,
+            geom.h,
+            geom.w,
         )
         # dw: the adjoint of the forward's bilinear form, over the forward's own tiling
         b_t, a = B_T.astype(dtype), A_T.T.astype(dtype)
@@ -280,13 +291,13 @@ class Winograd(Backend):
                 t1 = min(t0 + chunk, n_tiles)
                 _to_tiles(x, b_t, v, top, left, tiles_h, tiles_w, t0, t1)
                 _to_tiles(dy, a, dy_hat, 0, 0, tiles_h, tiles_w, t0, t1)
-                np.matmul(
-                    v[:, : t1 - t0].transpose(0, 2, 1), dy_hat[:, : t1 - t0], out=du_chunk
-                )
+                np.matmul(v[:, : t1 - t0].transpose(0, 2, 1), dy_hat[:, : t1 - t0], out=du_chunk)
                 du += du_chunk
             return du
 
-        du_total = np.sum(_run([partial(job, t) for t in range(workers)]), axis=0, dtype=np.float64)
+        du_total = np.sum(
+            run_jobs([partial(job, t) for t in range(workers)]), axis=0, dtype=np.float64
+        )
         dw = _sandwich(G.T, du_total.reshape(6, 6, geom.c_in, geom.c_out)).astype(dtype)
         db = dy.reshape(-1, geom.c_out).sum(axis=0, dtype=np.float64).astype(dtype)
         return dx, dw, db

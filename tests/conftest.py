@@ -6,17 +6,22 @@ import os
 import shutil
 from pathlib import Path
 
-# without an NVIDIA driver, run the numba_cuda backend on numba's CUDA simulator; this must
-# happen before numba.cuda is first imported
-if "NUMBA_ENABLE_CUDASIM" not in os.environ and not (
-    shutil.which("nvidia-smi") or Path("/dev/nvidia0").exists()
-):
-    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
-
 import pytest
 
 import impls
 from tests.support import CASES, DTYPES
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    # without an NVIDIA driver, test numba_cuda on numba's CUDA simulator (never when timing);
+    # this must happen before numba.cuda is first imported
+    if (
+        "NUMBA_ENABLE_CUDASIM" not in os.environ
+        and not config.getoption("benchmark_only", False)
+        and not (shutil.which("nvidia-smi") or Path("/dev/nvidia0").exists())
+    ):
+        os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
 
 
 def _explicitly_parametrized(metafunc: pytest.Metafunc) -> set[str]:

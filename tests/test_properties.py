@@ -52,6 +52,18 @@ def cases(draw: Any) -> Case:
     return case
 
 
+@st.composite
+def common_cases(draw: Any) -> Case:
+    """A random 3x3, stride-1 convolution: the most common layer, and all Winograd handles."""
+    c_in = draw(st.integers(1, 4))
+    return Case(
+        "random-3x3-s1",
+        x_shape=(draw(st.integers(1, 3)), draw(st.integers(3, 11)), draw(st.integers(3, 11)), c_in),
+        w_shape=(3, 3, c_in, draw(st.integers(1, 4))),
+        padding=draw(paddings),
+    )
+
+
 def test_random_configurations_match_reference(backend_name: str) -> None:
     backend = usable_backend(backend_name)
     simulated = getattr(backend, "simulated", lambda: False)()
@@ -63,7 +75,11 @@ def test_random_configurations_match_reference(backend_name: str) -> None:
         database=None,
         suppress_health_check=[hypothesis.HealthCheck.filter_too_much],
     )
-    @hypothesis.given(case=cases(), dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16))
+    @hypothesis.given(
+        case=st.one_of(cases(), common_cases()),
+        dtype=st.sampled_from(DTYPES),
+        seed=st.integers(0, 2**16),
+    )
     def check(case: Case, dtype: Any, seed: int) -> None:
         hypothesis.assume(declines(backend, case, dtype) is None)
         x, w, b = make_inputs(case, dtype, seed=seed)
