@@ -87,7 +87,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     # tests/ holds no benchmarks; leaving it out keeps a broken test module from stopping the run
-    if config.getoption("benchmark_only", False) and collection_path == ROOT / "tests":
+    if config.getoption("benchmark_only", False) and collection_path.is_relative_to(ROOT / "tests"):
         return True
     return None
 

@@ -25,7 +25,7 @@ def _passes(df: pd.DataFrame) -> list[str]:
 
 
 def _panels(n: int, title: str) -> tuple[Figure, list]:
-    fig, axes = plt.subplots(1, max(n, 1), figsize=(max(4.6 * n, 8.0), 3.9), squeeze=False)
+    fig, axes = plt.subplots(1, max(n, 1), figsize=(max(4.6 * n, 8.0), 5.6), squeeze=False)
     fig.suptitle(title)
     return fig, list(axes[0])
 
@@ -47,7 +47,8 @@ def _size_ticks(ax: Axes, sizes: pd.Series) -> None:
 def _finish(fig: Figure, axes: list) -> Figure:
     for ax in axes:
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="best")
+            # below the panel, so no line is hidden behind it
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
         ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     return fig
