@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 import shutil
 import subprocess
 import sys
@@ -73,3 +74,13 @@ def test_copying_the_template_is_all_it_takes(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:]
     assert " passed" in result.stdout
     assert "failed" not in result.stdout
+
+
+def test_the_readme_backend_table_is_true() -> None:
+    """Each backend row of the README names a real backend, its role and its description."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(\w+)` \| (\w+) \| (.+) \|$", readme, flags=re.MULTILINE)
+    assert {"reference", *SEEDS} <= {name for name, _, _ in rows}
+    for name, role, description in rows:
+        backend = impls.get_backend(name)
+        assert (role, description) == (backend.role, backend.description), name
