@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._base import Backend
+from ._gemm import cols_backward, cols_forward
 from ._geometry import ConvGeometry, pad_input
 
 Saved = tuple[NDArray[np.floating], NDArray[np.floating]]
@@ -43,20 +44,15 @@ class BatchedIm2col(Backend):
                 rows, win_cols = geom.window_starts(ki, kj)
                 cols[:, :, :, ki, kj, :] = x_pad[:, rows, win_cols, :]
         cols_mat = cols.reshape(geom.cols_shape)
-        w_mat = w.reshape(-1, geom.c_out)
-        y = cols_mat @ w_mat + b
-        return y.reshape(geom.y_shape), (cols_mat, w_mat)
+        y, w_mat = cols_forward(cols_mat, w, b, geom)
+        return y, (cols_mat, w_mat)
 
     def _backward(
         self, dy: NDArray[np.floating], saved: Saved, geom: ConvGeometry
     ) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]:
         cols_mat, w_mat = saved
-        dy_mat = dy.reshape(-1, geom.c_out)
-        dw = (cols_mat.T @ dy_mat).reshape(geom.w_shape)
-        db = dy_mat.sum(axis=0)
-        dcols = (dy_mat @ w_mat.T).reshape(
-            geom.n, geom.out_h, geom.out_w, geom.kh, geom.kw, geom.c_in
-        )
+        dcols_mat, dw, db = cols_backward(dy, cols_mat, w_mat, geom)
+        dcols = dcols_mat.reshape(geom.n, geom.out_h, geom.out_w, geom.kh, geom.kw, geom.c_in)
         # col2im: taps whose windows overlap add up in dx
         dx_pad = np.zeros((geom.n, *geom.padded_hw, geom.c_in), dtype=dy.dtype)
         for ki in range(geom.kh):

@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._base import Backend
+from ._gemm import cols_backward, cols_forward
 from ._geometry import ConvGeometry, pad_input
 
 Saved = tuple[NDArray[np.floating], NDArray[np.floating]]
@@ -53,18 +54,14 @@ class NaiveLoop(Backend):
         cols = np.empty(geom.cols_shape, dtype=x.dtype)
         for row, n, rows, win_cols in self._windows(geom):
             cols[row] = x_pad[n, rows, win_cols, :].ravel()
-        w_mat = w.reshape(-1, geom.c_out)
-        y = cols @ w_mat + b
-        return y.reshape(geom.y_shape), (cols, w_mat)
+        y, w_mat = cols_forward(cols, w, b, geom)
+        return y, (cols, w_mat)
 
     def _backward(
         self, dy: NDArray[np.floating], saved: Saved, geom: ConvGeometry
     ) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]:
         cols, w_mat = saved
-        dy_mat = dy.reshape(-1, geom.c_out)
-        dw = (cols.T @ dy_mat).reshape(geom.w_shape)
-        db = dy_mat.sum(axis=0)
-        dcols = dy_mat @ w_mat.T
+        dcols, dw, db = cols_backward(dy, cols, w_mat, geom)
         # col2im: overlapping windows add up
         dx_pad = np.zeros((geom.n, *geom.padded_hw, geom.c_in), dtype=dy.dtype)
         window = (geom.kh, geom.kw, geom.c_in)

@@ -17,6 +17,7 @@ from numba import njit, prange
 from numpy.typing import NDArray
 
 from ._base import Backend
+from ._gemm import cols_backward, cols_forward
 from ._geometry import ConvGeometry
 
 Saved = tuple[NDArray[np.floating], NDArray[np.floating]]
@@ -86,19 +87,14 @@ class NumbaLoop(Backend):
     ) -> tuple[NDArray[np.floating], Saved]:
         cols = np.empty(geom.cols_shape, dtype=x.dtype)
         im2col(np.ascontiguousarray(x), cols, *_loop_args(geom))
-        w_mat = w.reshape(-1, geom.c_out)
-        y = cols @ w_mat
-        y += b
-        return y.reshape(geom.y_shape), (cols, w_mat)
+        y, w_mat = cols_forward(cols, w, b, geom)
+        return y, (cols, w_mat)
 
     def _backward(
         self, dy: NDArray[np.floating], saved: Saved, geom: ConvGeometry
     ) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]:
         cols, w_mat = saved
-        dy_mat = dy.reshape(-1, geom.c_out)
-        dw = (cols.T @ dy_mat).reshape(geom.w_shape)
-        db = dy_mat.sum(axis=0)
-        dcols = dy_mat @ w_mat.T
+        dcols, dw, db = cols_backward(dy, cols, w_mat, geom)
         dx = np.zeros(geom.x_shape, dtype=dy.dtype)
         col2im(dcols, dx, *_loop_args(geom))
         return dx, dw, db
