@@ -327,7 +327,7 @@ class NumbaCuda(Backend):
     def available(self) -> tuple[bool, str]:
         if cuda.is_available():
             return True, ""
-        return False, "numba.cuda finds no usable GPU (set NUMBA_ENABLE_CUDASIM=1 to simulate)"
+        return False, "no CUDA GPU found (the tests run this backend on numba's CUDA simulator)"
 
     def simulated(self) -> bool:
         """Whether kernels run on numba's CUDA simulator: correct, but never worth timing."""
