@@ -122,7 +122,7 @@ def plot_scaling(df: pd.DataFrame) -> Figure:
 
 def plot_gflops(df: pd.DataFrame) -> Figure:
     """GFLOP/s against image size, the measured BLAS limit as a line, best % of it in the legend."""
-    title = "GFLOP/s against image size (dotted: the machine's BLAS limit)"
+    title = "GFLOP/s against image size (dotted: a plain BLAS product of the im2col size)"
     sweep = timed(df)
     sweep = sweep[sweep["flops"] > 0]
     if sweep.empty:
