@@ -87,6 +87,16 @@ class ConvGeometry:
         """FLOPs of dx plus dw: twice the forward pass."""
         return 2 * self.flops_forward
 
+    @property
+    def index_params(self) -> tuple[int, int, int, int, int, int]:
+        """(sh, sw, dh, dw, top, left): what jitted loops need to map output to input pixels.
+
+        Input pixel (iy, ix) = (oy * sh + ki * dh - top, ox * sw + kj * dw - left).
+        """
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        (top, _), (left, _) = self.pad
+        return sh, sw, dh, dw, top, left
+
     def window_starts(self, ki: int, kj: int) -> tuple[slice, slice]:
         """Slices of the padded input read by kernel offset (ki, kj) for every output pixel."""
         (sh, sw), (dh, dw) = self.stride, self.dilation

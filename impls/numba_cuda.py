@@ -58,9 +58,7 @@ def _grid(extent: tuple[int, int], threads: tuple[int, int]) -> tuple[int, int]:
 
 def _conv_args(geom: ConvGeometry) -> tuple[int, ...]:
     """The geometry as the flat int tuple the im2col and col2im kernels unpack."""
-    (sh, sw), (dh, dw) = geom.stride, geom.dilation
-    (top, _), (left, _) = geom.pad
-    return (geom.kh, geom.kw, sh, sw, dh, dw, top, left, geom.out_h, geom.out_w)
+    return (geom.kh, geom.kw, *geom.index_params, geom.out_h, geom.out_w)
 
 
 @cuda.jit

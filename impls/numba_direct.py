@@ -170,12 +170,6 @@ def _split(total: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise(bounds))
 
 
-def _loop_params(geom: ConvGeometry) -> tuple[int, ...]:
-    (sh, sw), (dh, dw) = geom.stride, geom.dilation
-    (top, _), (left, _) = geom.pad
-    return sh, sw, dh, dw, top, left
-
-
 def _weight_blocks(w: NDArray[np.floating]) -> NDArray[np.floating]:
     """(kh, kw, C_in, C_out) -> (n_blocks, kh, kw, C_in, CO_BLOCK), zero-padded past C_out."""
     kh, kw, c_in, c_out = w.shape
@@ -207,7 +201,7 @@ class NumbaDirect(Backend):
         w_blocks = _weight_blocks(w)
         b = np.ascontiguousarray(b)
         y = np.empty(geom.y_shape, dtype=x.dtype)
-        params = _loop_params(geom)
+        params = geom.index_params
         tasks = _split(geom.n * geom.out_h * w_blocks.shape[0])
         run_jobs([partial(_forward_jit, x, w_blocks, b, y, *params, lo, hi) for lo, hi in tasks])
         return y, (x, w)
@@ -218,7 +212,7 @@ class NumbaDirect(Backend):
         x, w = saved
         dy = np.ascontiguousarray(dy)
         w_t = np.ascontiguousarray(w.transpose(0, 1, 3, 2))
-        params = _loop_params(geom)
+        params = geom.index_params
         dx = np.empty(geom.x_shape, dtype=x.dtype)
         out_rows = _split(geom.n * geom.out_h)
         dw_parts = np.empty((len(out_rows), *geom.w_shape), dtype=x.dtype)

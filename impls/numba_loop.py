@@ -65,9 +65,7 @@ col2im = njit(parallel=True, cache=True)(_col2im)
 
 
 def _loop_args(geom: ConvGeometry) -> tuple[int, ...]:
-    (sh, sw), (dh, dw) = geom.stride, geom.dilation
-    (top, _), (left, _) = geom.pad
-    return geom.out_h, geom.out_w, geom.kh, geom.kw, sh, sw, dh, dw, top, left
+    return geom.out_h, geom.out_w, geom.kh, geom.kw, *geom.index_params
 
 
 class NumbaLoop(Backend):

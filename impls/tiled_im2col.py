@@ -45,9 +45,7 @@ BLOCK_BYTES = _l2_bytes()
 
 def _window_params(geom: ConvGeometry) -> tuple[int, ...]:
     """The integers the jitted loops need, in their argument order."""
-    (sh, sw), (dh, dw) = geom.stride, geom.dilation
-    (top, _), (left, _) = geom.pad
-    return geom.out_h, geom.out_w, sh, sw, dh, dw, top, left, geom.kh, geom.kw
+    return geom.out_h, geom.out_w, *geom.index_params, geom.kh, geom.kw
 
 
 def _gather_plain(x, cols, p0, p1, out_h, out_w, sh, sw, dh, dw, top, left, kh, kw):  # type: ignore[no-untyped-def]
