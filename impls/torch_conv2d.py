@@ -9,6 +9,7 @@ oneDNN's convolution primitive.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -25,6 +26,11 @@ class TorchConv2d(TorchPeer):
     description: ClassVar[str] = (
         "torch F.conv2d + autograd on channels-last tensors (oneDNN on CPU): the yardstick"
     )
+    #: autograd keeps a tensor sharing x's memory (fingerprinted) and a copy of w
+    saved_by_reference: ClassVar[tuple[str, ...]] = ("x",)
+    #: oneDNN skips padding ("data"), but torch runs dilated layers through its own im2col,
+    #: and SAME padding that is lopsided is applied here explicitly: zeros multiplied ("channel")
+    nonfinite_spread: ClassVar[Mapping[str, str]] = {"y": "either", "dx": "data", "dw": "either"}
 
     def _forward(
         self,
@@ -36,8 +42,10 @@ class TorchConv2d(TorchPeer):
         # NHWC storage viewed as NCHW is exactly torch's channels_last layout
         x_t = as_tensor(x).permute(0, 3, 1, 2).requires_grad_()
         # w stays in the default layout: a channels-last w sends degenerate shapes down
-        # slow_conv2d, whose backward raises "grad_weight must be contiguous"
-        w_t = as_tensor(w).permute(3, 2, 0, 1).contiguous().requires_grad_()
+        # slow_conv2d, whose backward raises "grad_weight must be contiguous"; always a copy,
+        # as w may be changed in place before backward
+        w_t = as_tensor(w).permute(3, 2, 0, 1).clone(memory_format=torch.contiguous_format)
+        w_t.requires_grad_()
         b_t = as_tensor(b).requires_grad_()
         (top, bottom), (left, right) = geom.pad
         if top == bottom and left == right:
