@@ -121,6 +121,11 @@ def _to_tiles_plain(src, mat, dst, top, left, tiles_h, tiles_w, t0, t1):  # type
 _DIRECT = TiledIm2col()
 
 
+def _quiet() -> np.errstate:
+    """No numpy warnings for the transforms' overflows and NaNs: such calls are redone exactly."""
+    return np.errstate(over="ignore", invalid="ignore")
+
+
 def _from_tiles_plain(src, mat, bias, dst, tiles_h, tiles_w, t0, t1):  # type: ignore[no-untyped-def]
     """Output tile t = mat @ src[:, t - t0] @ mat.T + bias, the inverse direction of _to_tiles.
 
@@ -227,11 +232,12 @@ def _correlate(
         v = np.empty((36, chunk, x.shape[3]), dtype=dtype)
         m = np.empty((36, chunk, u.shape[2]), dtype=dtype)
         finite = True
-        for t0 in range(first * chunk, n_tiles, workers * chunk):
-            t1 = min(t0 + chunk, n_tiles)
-            _to_tiles(x, b_t, v, top, left, tiles_h, tiles_w, t0, t1)
-            np.matmul(v[:, : t1 - t0], u, out=m[:, : t1 - t0])
-            finite &= _from_tiles(m, a_t, bias, y, tiles_h, tiles_w, t0, t1)
+        with _quiet():
+            for t0 in range(first * chunk, n_tiles, workers * chunk):
+                t1 = min(t0 + chunk, n_tiles)
+                _to_tiles(x, b_t, v, top, left, tiles_h, tiles_w, t0, t1)
+                np.matmul(v[:, : t1 - t0], u, out=m[:, : t1 - t0])
+                finite &= _from_tiles(m, a_t, bias, y, tiles_h, tiles_w, t0, t1)
         return finite
 
     return y, all(run_jobs([partial(job, t) for t in range(workers)]))
@@ -274,7 +280,9 @@ class Winograd(Backend):
         geom: ConvGeometry,
     ) -> tuple[NDArray[np.floating], Any]:
         (top, _), (left, _) = geom.pad
-        y, finite = _correlate(x, _filter_transform(w), b, top, left, geom.out_h, geom.out_w)
+        with _quiet():
+            u = _filter_transform(w)
+        y, finite = _correlate(x, u, b, top, left, geom.out_h, geom.out_w)
         if not finite:
             y, _ = _DIRECT.forward(x, w, b, padding=geom.pad)
         return y, (x, w.copy())
@@ -289,9 +297,11 @@ class Winograd(Backend):
         (top, _), (left, _) = geom.pad
         # stride 1: dx is the correlation of dy with the flipped, transposed kernel
         w_flip = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))
+        with _quiet():
+            u_flip = _filter_transform(w_flip)
         dx, dx_finite = _correlate(
             dy,
-            _filter_transform(w_flip),
+            u_flip,
             np.zeros(geom.c_in, dtype=dtype),
             2 - top,
             2 - left,
@@ -309,18 +319,21 @@ class Winograd(Backend):
             dy_hat = np.empty((36, chunk, geom.c_out), dtype=dtype)
             du = np.zeros((36, geom.c_in, geom.c_out), dtype=dtype)
             du_chunk = np.empty_like(du)
-            for t0 in range(first * chunk, n_tiles, workers * chunk):
-                t1 = min(t0 + chunk, n_tiles)
-                _to_tiles(x, b_t, v, top, left, tiles_h, tiles_w, t0, t1)
-                _to_tiles(dy, a, dy_hat, 0, 0, tiles_h, tiles_w, t0, t1)
-                np.matmul(v[:, : t1 - t0].transpose(0, 2, 1), dy_hat[:, : t1 - t0], out=du_chunk)
-                du += du_chunk
+            with _quiet():
+                for t0 in range(first * chunk, n_tiles, workers * chunk):
+                    t1 = min(t0 + chunk, n_tiles)
+                    _to_tiles(x, b_t, v, top, left, tiles_h, tiles_w, t0, t1)
+                    _to_tiles(dy, a, dy_hat, 0, 0, tiles_h, tiles_w, t0, t1)
+                    v_t = v[:, : t1 - t0].transpose(0, 2, 1)
+                    np.matmul(v_t, dy_hat[:, : t1 - t0], out=du_chunk)
+                    du += du_chunk
             return du
 
-        du_total = np.sum(
-            run_jobs([partial(job, t) for t in range(workers)]), axis=0, dtype=np.float64
-        )
-        dw = _sandwich(G.T, du_total.reshape(6, 6, geom.c_in, geom.c_out)).astype(dtype)
+        with _quiet():
+            du_total = np.sum(
+                run_jobs([partial(job, t) for t in range(workers)]), axis=0, dtype=np.float64
+            )
+            dw = _sandwich(G.T, du_total.reshape(6, 6, geom.c_in, geom.c_out)).astype(dtype)
         if not (dx_finite and np.isfinite(dw).all()):
             _, ctx = _DIRECT.forward(x, w, None, padding=geom.pad)
             return _DIRECT.backward(dy, ctx)
