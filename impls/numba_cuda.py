@@ -20,6 +20,12 @@ from functools import cache
 from typing import Any, ClassVar
 
 import numpy as np
+
+if not hasattr(np, "row_stack"):
+    # numba-cuda <= 0.30 registers an overload for np.row_stack when it first compiles, and
+    # numpy 2.5 removed that alias of np.vstack: without it, no kernel compiles at all
+    np.row_stack = np.vstack  # type: ignore[attr-defined]
+
 from numba import cuda, types
 from numpy.typing import NDArray
 

@@ -144,3 +144,23 @@ def test_numba_cuda_says_when_the_toolkit_is_missing(monkeypatch: pytest.MonkeyP
     assert not ok
     assert "libnvrtc" in reason
     assert ".[cuda]" in reason
+
+
+def test_kernels_compile_under_a_numpy_without_row_stack(summary: dict[str, Any]) -> None:
+    """numpy 2.5 removed np.row_stack, which numba-cuda 0.30 overloads at its first compile."""
+    script = (
+        "import numpy as np\n"
+        "if hasattr(np, 'row_stack'):\n"
+        "    del np.row_stack\n"
+        "from numba import types\n"
+        "from impls import numba_cuda\n"
+        "def probe(out):\n"
+        "    out[0] = 0\n"
+        "numba_cuda.cuda.compile_ptx(probe, (types.float32[::1],), cc=(9, 0))\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "NUMBA_ENABLE_CUDASIM"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
