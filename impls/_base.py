@@ -11,7 +11,14 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import DTypeLike
 
-from ._geometry import ConvGeometry, IntOrPair, PaddingSpec, check_dtypes, resolve_geometry
+from ._geometry import (
+    ConvGeometry,
+    IntOrPair,
+    PaddingSpec,
+    as_numpy_dtype,
+    check_dtypes,
+    resolve_geometry,
+)
 
 #: (input name, the array forward got, its fingerprint then)
 Guard = tuple[str, Any, Hashable]
@@ -152,7 +159,7 @@ class Backend:
         x, w = self._take_input(x, "x"), self._take_input(w, "w")
         b = None if b is None else self._take_input(b, "b")
         geom = self.check(x, w, b, stride=stride, padding=padding, dilation=dilation)
-        dtype = np.dtype(x.dtype)
+        dtype = as_numpy_dtype(x.dtype)
         if b is None:
             b = self.to_device(np.zeros(geom.c_out, dtype))
         y, saved = self._forward(x, w, b, geom)
@@ -196,8 +203,8 @@ class Backend:
         dy = self._take_input(dy, "dy")
         if tuple(dy.shape) != ctx.geom.y_shape:
             raise ValueError(f"dy has shape {tuple(dy.shape)}, but y has {ctx.geom.y_shape}")
-        if np.dtype(dy.dtype) != ctx.dtype:
-            raise ValueError(f"dy has dtype {np.dtype(dy.dtype)}, but y has {ctx.dtype}")
+        if as_numpy_dtype(dy.dtype) != ctx.dtype:
+            raise ValueError(f"dy has dtype {as_numpy_dtype(dy.dtype)}, but y has {ctx.dtype}")
         for name, array, digest in ctx.guards:
             if self._fingerprint(array) != digest:
                 raise ValueError(

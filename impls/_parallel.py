@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from functools import cache, wraps
 from typing import Any, TypeVar
 
@@ -123,3 +123,33 @@ def threadsafe_parallel(kernel: Callable[..., T]) -> Callable[..., T]:
             return kernel(*args)
 
     return launch
+
+
+class SharedSetting:
+    """A process-wide setting that overlapping calls share: on for the first, off after the last.
+
+    ``make()`` returns a context manager that applies the setting and restores what it found
+    (``torch.backends.cudnn.flags``, say); it is entered when the first call comes in and left
+    when the last one goes, whatever their order, so that no call restores a value another
+    one set, or loses the setting while it still runs.
+    """
+
+    def __init__(self, make: Callable[[], AbstractContextManager[Any]]) -> None:
+        self._make = make
+        self._lock = threading.Lock()
+        self._users = 0
+        self._stack = ExitStack()
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            if self._users == 0:
+                self._stack.enter_context(self._make())
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0:
+                    self._stack.close()

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from impls import _parallel
-from impls._parallel import run_jobs, worker_count
+from impls._parallel import SharedSetting, run_jobs, worker_count
 from tests.support import (
     Case,
     assert_close,
@@ -53,7 +55,10 @@ def thread_settings() -> dict[str, Any]:
     settings: dict[str, Any] = {"numba": numba.get_num_threads(), "worker_count": worker_count()}
     settings.update((info["filepath"], info["num_threads"]) for info in threadpool_info())
     if "torch" in sys.modules:
-        settings["torch"] = sys.modules["torch"].get_num_threads()
+        torch = sys.modules["torch"]
+        cudnn = torch.backends.cudnn
+        settings["torch"] = torch.get_num_threads()
+        settings["cudnn"] = (cudnn.enabled, cudnn.benchmark, cudnn.deterministic)
     return settings
 
 
@@ -180,3 +185,49 @@ def test_overlapping_calls_restore_blas_whichever_ends_first(
             release[k].set()
             call.join()
     assert thread_settings() == before
+
+
+def overlapping(enter: Any, calls: int = 2) -> None:
+    """``calls`` threads enter ``enter()`` one after another, then leave in the same order."""
+    inside = [threading.Event() for _ in range(calls)]
+    release = [threading.Event() for _ in range(calls)]
+
+    def call(k: int) -> None:
+        with enter():
+            inside[k].set()
+            release[k].wait(30)
+
+    threads = [threading.Thread(target=call, args=(k,)) for k in range(calls)]
+    try:
+        for k, thread in enumerate(threads):
+            thread.start()
+            assert inside[k].wait(30)
+    finally:
+        for k, thread in enumerate(threads):
+            release[k].set()
+            thread.join()
+
+
+def test_a_shared_setting_is_on_from_the_first_call_in_to_the_last_out() -> None:
+    events: list[str] = []
+
+    @contextmanager
+    def setting() -> Iterator[None]:
+        events.append("on")
+        yield
+        events.append("off")
+
+    shared = SharedSetting(setting)
+    overlapping(shared, calls=3)
+    assert events == ["on", "off"]
+
+
+def test_cudnn_flags_are_restored_after_overlapping_calls() -> None:
+    """torch_cudnn's flags are process-wide; this runs without a GPU too."""
+    torch = pytest.importorskip("torch", reason="torch not installed (pip install -e .[peers])")
+    from impls.torch_cudnn import cudnn_settings
+
+    cudnn = torch.backends.cudnn
+    before = (cudnn.enabled, cudnn.benchmark, cudnn.deterministic)
+    overlapping(SharedSetting(cudnn_settings))
+    assert (cudnn.enabled, cudnn.benchmark, cudnn.deterministic) == before
