@@ -164,7 +164,7 @@ class Harness:
             return True
         # tests/ holds no benchmarks; leaving it out keeps a broken test module from stopping a run
         tests = BENCHMARKS_DIR.parent / "tests"
-        if self.config.getoption("benchmark_only", False) and collection_path == tests:
+        if self.config.getoption("benchmark_only", False) and collection_path.is_relative_to(tests):
             return True
         return None
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .data import read_run
+from .data import benchmark_names, read_run
 
 
 def parse_threshold(text: str) -> float:
@@ -21,10 +21,8 @@ def parse_threshold(text: str) -> float:
 def medians(path: str | Path) -> pd.Series:
     """Each benchmark's median in seconds, by full name (read_run refuses unusable medians)."""
     run = read_run(path)
-    return pd.Series(
-        {b.get("fullname") or b["name"]: b["stats"]["median"] for b in run["benchmarks"]},
-        dtype=float,
-    )
+    values = [b["stats"]["median"] for b in run["benchmarks"]]
+    return pd.Series(dict(zip(benchmark_names(run), values, strict=True)), dtype=float)
 
 
 def compare(old: str | Path, new: str | Path, threshold: float) -> pd.DataFrame:

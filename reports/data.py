@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,15 @@ def is_positive_time(value: Any) -> bool:
     )
 
 
+def benchmark_names(run: dict[str, Any]) -> list[str]:
+    """Each benchmark's full name, as the current harness names it (in a run of any format)."""
+    names = [str(b.get("fullname") or b.get("name")) for b in run["benchmarks"]]
+    if (run.get("im2col_bench") or {}).get("format", 1) == 1:
+        # the first format's "reference-56px" case id is "resnet-56px" now
+        names = [re.sub(r"(?<=[\[-])reference-(?=\d+px\])", "resnet-", n) for n in names]
+    return names
+
+
 def _run_labels(runs: list[dict[str, Any]]) -> list[str]:
     """Machine names, with the date added where one machine made several runs."""
     nodes = [str(r["machine_info"].get("node") or "unknown") for r in runs]
@@ -127,14 +137,14 @@ def load(paths: Iterable[str | Path]) -> pd.DataFrame:
         records = [
             {
                 **(bench.get("extra_info") or {}),
-                "name": bench.get("fullname") or bench.get("name"),
+                "name": name,
                 "median": bench["stats"]["median"],
                 "iqr": bench["stats"].get("iqr"),
                 "rounds": bench["stats"].get("rounds"),
                 "status": "ok",
                 "reason": "",
             }
-            for bench in run["benchmarks"]
+            for name, bench in zip(benchmark_names(run), run["benchmarks"], strict=True)
         ]
         records += [{**rec, "status": "skipped"} for rec in extra.get("skipped", [])]
         records += [{**rec, "status": "failed"} for rec in extra.get("failed", [])]

@@ -93,7 +93,9 @@ def _judge(goal: Goal, df: pd.DataFrame) -> Verdict:
     if goal.against == IM2COL_BUFFER:
         subjects = subjects.dropna(subset=["peak_bytes"])
         if subjects.empty:
-            return Verdict(goal, None, f"no peak memory of {goal.subject} in this run")
+            return Verdict(
+                goal, None, f"no peak memory of {goal.subject} at {goal.config} in this run"
+            )
         best = subjects.loc[subjects["peak_bytes"].idxmin()]
         ratio = _finite(best["peak_bytes"] / best["cols_bytes"])
         return Verdict(goal, ratio, f"{best['backend']}, tracemalloc peak against the buffer")
@@ -105,7 +107,9 @@ def _judge(goal: Goal, df: pd.DataFrame) -> Verdict:
         yardsticks = rows[rows["backend"] == goal.against]
     for side, found in ((goal.subject, subjects), (goal.against, yardsticks)):
         if found.empty:
-            return Verdict(goal, None, f"no {goal.pass_} time of {side} in this run")
+            return Verdict(
+                goal, None, f"no {goal.pass_} time of {side} at {goal.config} in this run"
+            )
     best = subjects.loc[subjects["median"].idxmin()]
     ratio = _finite(best["median"] / yardsticks["median"].min())
     return Verdict(goal, ratio, f"{best['backend']} against {goal.against}")

@@ -119,7 +119,7 @@ def bench(backend: str, role: str, pass_: str, config: str, median: float, **inf
     )
     return {
         "name": f"{backend}-{pass_}-{config}",
-        "fullname": f"test[{backend}-{pass_}-{config}]",
+        "fullname": f"test[{backend}-{pass_}-{config}-{shape['h']}px]",
         "extra_info": {"backend": backend, "role": role, "pass": pass_, "config": config,
                        "stride": 1, "dtype": "float32", "flops": 10**9, "cols_bytes": 8000,
                        **shape, **info},
@@ -213,6 +213,19 @@ def test_compare_catches_a_planted_regression(
     out = capsys.readouterr().out
     assert victim["fullname"] in out
     assert "1 of" in out
+
+
+def test_compare_matches_a_first_format_run_to_the_renamed_resnet_cases(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    new = synthetic_run()
+    old = copy.deepcopy(new)
+    old["im2col_bench"]["format"] = 1
+    for entry in old["benchmarks"]:
+        entry["fullname"] = entry["fullname"].replace("-resnet-56px]", "-reference-56px]")
+    old_path, new_path = write(tmp_path / "old.json", old), write(tmp_path / "new.json", new)
+    assert main(["compare", str(old_path), str(new_path)]) == 0
+    assert f"0 of {len(new['benchmarks'])} benchmarks slowed" in capsys.readouterr().out
 
 
 def _odd(edit: Any) -> dict[str, Any]:
