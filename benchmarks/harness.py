@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -27,6 +27,9 @@ import impls
 from . import timing
 from .machine import apply_threads, available_memory, default_threads, machine_extras
 from .matrix import PRESETS, BlasCase, Case, Preset, build_matrix, contenders, result_row
+
+if TYPE_CHECKING:  # reports imports pandas and matplotlib: only when a run is saved
+    from reports import Verdict
 
 #: the folder of this package: the benchmark modules that plain ``pytest`` leaves alone
 BENCHMARKS_DIR = Path(__file__).parent
@@ -142,7 +145,7 @@ class Harness:
         self.left_out: dict[str, str] = {}
         self.interrupted = False
         self.limiter: Any = None
-        self.verdicts: list[Any] = []
+        self.verdicts: list[Verdict] = []
         #: the line printed last: the report's path, or why there is none
         self.outcome: str | None = None
 
@@ -168,9 +171,11 @@ class Harness:
             return True
         return None
 
-    def pytest_report_header(self) -> str:
+    def pytest_report_header(self) -> str | None:
         if not self.collects_benchmarks:
             return "im2col-bench: benchmarks not collected; time them with --benchmark-only"
+        if not self.config.getoption("benchmark_only", False):
+            return None
         s = self.settings
         return (
             f"im2col-bench: preset {s.preset.name}, {s.threads} threads, "
@@ -219,8 +224,8 @@ class Harness:
         prefix = f"{case.backend}: " if isinstance(case, Case) else "BLAS limit: "
         pytest.skip(prefix + reason)
 
-    def row(self, case: Case | BlasCase, **status: str) -> dict[str, Any]:
-        return result_row(case, threads=self.settings.threads, **status)
+    def row(self, case: Case | BlasCase, status: str = "ok", reason: str = "") -> dict[str, Any]:
+        return result_row(case, threads=self.settings.threads, status=status, reason=reason)
 
     def time_case(self, benchmark: Any, case: Case) -> None:
         """Time one backend on one pass of one configuration, or skip it with the reason."""
