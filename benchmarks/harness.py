@@ -111,20 +111,45 @@ def _share(text: str | None) -> float:
     return percent / 100
 
 
-@contextlib.contextmanager
-def sigint_deferred() -> Iterator[None]:
-    """Hold Ctrl-C until the block ends, so what it writes is whole; then deliver it."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if caught:
-            signal.raise_signal(signal.SIGINT)
+class CtrlC:
+    """Ctrl-C in a benchmark run: the first press stops the run, as usual; a press after it,
+    or while the run is being saved, is held until the run's JSON is whole, then delivered."""
+
+    def __init__(self) -> None:
+        self.presses = 0
+        self.held = 0
+        self.holding = False
+        self.previous: Any = None
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        previous = signal.getsignal(signal.SIGINT)
+        if previous not in (signal.SIG_IGN, None):  # an ignored Ctrl-C stays ignored
+            self.previous = signal.signal(signal.SIGINT, self.press)
+
+    def press(self, signum: int, frame: Any) -> None:
+        self.presses += 1
+        if self.presses == 1 and not self.holding:
+            raise KeyboardInterrupt
+        self.held += 1
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Hold every press while the block runs; a held one is a KeyboardInterrupt after it."""
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+            self.uninstall()
+            if self.held:
+                raise KeyboardInterrupt
+
+    def uninstall(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
 
 
 class Harness:
@@ -144,6 +169,7 @@ class Harness:
         self.failed: list[dict[str, Any]] = []
         self.left_out: dict[str, str] = {}
         self.interrupted = False
+        self.ctrl_c = CtrlC()
         self.limiter: Any = None
         self.verdicts: list[Verdict] = []
         #: the line printed last: the report's path, or why there is none
@@ -312,6 +338,10 @@ class Harness:
 
     # saving
 
+    def pytest_sessionstart(self) -> None:
+        if self.collects_benchmarks:
+            self.ctrl_c.install()
+
     def pytest_keyboard_interrupt(self) -> None:
         self.interrupted = True
 
@@ -351,23 +381,30 @@ class Harness:
         )
         return output
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_sessionfinish(self, exitstatus: int) -> None:
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self, exitstatus: int) -> Iterator[None]:
+        # first of all the session-finish hooks, to leave a second Ctrl-C the least time
+        self.save(exitstatus)
+        return (yield)
+
+    def save(self, exitstatus: int) -> None:
         """Save the run's JSON, then its report and the index; the JSON survives a Ctrl-C."""
         if not self.conv_timed:
+            self.ctrl_c.uninstall()
             if self.benchmarks or self.failed:
                 self.outcome = "no backend was timed, so no run was saved"
             return
-        from reports import ReportInputError, build_report, update_index
-        from reports.storage import RUNS, write_new
-
-        self.interrupted |= exitstatus == pytest.ExitCode.INTERRUPTED
+        self.interrupted |= self.ctrl_c.presses > 0 or exitstatus == pytest.ExitCode.INTERRUPTED
         report_dir = self.settings.report_dir
         node = re.sub(r"[^A-Za-z0-9_.-]+", "-", socket.gethostname())[:40]
         stem = f"{time.strftime('%Y%m%d-%H%M%S')}_{node}_{self.settings.preset.name}"
         run_json: Path | None = None
+        self.outcome = "the run could not be saved"
         try:
-            with sigint_deferred():
+            with self.ctrl_c.hold():
+                from reports import build_report, update_index
+                from reports.storage import RUNS, write_new
+
                 text = json.dumps(self.run_json(), indent=1, default=str)
                 run_json = write_new(report_dir / RUNS, stem, ".json", text)
             html = run_json.with_suffix(".html")
@@ -382,8 +419,6 @@ class Harness:
                 else f"report interrupted; rebuild it: python -m reports build {run_json} -o "
                 f"{run_json.with_suffix('.html')}"
             )
-        except ReportInputError as exc:
-            self.outcome = f"no report ({exc}); the run is in {run_json}"
         except Exception as exc:  # a report bug must not hide the run's JSON
             self.outcome = f"{self.outcome} ({type(exc).__name__}: {exc})"
 
@@ -401,6 +436,7 @@ class Harness:
             )
 
     def pytest_unconfigure(self) -> None:
+        self.ctrl_c.uninstall()
         if self.limiter is not None:
             self.limiter.restore_original_limits()
         if self.outcome:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -44,10 +45,15 @@ def harness_env(env: dict[str, str] | None = None) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": paths, **(env or {})}
 
 
+def _default_ctrl_c() -> None:
+    # a run started from a shell's background job would otherwise ignore SIGINT
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_harness(report_dir: Path, *args: str, env: dict[str, str] | None = None) -> Any:
     return subprocess.run(
         harness_command(report_dir, *args), cwd=ROOT, capture_output=True, text=True,
-        timeout=300, env=harness_env(env),
+        timeout=300, env=harness_env(env), preexec_fn=_default_ctrl_c,
     )  # fmt: skip
 
 
@@ -214,6 +220,23 @@ def test_a_second_ctrl_c_during_the_save_still_leaves_an_interrupted_json(tmp_pa
         path.with_suffix(".html")
     )
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("delay", [0.01, 0.05, 0.15, 0.4])
+def test_two_real_ctrl_c_leave_an_interrupted_json_and_no_traceback(
+    tmp_path: Path, delay: float
+) -> None:
+    """Issue row 12 as `timeout -s INT` does it: two SIGINTs, the second `delay` s later."""
+    proc = run_harness(
+        tmp_path, "--backends", "fake_ok,fake_interrupt", "--sizes", "8,12",
+        env={"FAKE_INTERRUPT": f"twice:{delay}"},
+    )  # fmt: skip
+    assert proc.returncode == 2, output(proc)
+    (path,) = saved_runs(tmp_path)
+    assert json.loads(path.read_text())["im2col_bench"]["interrupted"] is True
+    assert "Traceback" not in proc.stdout + proc.stderr
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith(("report interrupted; rebuild it", str(tmp_path)))
 
 
 def planted_names(report_dir: Path, seconds: int) -> dict[Path, str]:
