@@ -9,24 +9,24 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import re
 import signal
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pytest
 
 import impls
 
 from . import timing
-from .machine import apply_threads, available_memory, default_threads, machine_extras
-from .matrix import PRESETS, BlasCase, Case, Preset, build_matrix, contenders, result_row
+from .machine import apply_threads, available_memory, machine_extras
+from .matrix import BlasCase, Case, build_matrix, contenders, result_row
+from .options import Settings
 
 if TYPE_CHECKING:  # reports imports pandas and matplotlib: only when a run is saved
     from reports import Verdict
@@ -35,80 +35,6 @@ if TYPE_CHECKING:  # reports imports pandas and matplotlib: only when a run is s
 BENCHMARKS_DIR = Path(__file__).parent
 #: what ``im2col_bench`` in the run's JSON looks like; 1 named the resnet configuration "reference"
 JSON_FORMAT = 2
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The harness's command-line options, checked."""
-
-    preset: Preset
-    #: backends to time; None for every backend in impls/
-    backends: list[str] | None
-    #: image sizes of the sweep; None for the preset's
-    sizes: list[int] | None
-    threads: int
-    report_dir: Path
-    #: the share of available memory one configuration may need, in (0, 1]
-    memory_share: float
-
-
-def read_settings(config: pytest.Config) -> Settings:
-    """The options of ``config``; a pytest.UsageError of one line names a bad one."""
-    preset = config.getoption("preset") or (
-        "default" if config.getoption("benchmark_only", False) else "smoke"
-    )
-    if preset not in PRESETS:
-        raise pytest.UsageError(f"--preset: {preset!r} is not one of {', '.join(PRESETS)}")
-    threads = _int_list(config.getoption("threads"), "--threads")
-    if threads is not None and len(threads) != 1:
-        raise pytest.UsageError("--threads takes one positive integer")
-    return Settings(
-        preset=PRESETS[preset],
-        backends=_backends(config.getoption("backends")),
-        sizes=_int_list(config.getoption("sizes"), "--sizes"),
-        threads=threads[0] if threads else default_threads(),
-        report_dir=Path(config.getoption("report_dir") or config.rootpath / "reports"),
-        memory_share=_share(config.getoption("memory_limit")),
-    )
-
-
-def _int_list(text: str | None, option: str) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise pytest.UsageError(f"{option} takes comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise pytest.UsageError(f"{option} takes positive integers, got {text!r}")
-    return values
-
-
-def _backends(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    known = impls.backend_names()
-    if not names:
-        raise pytest.UsageError(f"--backends: name at least one of {', '.join(known)}")
-    for name in names:
-        if name not in known:
-            raise pytest.UsageError(
-                f"--backends: Unknown backend {name!r}; known backends: {', '.join(known)}"
-            )
-    return names
-
-
-def _share(text: str | None) -> float:
-    if text is None:
-        return 0.5
-    try:
-        percent = float(text.strip().removesuffix("%"))
-    except ValueError:
-        percent = math.nan
-    if not (math.isfinite(percent) and 0 < percent <= 100):
-        raise pytest.UsageError(f"--memory-limit takes a percentage in (0, 100], got {text!r}")
-    return percent / 100
 
 
 class CtrlC:
@@ -289,7 +215,11 @@ class Harness:
             return "runs on numba's CUDA simulator: correct but never timed"
         conv = case.conv
         declined = backend.supports(
-            conv.x_shape, conv.w_shape, stride=conv.stride, padding=conv.padding, dtype=conv.dtype
+            conv.x_shape,
+            conv.w_shape,
+            stride=conv.stride,
+            padding=conv.padding,
+            dtype=np.dtype(conv.dtype),
         )
         if declined:
             return f"declined: {declined}"

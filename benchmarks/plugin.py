@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from .harness import Harness, read_settings
+from .harness import Harness
 from .matrix import PRESETS
+from .options import read_settings
 
 HARNESS = pytest.StashKey[Harness]()
 
