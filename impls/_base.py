@@ -8,7 +8,14 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import DTypeLike
 
-from ._geometry import ConvGeometry, IntOrPair, PaddingSpec, check_dtypes, resolve_geometry
+from ._geometry import (
+    ConvGeometry,
+    IntOrPair,
+    PaddingSpec,
+    as_numpy_dtype,
+    check_dtypes,
+    resolve_geometry,
+)
 
 
 @dataclass(frozen=True)
@@ -106,7 +113,7 @@ class Backend:
         """
         geom = self.check(x, w, b, stride=stride, padding=padding, dilation=dilation)
         y, saved = self._forward(x, w, b, geom)
-        return y, Context(self.name, geom, np.dtype(x.dtype), saved)
+        return y, Context(self.name, geom, as_numpy_dtype(x.dtype), saved)
 
     def backward(self, dy: Any, ctx: Context) -> tuple[Any, Any, Any]:
         """Gradients of sum(y * dy), summed over the batch.
@@ -127,8 +134,8 @@ class Backend:
             raise ValueError(f"ctx must come from {self.name}.forward")
         if tuple(dy.shape) != ctx.geom.y_shape:
             raise ValueError(f"dy has shape {tuple(dy.shape)}, but y has {ctx.geom.y_shape}")
-        if np.dtype(dy.dtype) != ctx.dtype:
-            raise ValueError(f"dy has dtype {np.dtype(dy.dtype)}, but y has {ctx.dtype}")
+        if as_numpy_dtype(dy.dtype) != ctx.dtype:
+            raise ValueError(f"dy has dtype {as_numpy_dtype(dy.dtype)}, but y has {ctx.dtype}")
         return self._backward(dy, ctx.saved, ctx.geom)
 
     def check(

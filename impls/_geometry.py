@@ -238,9 +238,18 @@ def resolve_geometry(
     )
 
 
+def as_numpy_dtype(dtype: Any) -> np.dtype:
+    """numpy's dtype for a numpy, numba or torch dtype (torch.float32 -> float32)."""
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        # torch dtypes are not numpy's, but their names are: "torch.float32"
+        return np.dtype(str(dtype).rpartition(".")[2])
+
+
 def check_dtypes(**arrays: Any) -> np.dtype:
     """The one float dtype that all arrays share; ValueError on integer, complex or mixed."""
-    dtypes = {name: np.dtype(a.dtype) for name, a in arrays.items()}
+    dtypes = {name: as_numpy_dtype(a.dtype) for name, a in arrays.items()}
     for name, dtype in dtypes.items():
         if dtype not in FLOAT_DTYPES:
             raise ValueError(f"{name} has dtype {dtype}; only float32 and float64 are supported")

@@ -15,9 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._geometry import ConvGeometry
-from ._torch import TorchPeer, as_tensor, torch
-
-F = torch.nn.functional if torch is not None else None
+from ._torch import TorchPeer, as_tensor, conv2d_grads, conv2d_with_graph
 
 
 class TorchConv2d(TorchPeer):
@@ -33,32 +31,11 @@ class TorchConv2d(TorchPeer):
         b: NDArray[np.floating],
         geom: ConvGeometry,
     ) -> tuple[NDArray[np.floating], Any]:
-        # NHWC storage viewed as NCHW is exactly torch's channels_last layout
-        x_t = as_tensor(x).permute(0, 3, 1, 2).requires_grad_()
-        # w stays in the default layout: a channels-last w sends degenerate shapes down
-        # slow_conv2d, whose backward raises "grad_weight must be contiguous"
-        w_t = as_tensor(w).permute(3, 2, 0, 1).contiguous().requires_grad_()
-        b_t = as_tensor(b).requires_grad_()
-        (top, bottom), (left, right) = geom.pad
-        if top == bottom and left == right:
-            x_in, padding = x_t, (top, left)
-        else:
-            # F.conv2d pads symmetrically only; SAME with stride > 1 can be lopsided
-            x_in, padding = F.pad(x_t, (left, right, top, bottom)), (0, 0)
-        with torch.enable_grad():
-            y_t = F.conv2d(
-                x_in, w_t, b_t, stride=geom.stride, padding=padding, dilation=geom.dilation
-            )
-        y = y_t.detach().permute(0, 2, 3, 1).numpy()
-        return y, (y_t, x_t, w_t, b_t)
+        y_t, graph = conv2d_with_graph(as_tensor(x), as_tensor(w), as_tensor(b), geom)
+        return y_t.numpy(), graph
 
     def _backward(
         self, dy: NDArray[np.floating], saved: Any, geom: ConvGeometry
     ) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]:
-        y_t, x_t, w_t, b_t = saved
-        dy_t = as_tensor(dy).permute(0, 3, 1, 2)
-        # keep the graph: backward may run many times on one ctx
-        dx_t, dw_t, db_t = torch.autograd.grad(y_t, (x_t, w_t, b_t), dy_t, retain_graph=True)
-        dx = dx_t.permute(0, 2, 3, 1).numpy()
-        dw = dw_t.permute(2, 3, 1, 0).numpy()
-        return np.ascontiguousarray(dx), np.ascontiguousarray(dw), db_t.numpy()
+        dx_t, dw_t, db_t = conv2d_grads(saved, as_tensor(dy))
+        return np.ascontiguousarray(dx_t.numpy()), np.ascontiguousarray(dw_t.numpy()), db_t.numpy()

@@ -67,3 +67,19 @@ def test_reference_matches_torch() -> None:
         actual = run_backend(impls.get_backend("reference"), x, w, b, dy_seed=14, **case.kwargs)
         for name, got, want in zip(("y", "dx", "dw", "db"), actual, expected, strict=True):
             assert_close(got, want, np.float64, f"reference {name} vs torch on {case.id}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_torch_tensors_are_taken_as_inputs(dtype: Any) -> None:
+    """The GPU peer's arrays are tensors: the shared checks must read torch dtypes too."""
+    from impls._torch import as_tensor
+
+    backend = usable_backend("torch_conv2d")
+    grid_case = TORCH_CASES[0]
+    x, w, b = make_inputs(grid_case, dtype, seed=11)
+    expected = torch_conv(x, w, b, grid_case, dy_seed=12)
+    y, ctx = backend.forward(as_tensor(x), as_tensor(w), as_tensor(b), **grid_case.kwargs)
+    dy = np.random.default_rng(12).standard_normal(tuple(y.shape)).astype(dtype)
+    grads = backend.backward(as_tensor(dy), ctx)
+    for name, got, want in zip(("y", "dx", "dw", "db"), (y, *grads), expected, strict=True):
+        assert_close(backend.to_numpy(got), want, dtype, f"torch_conv2d {name} from tensors")
