@@ -49,6 +49,7 @@ GOALS = (
     Goal("winograd forward", "winograd", "forward", YARDSTICK, 1.0),
     Goal("tiled_im2col forward", "tiled_im2col", "forward", BLAS_PRODUCT, 1.25),
     Goal("tiled_im2col peak extra memory", "tiled_im2col", "step", IM2COL_BUFFER, 1 / 8),
+    Goal("numba_cuda forward + backward", "numba_cuda", "step", "torch_cudnn", 3.0),
 )
 
 

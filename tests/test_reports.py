@@ -154,6 +154,7 @@ def test_the_goals_report_their_measured_ratios(tmp_path: Path) -> None:
         (False, pytest.approx(2.0)),  # winograd forward against torch_conv2d's
         (True, pytest.approx(1.2)),  # tiled_im2col forward against the BLAS product
         (False, pytest.approx(0.25)),  # 2000 bytes of peak memory against 8000 of buffer
+        (None, None),  # no GPU backend in this run
     ]
     fastest = found["fastest of ours, forward + backward"]
     assert "tiled_im2col against torch_conv2d" in fastest.line()
@@ -194,7 +195,7 @@ def test_a_run_of_the_first_format_reads_its_reference_config_as_resnet(tmp_path
             entry["extra_info"]["config"] = "reference"
     df = reports.load([write(tmp_path / "old.json", old)])
     assert "reference" not in set(df["config"])
-    assert [v.ratio for v in reports.judge(df)] == pytest.approx([0.9, 2.0, 1.2, 0.25])
+    assert [v.ratio for v in reports.judge(df)][:4] == pytest.approx([0.9, 2.0, 1.2, 0.25])
 
 
 def test_compare_passes_an_identical_run(capsys: pytest.CaptureFixture[str]) -> None:
