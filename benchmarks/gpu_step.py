@@ -1,10 +1,11 @@
 """A quick look at the GPU backends' times at the resnet configuration: a sanity check only.
 
 ``python3 -m benchmarks.gpu_step`` times forward, backward and forward + backward of every
-available GPU backend at the resnet configuration (a ResNet stage-2 layer, float32), each call synchronized, after
-an untimed warm-up (JIT compilation, cuDNN's algorithm search). The backends take turns in
-blocks of ``--reps`` calls, twice over, so a drift in the GPU's clocks shows as a difference
-between the two rounds. The benchmark proper is ``pytest --benchmark-only``.
+available GPU backend at the resnet configuration (a ResNet stage-2 layer, float32), each
+call synchronized, after an untimed warm-up (JIT compilation, cuDNN's algorithm search). The
+backends take turns in blocks of ``--reps`` calls, twice over, so a drift in the GPU's
+clocks shows as a difference between the two rounds. The benchmark proper is
+``pytest --benchmark-only``.
 """
 
 from __future__ import annotations
