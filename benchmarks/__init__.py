@@ -1,1 +1,1 @@
-"""pytest-benchmark suite: every backend in ``impls`` timed on every pass of a preset's matrix."""
+"""The benchmark harness: a pytest plugin that times every backend in ``impls`` over a matrix."""

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # On a machine with an NVIDIA GPU, from a plain copy of the repository (no install step):
 # test every GPU backend on the device, then benchmark them and naive_loop (default sizes and
-# the reference shape); the run's JSON and HTML land in reports/runs/, named after the GPU.
+# the resnet configuration); the run's JSON and HTML land in reports/runs/, named after the GPU.
 #   benchmarks/gpu_run.sh            tests + benchmark (about 10 minutes)
-#   benchmarks/gpu_run.sh --quick    tests + a quick reference-shape timing (python -m benchmarks.gpu_step)
+#   benchmarks/gpu_run.sh --quick    tests + a quick resnet-configuration timing (python -m benchmarks.gpu_step)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -81,7 +81,7 @@ rm -rf "$scratch"
 "$PY" -m reports build "$run" -o "${run%.json}.html"
 "$PY" -c 'import sys; from reports import update_index; update_index(sys.argv[1])' reports
 
-# numba_cuda against cuDNN at the reference shape: the goal is at most 3x on a step
+# numba_cuda against cuDNN at the resnet configuration: the goal is at most 3x on a step
 "$PY" - "$run" <<'EOF'
 import json
 import sys
@@ -89,16 +89,16 @@ import sys
 medians = {}
 for bench in json.load(open(sys.argv[1]))["benchmarks"]:
     info = bench.get("extra_info", {})
-    if info.get("config") == "reference":
+    if info.get("config") == "resnet":
         medians[(info.get("backend"), info.get("pass"))] = bench["stats"]["median"]
 for pass_ in ("forward", "backward", "step"):
     ours, peer = medians.get(("numba_cuda", pass_)), medians.get(("torch_cudnn", pass_))
     if ours is None or peer is None:
-        print(f"reference shape, {pass_}: not measured for both numba_cuda and torch_cudnn")
+        print(f"resnet configuration, {pass_}: not measured for both numba_cuda and torch_cudnn")
         continue
     goal = "  (goal: at most 3x)" if pass_ == "step" else ""
     print(
-        f"reference shape, {pass_}: numba_cuda {ours * 1e3:.3f} ms, torch_cudnn "
+        f"resnet configuration, {pass_}: numba_cuda {ours * 1e3:.3f} ms, torch_cudnn "
         f"{peer * 1e3:.3f} ms, ratio {ours / peer:.2f}x{goal}"
     )
 EOF

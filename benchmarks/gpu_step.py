@@ -1,10 +1,11 @@
-"""A quick look at the GPU backends' times at the reference shape: a sanity check, not a benchmark.
+"""A quick look at the GPU backends' times at the resnet configuration: a sanity check only.
 
 ``python3 -m benchmarks.gpu_step`` times forward, backward and forward + backward of every
-available GPU backend at the ResNet reference shape (float32), each call synchronized, after
-an untimed warm-up (JIT compilation, cuDNN's algorithm search). The backends take turns in
-blocks of ``--reps`` calls, twice over, so a drift in the GPU's clocks shows as a difference
-between the two rounds. The benchmark proper is ``pytest --benchmark-only``.
+available GPU backend at the resnet configuration (a ResNet stage-2 layer, float32), each
+call synchronized, after an untimed warm-up (JIT compilation, cuDNN's algorithm search). The
+backends take turns in blocks of ``--reps`` calls, twice over, so a drift in the GPU's
+clocks shows as a difference between the two rounds. The benchmark proper is
+``pytest --benchmark-only``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 import impls
 from impls import Backend
 
-#: the ResNet stage-2 layer the benchmarks call the reference shape
+#: the ResNet stage-2 layer the benchmarks call the resnet configuration
 X_SHAPE, W_SHAPE = (16, 56, 56, 64), (3, 3, 64, 64)
 PASSES = ("forward", "backward", "step")
 

@@ -1,251 +1,211 @@
-"""The benchmark matrix and how one case is timed.
+"""One benchmark run as one object: its settings, what it timed, skipped and failed, its saving.
 
-The matrix (backend x configuration x pass) is built once from a :class:`Preset`; the test
-functions in ``test_conv.py`` only call :meth:`Harness.time_case` and
-:meth:`Harness.time_blas_limit`. Nothing here knows about HTML: everything the report
-needs goes into pytest-benchmark's own JSON (``extra_info`` and machine info).
+:class:`Harness` is registered with pytest's plugin manager by ``benchmarks/plugin.py``; its
+``pytest_*`` methods are hooks. Everything the report needs goes into pytest-benchmark's own
+JSON, under the key ``im2col_bench``.
 """
 
 from __future__ import annotations
 
-import math
-import os
-import sys
+import contextlib
+import json
+import re
+import signal
+import socket
+import threading
 import time
-import tracemalloc
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
-from importlib import metadata
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 
 import impls
-from impls import Backend, ConvGeometry, resolve_geometry
 
-#: the passes every backend is timed on; "transfer" is added for GPU backends only
-PASSES = ("forward", "backward", "step")
-#: the label of the default sweep's configuration
-SWEEP = "default"
-#: the issue-4 yardstick: a ResNet stage-2 layer
-REFERENCE = "reference"
+from . import timing
+from .machine import apply_threads, available_memory, machine_extras
+from .matrix import BlasCase, Case, build_matrix, contenders, result_row
+from .options import Settings
+
+if TYPE_CHECKING:  # reports imports pandas and matplotlib: only when a run is saved
+    from reports import Verdict
+
+#: the folder of this package: the benchmark modules that plain ``pytest`` leaves alone
+BENCHMARKS_DIR = Path(__file__).parent
+#: what ``im2col_bench`` in the run's JSON looks like; 1 named the resnet configuration "reference"
+JSON_FORMAT = 2
 
 
-@dataclass(frozen=True)
-class Conv:
-    """One convolution configuration: NHWC input, square image and kernel, SAME padding."""
+class CtrlC:
+    """Ctrl-C in a benchmark run: the first press stops the run, as usual; a press after it,
+    or while the run is being saved, is held until the run's JSON is whole, then delivered."""
 
-    #: short name of the configuration ("default" for the size sweep)
-    label: str
-    n: int
-    size: int
-    c_in: int
-    c_out: int
-    k: int
-    stride: int = 1
-    padding: str = "SAME"
-    dtype: str = "float32"
+    def __init__(self) -> None:
+        self.presses = 0
+        self.held = 0
+        self.holding = False
+        self.previous: Any = None
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        previous = signal.getsignal(signal.SIGINT)
+        if previous not in (signal.SIG_IGN, None):  # an ignored Ctrl-C stays ignored
+            self.previous = signal.signal(signal.SIGINT, self.press)
+
+    def press(self, signum: int, frame: Any) -> None:
+        self.presses += 1
+        if self.presses == 1 and not self.holding:
+            raise KeyboardInterrupt
+        self.held += 1
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Hold every press while the block runs; a held one is a KeyboardInterrupt after it."""
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+            self.uninstall()
+            if self.held:
+                raise KeyboardInterrupt
+
+    def uninstall(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
+
+
+class Harness:
+    """The state of one run, registered with pytest's plugin manager; hooks are its methods."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.estimates = timing.Estimates(settings.preset)
+        self.started = time.perf_counter()
+        #: when the first benchmark started; the preset's session budget counts from here
+        self.first_case_at: float | None = None
+        #: pytest-benchmark's stats of every timed benchmark, in the order they ran
+        self.benchmarks: list[Any] = []
+        self.conv_timed = 0
+        self.skipped: list[dict[str, Any]] = []
+        self.failed: list[dict[str, Any]] = []
+        self.left_out: dict[str, str] = {}
+        self.interrupted = False
+        self.ctrl_c = CtrlC()
+        self.limiter: Any = None
+        self.verdicts: list[Verdict] = []
+        #: the line printed last: the report's path, or why there is none
+        self.outcome: str | None = None
+
+    # which modules a run collects
 
     @property
-    def x_shape(self) -> tuple[int, int, int, int]:
-        return (self.n, self.size, self.size, self.c_in)
-
-    @property
-    def w_shape(self) -> tuple[int, int, int, int]:
-        return (self.k, self.k, self.c_in, self.c_out)
-
-    def geometry(self) -> ConvGeometry:
-        return resolve_geometry(
-            self.x_shape, self.w_shape, stride=self.stride, padding=self.padding
+    def collects_benchmarks(self) -> bool:
+        """Plain ``pytest`` runs the tests only; a benchmark flag or a named path adds these."""
+        config = self.config
+        return bool(
+            config.getoption("benchmark_only", False)
+            or config.getoption("benchmark_disable", False)
+            or config.getoption("preset")
+            or config.args_source == pytest.Config.ArgsSource.ARGS
         )
 
-    @property
-    def pixels(self) -> int:
-        """Output pixels over the batch, N * OH * OW: what per-pixel loops pay for."""
-        geom = self.geometry()
-        return geom.n * geom.out_h * geom.out_w
+    def pytest_ignore_collect(self, collection_path: Path) -> bool | None:
+        if collection_path.is_relative_to(BENCHMARKS_DIR) and not self.collects_benchmarks:
+            return True
+        # tests/ holds no benchmarks; leaving it out keeps a broken test module from stopping a run
+        tests = BENCHMARKS_DIR.parent / "tests"
+        if self.config.getoption("benchmark_only", False) and collection_path.is_relative_to(tests):
+            return True
+        return None
 
-    @property
-    def id(self) -> str:
-        return f"{self.label}-{self.size}px"
+    def pytest_report_header(self) -> str | None:
+        if not self.collects_benchmarks:
+            return "im2col-bench: benchmarks not collected; time them with --benchmark-only"
+        if not self.config.getoption("benchmark_only", False):
+            return None
+        s = self.settings
+        return (
+            f"im2col-bench: preset {s.preset.name}, {s.threads} threads, "
+            f"memory limit {100 * s.memory_share:g}% of available, reports in {s.report_dir}"
+        )
 
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "case" in metafunc.fixturenames:
+            names = self.settings.backends or impls.backend_names()
+            timed, self.left_out = contenders(names)
+            cases = build_matrix(self.settings.preset, timed, self.settings.sizes)
+            metafunc.parametrize("case", cases, ids=[c.id for c in cases])
+        if "blas_case" in metafunc.fixturenames:
+            blas = [BlasCase(conv) for conv in self.settings.preset.limit_convs()]
+            metafunc.parametrize("blas_case", blas, ids=[c.id for c in blas])
 
-def sweep_conv(size: int) -> Conv:
-    """The default configuration at one image size: batch 8, 32 -> 32 channels, 3x3."""
-    return Conv(SWEEP, n=8, size=size, c_in=32, c_out=32, k=3)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        config = self.config
+        timing_on = not (
+            config.option.collectonly
+            or config.getoption("benchmark_skip", False)
+            or config.getoption("benchmark_disable", False)
+        )
+        if timing_on and any(_case_of(item) for item in session.items):
+            try:
+                from reports.storage import check_writable
 
+                check_writable(self.settings.report_dir)
+            except OSError as exc:
+                raise pytest.UsageError(
+                    f"--report-dir {self.settings.report_dir}: cannot write there "
+                    f"({exc.strerror or exc})"
+                ) from None
 
-#: the one-factor-at-a-time rows, each at the preset's variant size
-VARIANTS: dict[str, dict[str, int]] = {
-    "stride2": {"stride": 2},
-    "k1": {"k": 1},
-    "k5": {"k": 5},
-    "c64": {"c_in": 64, "c_out": 64},
-}
-REFERENCE_CONV = Conv(REFERENCE, n=16, size=56, c_in=64, c_out=64, k=3)
+    # timing
 
+    def start(self) -> None:
+        """Set the thread count, now that the backends have imported numba and torch."""
+        if self.limiter is None:
+            self.limiter = apply_threads(self.settings.threads)
+        if self.first_case_at is None:
+            self.first_case_at = time.perf_counter()
 
-@dataclass(frozen=True)
-class Preset:
-    """How much of the matrix to run and how long each benchmark may take."""
+    def skip(self, case: Case | BlasCase, reason: str) -> None:
+        self.skipped.append(self.row(case, status="skipped", reason=reason))
+        prefix = f"{case.backend}: " if isinstance(case, Case) else "BLAS limit: "
+        pytest.skip(prefix + reason)
 
-    name: str
-    #: image sizes of the default sweep
-    sizes: tuple[int, ...]
-    #: image size of the one-factor rows; 0 leaves them out
-    variant_size: int
-    #: whether the issue-4 reference shape is in the matrix
-    reference: bool
-    #: image size of the default configuration whose GEMM is the machine's limit
-    limit_size: int
-    #: timed rounds per benchmark: at least, at most
-    min_rounds: int
-    max_rounds: int
-    #: seconds of timed rounds aimed at per benchmark
-    round_budget_s: float
-    #: a case whose single call is estimated slower than this is skipped
-    max_call_s: float
-    #: once the run has taken this long, the remaining cases are skipped
-    session_budget_s: float
+    def row(self, case: Case | BlasCase, status: str = "ok", reason: str = "") -> dict[str, Any]:
+        return result_row(case, threads=self.settings.threads, status=status, reason=reason)
 
-    def convs(self, sizes: Iterable[int] | None = None) -> list[Conv]:
-        """Every configuration of this preset, the sweep at ``sizes`` when given."""
-        convs = [sweep_conv(s) for s in (sizes or self.sizes)]
-        if self.variant_size:
-            base = sweep_conv(self.variant_size)
-            convs += [
-                Conv(**{**asdict(base), "label": label, **change})
-                for label, change in VARIANTS.items()
-            ]
-        if self.reference:
-            convs.append(REFERENCE_CONV)
-        return convs
+    def time_case(self, benchmark: Any, case: Case) -> None:
+        """Time one backend on one pass of one configuration, or skip it with the reason."""
+        backend = impls.get_backend(case.backend)
+        reason = self.skip_reason(case, backend)
+        if reason:
+            self.skip(case, reason)
+        self.prepare(benchmark, case, f"{case.pass_} {case.conv.id}")
+        if timing.time_case(benchmark, backend, case, self.estimates) is not None:
+            self.benchmarks.append(benchmark.stats)
+            self.conv_timed += 1
 
-    def limit_convs(self) -> list[Conv]:
-        """The configurations whose plain GEMM is timed as the machine's limit."""
-        convs = [sweep_conv(self.limit_size)]
-        return [*convs, REFERENCE_CONV] if self.reference else convs
+    def time_blas(self, benchmark: Any, case: BlasCase) -> None:
+        """Time the plain BLAS product of a configuration's im2col size: the machine's limit."""
+        reason = self.memory_reason(timing.blas_memory_needed(case)) or self.budget_reason()
+        if reason:
+            self.skip(case, reason)
+        self.prepare(benchmark, case, "blas limit")
+        if timing.time_blas(benchmark, case, self.estimates) is not None:
+            self.benchmarks.append(benchmark.stats)
 
+    def prepare(self, benchmark: Any, case: Case | BlasCase, group: str) -> None:
+        benchmark.group = group
+        # pytest-benchmark copies params into its JSON: plain text there, not our objects
+        benchmark.params = {"case": case.id}
+        benchmark.extra_info.update(self.row(case))
 
-PRESETS = {
-    "smoke": Preset(
-        "smoke",
-        sizes=(16, 32),
-        variant_size=0,
-        reference=False,
-        limit_size=32,
-        min_rounds=3,
-        max_rounds=5,
-        round_budget_s=0.1,
-        max_call_s=0.5,
-        session_budget_s=40,
-    ),
-    "default": Preset(
-        "default",
-        sizes=(16, 24, 32, 64, 128, 224),
-        variant_size=64,
-        reference=True,
-        limit_size=128,
-        min_rounds=3,
-        max_rounds=15,
-        round_budget_s=0.6,
-        max_call_s=2.0,
-        session_budget_s=450,
-    ),
-    "full": Preset(
-        "full",
-        sizes=(16, 24, 32, 48, 64, 96, 128, 160, 224),
-        variant_size=128,
-        reference=True,
-        limit_size=128,
-        min_rounds=5,
-        max_rounds=50,
-        round_budget_s=3.0,
-        max_call_s=30.0,
-        session_budget_s=4 * 3600,
-    ),
-}
-
-
-@dataclass(frozen=True)
-class Case:
-    """One benchmark: a backend timed on one pass of one configuration."""
-
-    backend: str
-    pass_: str
-    conv: Conv
-
-    @property
-    def id(self) -> str:
-        return f"{self.backend}-{self.pass_}-{self.conv.id}"
-
-    def params(self) -> dict[str, Any]:
-        """The case as flat JSON-able parameters (the report's row keys)."""
-        geom = self.conv.geometry()
-        return {
-            "backend": self.backend,
-            "pass": self.pass_,
-            "config": self.conv.label,
-            "n": geom.n,
-            "h": geom.h,
-            "w": geom.w,
-            "c_in": geom.c_in,
-            "c_out": geom.c_out,
-            "kh": geom.kh,
-            "kw": geom.kw,
-            "stride": geom.stride[0],
-            "padding": self.conv.padding,
-            "dilation": geom.dilation[0],
-            "dtype": self.conv.dtype,
-        }
-
-    def flops(self) -> int:
-        geom = self.conv.geometry()
-        return {
-            "forward": geom.flops_forward,
-            "backward": geom.flops_backward,
-            "step": geom.flops_forward + geom.flops_backward,
-        }.get(self.pass_, 0)
-
-
-def build_matrix(preset: Preset, backends: list[str], sizes: list[int] | None) -> list[Case]:
-    """Every case, fewest output pixels first, so slow backends are estimated before big ones."""
-    cases = []
-    order = sorted(preset.convs(sizes), key=lambda c: (c.pixels, c.geometry().flops_forward))
-    for conv in order:
-        for name in backends:
-            passes = (*PASSES, "transfer") if _device(name) == "gpu" else PASSES
-            cases += [Case(name, pass_, conv) for pass_ in passes]
-    return cases
-
-
-def _device(name: str) -> str:
-    return str(getattr(impls.get_backend(name), "device", "cpu"))
-
-
-def contenders(names: Iterable[str]) -> tuple[list[str], dict[str, str]]:
-    """Split backend names into those to time and those left out, with the reason."""
-    timed, left_out = [], {}
-    for name in names:
-        if impls.get_backend(name).role == "oracle":
-            left_out[name] = "oracle, not a contender"
-        else:
-            timed.append(name)
-    return timed, left_out
-
-
-@dataclass
-class Harness:
-    """Session state: the preset, the thread count and every median measured so far."""
-
-    preset: Preset
-    threads: int
-    started: float = field(default_factory=time.perf_counter)
-    #: (backend, pass) -> [(configuration, median seconds)], to estimate bigger cases
-    medians: dict[tuple[str, str], list[tuple[Conv, float]]] = field(default_factory=dict)
-
-    def skip_reason(self, case: Case, backend: Backend) -> str | None:
+    def skip_reason(self, case: Case, backend: impls.Backend) -> str | None:
         """Why this case is not timed, or None to time it."""
         ok, why = backend.available()
         if not ok:
@@ -263,259 +223,162 @@ class Harness:
         )
         if declined:
             return f"declined: {declined}"
-        elapsed = time.perf_counter() - self.started
-        if elapsed > self.preset.session_budget_s:
-            return (
-                f"over budget: the {self.preset.name} preset's "
-                f"{self.preset.session_budget_s:.0f} s session budget is spent"
-            )
-        estimate = self.estimate(case)
-        if estimate is not None and estimate > self.preset.max_call_s:
+        reason = self.memory_reason(timing.memory_needed(backend, conv)) or self.budget_reason()
+        if reason:
+            return reason
+        estimate = self.estimates.estimate(case)
+        preset = self.settings.preset
+        if estimate is not None and estimate > preset.max_call_s:
             return (
                 f"too slow: estimated {estimate:.3g} s per call from smaller sizes, over the "
-                f"{self.preset.name} preset's {self.preset.max_call_s:g} s limit"
+                f"{preset.name} preset's {preset.max_call_s:g} s limit"
             )
         return None
 
-    def estimate(self, case: Case) -> float | None:
-        """Seconds per call, scaled from a smaller case of this backend and pass.
-
-        Within one configuration, time scales with output pixels by the exponent fitted so
-        far; across configurations it scales with whichever grew more, pixels or FLOPs.
-        """
-        points = self.medians.get((case.backend, case.pass_), [])
-        pixels, flops = case.conv.pixels, max(case.flops(), 1)
-        same = [(c.pixels, t) for c, t in points if c.label == case.conv.label]
-        smaller = [(p, t) for p, t in same if p <= pixels]
-        if smaller:
-            p0, t0 = max(smaller)
-            return t0 * (pixels / p0) ** scaling_exponent(same)
-        others = [
-            (c.pixels, max(Case(case.backend, case.pass_, c).flops(), 1), t)
-            for c, t in points
-            if c.pixels <= pixels
-        ]
-        if not others:
+    def memory_reason(self, needed: int) -> str | None:
+        available = available_memory()
+        share = self.settings.memory_share
+        if needed <= share * available:
             return None
-        p0, f0, t0 = max(others)
-        return t0 * max(pixels / p0, flops / f0)
-
-    def rounds(self, seconds_per_call: float) -> int:
-        wanted = math.ceil(self.preset.round_budget_s / max(seconds_per_call, 1e-9))
-        return max(self.preset.min_rounds, min(self.preset.max_rounds, wanted))
-
-    def time_case(self, benchmark: Any, case: Case) -> None:
-        """Time one case with pytest-benchmark; inputs, JIT and transfers stay outside."""
-        backend = impls.get_backend(case.backend)
-        reason = self.skip_reason(case, backend)
-        if reason:
-            pytest.skip(f"{case.backend}: {reason}")
-        benchmark.group = f"{case.pass_} {case.conv.id}"
-        benchmark.extra_info.update(
-            case.params(),
-            role=backend.role,
-            device=backend.device,
-            flops=case.flops(),
-            cols_bytes=case.conv.geometry().cols_bytes(np.dtype(case.conv.dtype).itemsize),
-            threads=self.threads,
-        )
-        target, setup = make_target(backend, case)
-        args, _ = setup() if setup else ((), {})
-        started = time.perf_counter()
-        target(*args)  # warm-up: JIT compilation and caches
-        warm_s = time.perf_counter() - started
-        estimate = self.estimate(case)
-        per_call = min(warm_s, estimate) if estimate is not None else warm_s
-        if case.pass_ == "step":
-            benchmark.extra_info.update(peak_memory(backend, target, case.conv))
-        benchmark.extra_info["warmup_s"] = warm_s
-        benchmark.pedantic(target, setup=setup, rounds=self.rounds(per_call), warmup_rounds=0)
-        self.medians.setdefault((case.backend, case.pass_), []).append(
-            (case.conv, benchmark.stats.stats.median)
+        return (
+            f"too big: needs an estimated {needed / 2**30:.3g} GiB (inputs, outputs, working "
+            f"memory), over {100 * share:g}% of the {available / 2**30:.3g} GiB available "
+            "(--memory-limit moves the limit)"
         )
 
-    def time_blas_limit(self, benchmark: Any, conv: Conv) -> None:
-        """Time the plain float32 GEMM of a configuration's im2col product: the machine's limit."""
-        geom = conv.geometry()
-        rows, depth = geom.cols_shape
-        rng = np.random.default_rng(0)
-        cols = rng.standard_normal((rows, depth), dtype=np.float32)
-        w_mat = rng.standard_normal((depth, geom.c_out), dtype=np.float32)
-        out = np.empty((rows, geom.c_out), dtype=np.float32)
-        benchmark.group = "blas limit"
-        benchmark.extra_info.update(
-            kind="blas_limit",
-            config=conv.label,
-            m=rows,
-            k=depth,
-            n_cols=geom.c_out,
-            h=geom.h,
-            flops=geom.flops_forward,
-            threads=self.threads,
-        )
-        started = time.perf_counter()
-        np.matmul(cols, w_mat, out=out)
-        benchmark.pedantic(
-            np.matmul,
-            args=(cols, w_mat),
-            kwargs={"out": out},
-            rounds=self.rounds(time.perf_counter() - started),
-            warmup_rounds=1,
+    def budget_reason(self) -> str | None:
+        preset = self.settings.preset
+        spent = time.perf_counter() - (self.first_case_at or time.perf_counter())
+        if spent <= preset.session_budget_s:
+            return None
+        return (
+            f"over budget: the {preset.name} preset's {preset.session_budget_s:.0f} s "
+            "session budget is spent"
         )
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        report = yield
+        case = _case_of(item)
+        if case is not None and report.failed:
+            crash = getattr(report.longrepr, "reprcrash", None)
+            message = crash.message if crash else str(report.longrepr).strip().splitlines()[-1]
+            self.failed.append(self.row(case, status="failed", reason=f"{report.when}: {message}"))
+        return report
 
-def scaling_exponent(points: list[tuple[int, float]]) -> float:
-    """Log-log slope of time against pixels, clamped to [1, 1.5]; 1 with fewer than two sizes.
+    # saving
 
-    The clamp keeps one noisy median from turning into a wild extrapolation.
-    """
-    work = np.log([p for p, _ in points])
-    if len(points) < 2 or np.ptp(work) == 0:
-        return 1.0
-    slope = np.polyfit(work, np.log([t for _, t in points]), 1)[0]
-    return float(np.clip(slope, 1.0, 1.5))
+    def pytest_sessionstart(self) -> None:
+        if self.collects_benchmarks:
+            self.ctrl_c.install()
 
+    def pytest_keyboard_interrupt(self) -> None:
+        self.interrupted = True
 
-Target = Callable[..., None]
-Setup = Callable[[], tuple[tuple[Any, ...], dict[str, Any]]]
+    def pytest_benchmark_update_machine_info(self, machine_info: dict[str, Any]) -> None:
+        machine_info.update(machine_extras(self.settings.threads))
 
-
-def make_target(backend: Backend, case: Case) -> tuple[Target, Setup | None]:
-    """The call to time and, for backward, the untimed forward that gives it a fresh context.
-
-    Every call waits for the device, so GPU timings end when the work does.
-    """
-    conv = case.conv
-    rng = np.random.default_rng(0)
-    x_host = rng.standard_normal(conv.x_shape, dtype=np.float32).astype(conv.dtype)
-    w_host = (rng.standard_normal(conv.w_shape, dtype=np.float32) / conv.k).astype(conv.dtype)
-    b_host = rng.standard_normal(conv.c_out, dtype=np.float32).astype(conv.dtype)
-    x, w, b = (backend.to_device(a) for a in (x_host, w_host, b_host))
-    kwargs: dict[str, Any] = {"stride": conv.stride, "padding": conv.padding}
-    y_shape = conv.geometry().y_shape
-    dy = backend.to_device(rng.standard_normal(y_shape, dtype=np.float32).astype(conv.dtype))
-    backend.synchronize()
-
-    def forward() -> None:
-        backend.forward(x, w, b, **kwargs)
-        backend.synchronize()
-
-    def fresh_context() -> tuple[tuple[Any, ...], dict[str, Any]]:
-        # autograd-backed backends free their graph after one backward: never reuse a ctx
-        _, ctx = backend.forward(x, w, b, **kwargs)
-        backend.synchronize()
-        return (ctx,), {}
-
-    def backward(ctx: Any) -> None:
-        backend.backward(dy, ctx)
-        backend.synchronize()
-
-    def step() -> None:
-        _, ctx = backend.forward(x, w, b, **kwargs)
-        backend.backward(dy, ctx)
-        backend.synchronize()
-
-    def transfer() -> None:
-        # host to device for the inputs, device to host for an output-sized array
-        for a in (x_host, w_host, b_host):
-            backend.to_device(a)
-        backend.to_numpy(dy)
-        backend.synchronize()
-
-    if case.pass_ == "backward":
-        return backward, fresh_context
-    return {"forward": forward, "step": step, "transfer": transfer}[case.pass_], None
-
-
-def peak_memory(backend: Backend, target: Target, conv: Conv) -> dict[str, Any]:
-    """Peak extra bytes of one forward+backward, beyond the outputs y, dx, dw and db.
-
-    On CPU, tracemalloc sees numpy's allocations but not numba's or torch's own allocators,
-    so those backends read low. On GPU, the drop in the device's free memory is recorded.
-    """
-    if backend.device == "gpu":
-        from numba import cuda
-
-        context = cuda.current_context()
-        free_before = context.get_memory_info().free
-        target()
-        return {
-            "peak_extra_bytes": max(free_before - context.get_memory_info().free, 0),
-            "memory_method": "device free-memory drop after one call",
+    def pytest_benchmark_update_json(self, output_json: dict[str, Any]) -> None:
+        output_json["im2col_bench"] = {
+            "format": JSON_FORMAT,
+            "preset": self.settings.preset.name,
+            "threads": self.settings.threads,
+            "memory_share": self.settings.memory_share,
+            "backends": self.settings.backends or impls.backend_names(),
+            "left_out": [{"backend": k, "reason": v} for k, v in self.left_out.items()],
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "interrupted": self.interrupted,
+            "wall_s": time.perf_counter() - self.started,
         }
-    geom = conv.geometry()
-    outputs = sum(math.prod(shape) for shape in (geom.y_shape, geom.x_shape, geom.w_shape))
-    output_bytes = (outputs + geom.c_out) * np.dtype(conv.dtype).itemsize
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        baseline = tracemalloc.get_traced_memory()[0]
-        target()
-        peak = tracemalloc.get_traced_memory()[1] - baseline
-    finally:
-        tracemalloc.stop()
-    return {
-        "peak_extra_bytes": max(peak - output_bytes, 0),
-        "peak_total_bytes": peak,
-        "memory_method": "tracemalloc peak minus the outputs y, dx, dw, db (numpy only)",
-    }
+
+    def run_json(self) -> dict[str, Any]:
+        """pytest-benchmark's JSON of this run, made through its own hooks."""
+        hook, config = self.config.hook, self.config
+        machine_info = hook.pytest_benchmark_generate_machine_info(config=config)
+        hook.pytest_benchmark_update_machine_info(config=config, machine_info=machine_info)
+        commit_info = hook.pytest_benchmark_generate_commit_info(config=config)
+        hook.pytest_benchmark_update_commit_info(config=config, commit_info=commit_info)
+        output: dict[str, Any] = hook.pytest_benchmark_generate_json(
+            config=config,
+            benchmarks=self.benchmarks,
+            include_data=True,
+            machine_info=machine_info,
+            commit_info=commit_info,
+        )
+        hook.pytest_benchmark_update_json(
+            config=config, benchmarks=self.benchmarks, output_json=output
+        )
+        return output
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self, exitstatus: int) -> Iterator[None]:
+        # first of all the session-finish hooks, to leave a second Ctrl-C the least time
+        self.save(exitstatus)
+        return (yield)
+
+    def save(self, exitstatus: int) -> None:
+        """Save the run's JSON, then its report and the index; the JSON survives a Ctrl-C."""
+        if not self.conv_timed:
+            self.ctrl_c.uninstall()
+            if self.benchmarks or self.failed:
+                self.outcome = "no backend was timed, so no run was saved"
+            return
+        self.interrupted |= self.ctrl_c.presses > 0 or exitstatus == pytest.ExitCode.INTERRUPTED
+        report_dir = self.settings.report_dir
+        node = re.sub(r"[^A-Za-z0-9_.-]+", "-", socket.gethostname())[:40]
+        stem = f"{time.strftime('%Y%m%d-%H%M%S')}_{node}_{self.settings.preset.name}"
+        run_json: Path | None = None
+        self.outcome = "the run could not be saved"
+        try:
+            with self.ctrl_c.hold():
+                from reports import build_report, update_index
+                from reports.storage import RUNS, write_new
+
+                text = json.dumps(self.run_json(), indent=1, default=str)
+                run_json = write_new(report_dir / RUNS, stem, ".json", text)
+            html = run_json.with_suffix(".html")
+            self.outcome = f"the run is in {run_json}; the report failed"
+            (self.verdicts,) = build_report([run_json], html).values()
+            update_index(report_dir)
+            self.outcome = str(html)
+        except KeyboardInterrupt:
+            self.outcome = (
+                "interrupted before the run was saved"
+                if run_json is None
+                else f"report interrupted; rebuild it: python -m reports build {run_json} -o "
+                f"{run_json.with_suffix('.html')}"
+            )
+        except Exception as exc:  # a report bug must not hide the run's JSON
+            self.outcome = f"{self.outcome} ({type(exc).__name__}: {exc})"
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.verdicts:
+            return
+        terminalreporter.write_sep("-", "im2col-bench goals")
+        measured = [v for v in self.verdicts if v.ratio is not None]
+        for verdict in measured:
+            terminalreporter.write_line(verdict.line())
+        if len(measured) < len(self.verdicts):
+            terminalreporter.write_line(
+                f"{len(self.verdicts) - len(measured)} of {len(self.verdicts)} goals not "
+                "measured in this run; the report says what each one needs"
+            )
+
+    def pytest_unconfigure(self) -> None:
+        self.ctrl_c.uninstall()
+        if self.limiter is not None:
+            self.limiter.restore_original_limits()
+        if self.outcome:
+            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                reporter.write_line(self.outcome)
+            else:
+                print(self.outcome)
 
 
-def apply_threads(threads: int) -> Any:
-    """Set BLAS, numba and torch to ``threads``; returns the threadpoolctl limiter to undo BLAS."""
-    from threadpoolctl import threadpool_limits
-
-    limiter = threadpool_limits(limits=threads)
-    if "numba" in sys.modules:
-        import numba
-
-        numba.set_num_threads(min(threads, getattr(numba.config, "NUMBA_NUM_THREADS", threads)))
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
-    return limiter
-
-
-def default_threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def machine_extras(threads: int) -> dict[str, Any]:
-    """BLAS library and threads, numba and numba-cuda versions, GPU name, thread setting."""
-    from threadpoolctl import threadpool_info
-
-    blas = [
-        {key: pool.get(key) for key in ("internal_api", "version", "num_threads", "filepath")}
-        for pool in threadpool_info()
-        if pool.get("user_api") == "blas"
-    ]
-    return {
-        "blas": blas,
-        "numba_version": _version("numba"),
-        "numba_cuda_version": _version("numba-cuda"),
-        "torch_version": _version("torch"),
-        "numpy_version": _version("numpy"),
-        "gpu": gpu_name(),
-        "threads": threads,
-    }
-
-
-def _version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def gpu_name() -> str:
-    """The CUDA device's name, or "none" (the simulator counts as none)."""
-    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
-        return "none (numba CUDA simulator)"
-    try:
-        from numba import cuda
-
-        if not cuda.is_available():
-            return "none"
-        name = cuda.get_current_device().name
-        return name.decode() if isinstance(name, bytes) else str(name)
-    except Exception as exc:
-        return f"none ({type(exc).__name__})"
+def _case_of(item: pytest.Item) -> Case | BlasCase | None:
+    """The benchmark case an item times, or None for any other test."""
+    params = getattr(item, "callspec", None)
+    case = params.params.get("case", params.params.get("blas_case")) if params else None
+    return case if isinstance(case, (Case, BlasCase)) else None

@@ -1,13 +1,16 @@
-"""Benchmarks; the matrix of cases comes from ``conftest.py`` and ``benchmarks/harness.py``."""
+"""The benchmarks; ``benchmarks/plugin.py`` parametrizes them with the preset's matrix."""
 
 from __future__ import annotations
 
-from benchmarks.harness import Case, Conv, Harness
+from typing import Any
+
+from benchmarks.harness import Harness
+from benchmarks.matrix import BlasCase, Case
 
 
-def test_backend_pass_on_config(benchmark, harness: Harness, case: Case) -> None:
+def test_backend_pass_on_config(benchmark: Any, harness: Harness, case: Case) -> None:
     harness.time_case(benchmark, case)
 
 
-def test_blas_limit_on_config(benchmark, harness: Harness, limit_conv: Conv) -> None:
-    harness.time_blas_limit(benchmark, limit_conv)
+def test_blas_limit_on_config(benchmark: Any, harness: Harness, blas_case: BlasCase) -> None:
+    harness.time_blas(benchmark, blas_case)

@@ -129,6 +129,20 @@ class Backend:
         """The reason this backend declines a configuration, or None when it handles it."""
         return None
 
+    def memory_estimate(self, geom: ConvGeometry, dtype: DTypeLike = np.float32) -> int:
+        """Bytes one forward + backward allocates beyond its inputs and outputs, at most.
+
+        The harness skips a configuration whose estimate does not fit in memory, before
+        allocating anything. The default is conservative: the full im2col matrix
+        (N * OH * OW, kh * kw * C_in), its gradient of the same size, and zero-padded copies
+        of x and dx. A backend that builds no column buffer, or builds it in blocks, may
+        return less.
+        """
+        rows, depth = geom.cols_shape
+        padded_h, padded_w = geom.padded_hw
+        padded = geom.n * padded_h * padded_w * geom.c_in
+        return 2 * (rows * depth + padded) * np.dtype(dtype).itemsize
+
     def forward(
         self,
         x: Any,

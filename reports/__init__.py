@@ -7,24 +7,31 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .compare import compare, parse_threshold
-from .data import ReportInputError, Target, headline, load, load_runs, read_run, targets
+from .data import ReportInputError, headline, load, load_runs, read_run
+from .goals import GOALS, Goal, Verdict, judge
 from .html import index_entries, render, render_index
 from .plots import (
     PLOTS,
+    Plot,
     plot_gflops,
     plot_memory,
     plot_scaling,
     plot_speedup,
     plot_yardstick,
 )
+from .storage import INDEX, index_lock, write_atomic
 
 __all__ = [
+    "GOALS",
     "PLOTS",
+    "Goal",
+    "Plot",
     "ReportInputError",
-    "Target",
+    "Verdict",
     "build_report",
     "compare",
     "headline",
+    "judge",
     "load",
     "load_runs",
     "parse_threshold",
@@ -36,29 +43,32 @@ __all__ = [
     "read_run",
     "render",
     "render_index",
-    "targets",
     "update_index",
 ]
 
 
-def build_report(paths: Sequence[str | Path], out: str | Path) -> list[str]:
-    """Write the HTML report of ``paths`` to ``out``; return the target lines, one per run."""
+def build_report(paths: Sequence[str | Path], out: str | Path) -> dict[str, list[Verdict]]:
+    """Write the HTML report of ``paths`` to ``out``; return each run's judged goals.
+
+    Raises
+    ------
+    ReportInputError
+        If a run is unusable, or ``out`` is one of the runs (it would be overwritten).
+    """
+    out = Path(out)
+    for path in paths:
+        if out.exists() and Path(path).exists() and out.samefile(path):
+            raise ReportInputError(f"{out}: is one of the runs to read; choose another output")
     df = load(paths)
     runs = load_runs(paths)
-    figures = {name: plot(df) for name, plot in PLOTS.items()}
+    verdicts = {run: judge(df[df["run"] == run]) for run in runs["run"]}
     title = "im2col-bench: " + ", ".join(f"{r.run} ({r.preset})" for r in runs.itertuples())
-    Path(out).write_text(render(df, runs, figures, title), encoding="utf-8")
-    multi = len(runs) > 1
-    return [
-        (f"{run}: " if multi else "") + target.line()
-        for run in runs["run"]
-        for target in targets(df[df["run"] == run])
-    ]
+    write_atomic(out, render(df, runs, verdicts, title))
+    return verdicts
 
 
 def update_index(report_dir: str | Path) -> Path:
     """Rewrite ``report_dir/index.html`` listing every saved run, newest first."""
     report_dir = Path(report_dir)
-    index = report_dir / "index.html"
-    index.write_text(render_index(index_entries(report_dir)), encoding="utf-8")
-    return index
+    with index_lock(report_dir):
+        return write_atomic(report_dir / INDEX, render_index(index_entries(report_dir)))

@@ -1,4 +1,8 @@
-"""``python -m reports build RUN.json ... -o OUT.html`` and ``compare OLD.json NEW.json``."""
+"""``python -m reports build RUN.json ... -o OUT.html`` and ``compare OLD.json NEW.json``.
+
+Exit status: 0 fine, 1 ``compare`` found a slowdown or a benchmark NEW lacks, 2 bad usage
+or a file that is not a usable run (one line on stderr).
+"""
 
 from __future__ import annotations
 
@@ -28,30 +32,47 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _build(runs: list[str], output: str) -> int:
+    verdicts = build_report(runs, output)
+    for run, found in verdicts.items():
+        for verdict in found:
+            print((f"{run}: " if len(verdicts) > 1 else "") + verdict.line())
+    print(output)
+    return 0
+
+
+def _compare(old: str, new: str, threshold_text: str) -> int:
+    try:
+        threshold = parse_threshold(threshold_text)
+    except ValueError:
+        raise ReportInputError(
+            f"bad --threshold {threshold_text!r}: use a finite percentage above 0, e.g. 10%"
+        ) from None
+    table = compare(old, new, threshold)
+    present = table[~table["missing"]]
+    if present.empty:
+        raise ReportInputError("the two runs share no benchmark")
+    shown = present.drop(columns=["missing"])
+    print(shown.assign(change=(100 * shown["change"]).map("{:+.1f}%".format)).to_string())
+    missing = table.index[table["missing"]].tolist()
+    if missing:
+        print(f"{len(missing)} benchmarks of OLD are missing from NEW:")
+        for name in missing:
+            print(f"  {name}")
+    worse = int(present["regressed"].sum())
+    print(f"{worse} of {len(present)} benchmarks slowed by more than {100 * threshold:g}%")
+    return 1 if worse or missing else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "build":
-            for line in build_report(args.runs, args.output):
-                print(line)
-            print(args.output)
-            return 0
-        try:
-            threshold = parse_threshold(args.threshold)
-        except ValueError:
-            raise ReportInputError(f"bad --threshold {args.threshold!r}: use e.g. 10%") from None
-        table = compare(args.old, args.new, threshold)
+            return _build(args.runs, args.output)
+        return _compare(args.old, args.new, args.threshold)
     except (ReportInputError, OSError) as exc:
         print(f"python -m reports: error: {exc}", file=sys.stderr)
         return 2
-    if table.empty:
-        print("python -m reports: error: the two runs share no benchmark", file=sys.stderr)
-        return 2
-    shown = table.assign(change=(100 * table["change"]).map("{:+.1f}%".format))
-    print(shown.to_string())
-    worse = int(table["regressed"].sum())
-    print(f"{worse} of {len(table)} benchmarks slowed by more than {100 * threshold:g}%")
-    return 1 if worse else 0
 
 
 if __name__ == "__main__":

@@ -1,14 +1,15 @@
 """Saved pytest-benchmark runs as DataFrames: one row per benchmark, one row per run.
 
-Every derived number (speedup, GFLOP/s, % of the limit, targets) is computed here from the
-JSON alone, so a report can be rebuilt from saved runs on any machine.
+Every derived number (speedup, GFLOP/s, % of the limit) is computed here from the JSON alone,
+so a report can be rebuilt from saved runs on any machine.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,14 @@ import pandas as pd
 
 #: the baseline every speedup is measured against
 BASELINE = "naive_loop"
-#: the production yardstick of issue 4
+#: the production library the goals compare with
 YARDSTICK = "torch_conv2d"
+#: the configuration of a ResNet stage-2 layer, where the goals are judged
+RESNET = "resnet"
 PASS_ORDER = ("forward", "backward", "step", "transfer")
 SHAPE_KEYS = ["config", "n", "h", "c_in", "c_out", "kh", "stride", "dtype"]
+#: what the harness's first JSON format called the ResNet configuration
+_OLD_CONFIG_NAMES = {"reference": RESNET}
 
 
 class ReportInputError(ValueError):
@@ -28,13 +33,17 @@ class ReportInputError(ValueError):
 
 
 def read_run(path: str | Path) -> dict[str, Any]:
-    """The parsed JSON of one saved run; ReportInputError when it is not a usable run."""
+    """The parsed JSON of one saved run; ReportInputError when it is not a usable run.
+
+    Every benchmark must be an object whose ``stats`` hold a positive, finite median, and
+    whose ``extra_info``, if any, is an object; anything else is refused rather than drawn.
+    """
     path = Path(path)
     if not path.is_file():
         raise ReportInputError(f"{path}: no such file")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ReportInputError(f"{path}: not JSON ({type(exc).__name__})") from None
     if not (
         isinstance(data, dict)
@@ -42,9 +51,56 @@ def read_run(path: str | Path) -> dict[str, Any]:
         and isinstance(data.get("machine_info"), dict)
     ):
         raise ReportInputError(f"{path}: not a pytest-benchmark JSON file")
-    if not any(isinstance(b, dict) and b.get("stats") for b in data["benchmarks"]):
+    if not data["benchmarks"]:
         raise ReportInputError(f"{path}: the run has no results")
+    for number, bench in enumerate(data["benchmarks"], 1):
+        problem = _benchmark_problem(bench)
+        if problem:
+            raise ReportInputError(f"{path}: benchmark {number}: {problem}")
+    extra = data.get("im2col_bench", {})
+    if not isinstance(extra, dict) or not all(
+        isinstance(extra.get(key, []), list)
+        and all(isinstance(rec, dict) for rec in extra.get(key, []))
+        for key in ("skipped", "failed", "left_out")
+    ):
+        raise ReportInputError(f"{path}: 'im2col_bench' must hold lists of objects")
     return data
+
+
+def _benchmark_problem(bench: Any) -> str | None:
+    """What makes one entry of a run's ``benchmarks`` unusable, or None."""
+    if not isinstance(bench, dict):
+        return f"not an object but {type(bench).__name__}"
+    name = bench.get("fullname") or bench.get("name")
+    if not isinstance(name, str):
+        return "no name"
+    if not isinstance(bench.get("extra_info", {}), dict):
+        return f"{name}: extra_info is not an object"
+    stats = bench.get("stats")
+    if not isinstance(stats, dict):
+        return f"{name}: stats is not an object"
+    if not is_positive_time(stats.get("median")):
+        return f"{name}: median {stats.get('median')!r} is not a positive, finite number"
+    return None
+
+
+def is_positive_time(value: Any) -> bool:
+    """Whether ``value`` is a usable time in seconds: a finite number above zero."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
+def benchmark_names(run: dict[str, Any]) -> list[str]:
+    """Each benchmark's full name, as the current harness names it (in a run of any format)."""
+    names = [str(b.get("fullname") or b.get("name")) for b in run["benchmarks"]]
+    if (run.get("im2col_bench") or {}).get("format", 1) == 1:
+        # the first format's "reference-56px" case id is "resnet-56px" now
+        names = [re.sub(r"(?<=[\[-])reference-(?=\d+px\])", "resnet-", n) for n in names]
+    return names
 
 
 def _run_labels(runs: list[dict[str, Any]]) -> list[str]:
@@ -77,29 +133,33 @@ def load(paths: Iterable[str | Path]) -> pd.DataFrame:
     """
     rows = []
     for label, run in _read_all(paths):
-        for bench in run["benchmarks"]:
-            info = bench.get("extra_info") or {}
-            stats = bench.get("stats") or {}
+        extra = run.get("im2col_bench") or {}
+        records = [
+            {
+                **(bench.get("extra_info") or {}),
+                "name": name,
+                "median": bench["stats"]["median"],
+                "iqr": bench["stats"].get("iqr"),
+                "rounds": bench["stats"].get("rounds"),
+                "status": "ok",
+                "reason": "",
+            }
+            for name, bench in zip(benchmark_names(run), run["benchmarks"], strict=True)
+        ]
+        records += [{**rec, "status": "skipped"} for rec in extra.get("skipped", [])]
+        records += [{**rec, "status": "failed"} for rec in extra.get("failed", [])]
+        renamed = _OLD_CONFIG_NAMES if extra.get("format", 1) == 1 else {}
+        for rec in records:
+            config = rec.get("config")
             rows.append(
                 {
-                    **info,
+                    **rec,
                     "run": label,
-                    "kind": info.get("kind", "conv"),
-                    "name": bench.get("fullname") or bench.get("name"),
-                    "median": stats.get("median"),
-                    "iqr": stats.get("iqr"),
-                    "rounds": stats.get("rounds"),
-                    "peak_bytes": info.get("peak_extra_bytes"),
-                    "status": "ok",
-                    "reason": "",
+                    "kind": rec.get("kind", "conv"),
+                    "config": renamed.get(config, config) if isinstance(config, str) else config,
+                    "peak_bytes": rec.get("peak_extra_bytes"),
                 }
             )
-        extra = run.get("im2col_bench") or {}
-        for status in ("skipped", "failed"):
-            rows += [
-                {**rec, "run": label, "kind": rec.get("kind", "conv"), "status": status}
-                for rec in extra.get(status, [])
-            ]
     return derive(pd.DataFrame(rows))
 
 
@@ -109,17 +169,20 @@ def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
     for label, run in _read_all(paths):
         info = run["machine_info"]
         extra = run.get("im2col_bench") or {}
+        cpu = _object(info.get("cpu"))
+        pools = info.get("blas") if isinstance(info.get("blas"), list) else []
         blas = "; ".join(
             f"{b.get('internal_api')} {b.get('version')} ({b.get('num_threads')} threads)"
-            for b in info.get("blas") or []
+            for b in pools
+            if isinstance(b, dict)
         )
         rows.append(
             {
                 "run": label,
                 "node": info.get("node"),
                 "datetime": run.get("datetime"),
-                "cpu": (info.get("cpu") or {}).get("brand_raw") or info.get("processor"),
-                "cores": (info.get("cpu") or {}).get("count"),
+                "cpu": cpu.get("brand_raw") or info.get("processor"),
+                "cores": cpu.get("count"),
                 "system": f"{info.get('system')} {info.get('release')}",
                 "python": info.get("python_version"),
                 "blas": blas or "unknown",
@@ -133,10 +196,15 @@ def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
                 "interrupted": bool(extra.get("interrupted")),
                 "wall_s": extra.get("wall_s"),
                 "left_out": extra.get("left_out", []),
-                "commit": (run.get("commit_info") or {}).get("id"),
+                "commit": _object(run.get("commit_info")).get("id"),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one: machine info is shown, not trusted."""
+    return value if isinstance(value, dict) else {}
 
 
 def derive(df: pd.DataFrame) -> pd.DataFrame:
@@ -161,7 +229,7 @@ def derive(df: pd.DataFrame) -> pd.DataFrame:
         df[col] = pd.to_numeric(df[col], errors="coerce") if col in df else np.nan
     df["gflops"] = df["flops"] / df["median"] / 1e9
     limits = df[(df["kind"] == "blas_limit") & (df["status"] == "ok")]
-    default_limit = limits[limits["config"] != "reference"].groupby("run")["gflops"].max()
+    default_limit = limits[limits["config"] != RESNET].groupby("run")["gflops"].max()
     df["limit_gflops"] = df["run"].map(default_limit)
     df["pct_limit"] = 100 * df["gflops"] / df["limit_gflops"]
     df["speedup"] = np.nan
@@ -255,147 +323,3 @@ def scaling_exponents(df: pd.DataFrame) -> pd.Series:
         if group["h"].nunique() >= 2:
             out[key] = np.polyfit(np.log(group["h"] ** 2), np.log(group["median"]), 1)[0]
     return pd.Series(out, dtype=float)
-
-
-@dataclass(frozen=True)
-class Target:
-    """One issue-4 target, its measured ratio, and whether it is met (None: not measured)."""
-
-    name: str
-    goal: str
-    ratio: float | None
-    met: bool | None
-    detail: str
-
-    def __post_init__(self) -> None:
-        # plain floats and bools, not numpy scalars, for printing and comparing
-        if self.ratio is not None:
-            object.__setattr__(self, "ratio", float(self.ratio))
-        if self.met is not None:
-            object.__setattr__(self, "met", bool(self.met))
-
-    def line(self) -> str:
-        verdict = {True: "met", False: "NOT MET", None: "not measured"}[self.met]
-        ratio = "" if self.ratio is None else f" (measured {self.ratio:.3g}x)"
-        return f"{self.name}: {verdict}{ratio} - goal: {self.goal}; {self.detail}"
-
-
-def _at(df: pd.DataFrame, backend: str, pass_: str, config: str, h: int | None = None) -> Any:
-    rows = df[(df["backend"] == backend) & (df["pass"] == pass_) & (df["config"] == config)]
-    if h is not None:
-        rows = rows[rows["h"] == h]
-    return None if rows.empty else rows.iloc[0]
-
-
-def targets(df: pd.DataFrame) -> list[Target]:
-    """The four issue-4 targets, judged on one run's rows."""
-    ok = timed(df, None)
-    ours = ok[ok["role"] == "ours"]
-    ref_limit = df[
-        (df["kind"] == "blas_limit") & (df["config"] == "reference") & (df["status"] == "ok")
-    ]
-    out = []
-
-    torch_step = _at(ok, YARDSTICK, "step", "reference")
-    our_step = ours[(ours["pass"] == "step") & (ours["config"] == "reference")]
-    if torch_step is None or our_step.empty:
-        out.append(
-            Target(
-                "T1 fastest ours, forward+backward, reference shape",
-                "<= 1.5x torch_conv2d",
-                None,
-                None,
-                "needs torch_conv2d and a backend of ours on the reference shape",
-            )
-        )
-    else:
-        best = our_step.loc[our_step["median"].idxmin()]
-        ratio = best["median"] / torch_step["median"]
-        out.append(
-            Target(
-                "T1 fastest ours, forward+backward, reference shape",
-                "<= 1.5x torch_conv2d",
-                ratio,
-                ratio <= 1.5,
-                f"{best['backend']} vs torch_conv2d",
-            )
-        )
-
-    wino = _at(ok, "winograd", "forward", "reference")
-    torch_fwd = _at(ok, YARDSTICK, "forward", "reference")
-    if wino is None or torch_fwd is None:
-        out.append(
-            Target(
-                "T2 winograd forward, reference shape",
-                "<= 1x torch_conv2d",
-                None,
-                None,
-                "needs winograd and torch_conv2d on the reference shape",
-            )
-        )
-    else:
-        ratio = wino["median"] / torch_fwd["median"]
-        out.append(
-            Target(
-                "T2 winograd forward, reference shape",
-                "<= 1x torch_conv2d",
-                ratio,
-                ratio <= 1.0,
-                "winograd vs torch_conv2d",
-            )
-        )
-
-    tiled = _at(ok, "tiled_im2col", "forward", "reference")
-    tiled_step = _at(ok, "tiled_im2col", "step", "reference")
-    if tiled is None or ref_limit.empty:
-        out.append(
-            Target(
-                "T3 tiled_im2col forward, reference shape",
-                "<= 1.25x the plain BLAS product; peak memory <= 1/8 im2col buffer",
-                None,
-                None,
-                "needs tiled_im2col and the BLAS limit on the reference shape",
-            )
-        )
-    else:
-        ratio = tiled["median"] / ref_limit["median"].min()
-        mem = None
-        if tiled_step is not None and pd.notna(tiled_step["peak_bytes"]):
-            mem = tiled_step["peak_bytes"] / tiled_step["cols_bytes"]
-        mem_text = "peak memory not measured" if mem is None else f"peak memory {mem:.3g}x buffer"
-        met = ratio <= 1.25 and (mem is not None and mem <= 1 / 8)
-        out.append(
-            Target(
-                "T3 tiled_im2col forward, reference shape",
-                "<= 1.25x the plain BLAS product; peak memory <= 1/8 im2col buffer",
-                ratio,
-                met,
-                f"time vs BLAS product; {mem_text}",
-            )
-        )
-
-    fwd128 = ours[(ours["pass"] == "forward") & (ours["config"] == "default") & (ours["h"] == 128)]
-    if fwd128.empty or fwd128["speedup"].isna().all():
-        out.append(
-            Target(
-                "T4 fastest ours, forward, 128x128",
-                ">= 100x naive_loop",
-                None,
-                None,
-                "needs naive_loop (measured or extrapolated) and ours at 128x128",
-            )
-        )
-    else:
-        best = fwd128.loc[fwd128["median"].idxmin()]
-        ratio = float(best["speedup"])
-        how = "extrapolated naive_loop" if best["speedup_extrapolated"] else "measured naive_loop"
-        out.append(
-            Target(
-                "T4 fastest ours, forward, 128x128",
-                ">= 100x naive_loop",
-                ratio,
-                ratio >= 100,
-                f"{best['backend']} vs {how}",
-            )
-        )
-    return out

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import json
 from html import escape
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
-from matplotlib.figure import Figure
 
-from .data import BASELINE, PASS_ORDER, Target, contenders, headline, targets, timed
+from .data import BASELINE, PASS_ORDER, contenders, headline, timed
+from .goals import Verdict
+from .plots import PLOTS
+from .storage import reported_runs
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -24,15 +24,6 @@ td.failed { color: #b00; }
 .extra { font-style: italic; color: #a60; }
 figure { margin: 1em 0; } svg { max-width: 100%; height: auto; }
 """
-
-
-def svg(fig: Figure) -> str:
-    """The figure as an inline <svg> element; closes the figure."""
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None})
-    plt.close(fig)
-    text = buf.getvalue()
-    return text[text.index("<svg") :]
 
 
 def _fmt_time(seconds: float) -> str:
@@ -122,19 +113,21 @@ def render_headline(df: pd.DataFrame) -> str:
     return "<ul>" + "".join(items) + "</ul>"
 
 
-def render_targets(per_run: dict[str, list[Target]]) -> str:
+def render_goals(verdicts: dict[str, list[Verdict]]) -> str:
+    """Each run's goals: what is compared, the verdict, the measured ratio and the bound."""
     items = []
-    for run, found in per_run.items():
-        for target in found:
-            cls = {True: "met", False: "notmet", None: ""}[target.met]
-            verdict = {True: "met", False: "not met", None: "not measured"}[target.met]
-            ratio = "" if target.ratio is None else f" (measured {target.ratio:.3g}x)"
-            prefix = f"{escape(run)}: " if len(per_run) > 1 else ""
+    for run, found in verdicts.items():
+        for verdict in found:
+            cls = {True: "met", False: "notmet", None: ""}[verdict.met]
+            ratio = "" if verdict.ratio is None else f" at {verdict.ratio:.3g}x"
+            prefix = f"{escape(run)}: " if len(verdicts) > 1 else ""
+            goal = verdict.goal
             items.append(
-                f"<li>{prefix}{escape(target.name)}: <span class='{cls}'>{verdict}</span>"
-                f"{escape(ratio)}. Goal {escape(target.goal)}; {escape(target.detail)}</li>"
+                f"<li>{prefix}{escape(goal.name)}: <span class='{cls}'>{verdict.state}</span>"
+                f"{escape(ratio)}. Goal: {escape(goal.bound)} at the {escape(goal.config)} "
+                f"configuration; {escape(verdict.detail)}.</li>"
             )
-    return "<ul>" + "".join(items) + "</ul>"
+    return "<ul id='goals'>" + "".join(items) + "</ul>"
 
 
 def render_machines(runs: pd.DataFrame) -> str:
@@ -192,9 +185,10 @@ def render_problems(df: pd.DataFrame, runs: pd.DataFrame) -> str:
     )
 
 
-def render(df: pd.DataFrame, runs: pd.DataFrame, figures: dict[str, Figure], title: str) -> str:
-    """The whole report page."""
-    per_run = {run: targets(df[df["run"] == run]) for run in runs["run"]}
+def render(
+    df: pd.DataFrame, runs: pd.DataFrame, verdicts: dict[str, list[Verdict]], title: str
+) -> str:
+    """The whole report page; ``verdicts`` maps each run to its judged goals."""
     backends = sorted(set(timed(df, None)["backend"]) | set(df["backend"]) - {""})
     interrupted = runs[runs["interrupted"]]["run"].tolist()
     warn = (
@@ -205,27 +199,11 @@ def render(df: pd.DataFrame, runs: pd.DataFrame, figures: dict[str, Figure], tit
         if interrupted
         else ""
     )
-    sections = {
-        "speedup": "Speedup over naive_loop",
-        "scaling": "Time against pixel count",
-        "gflops": "GFLOP/s against the BLAS limit",
-        "memory": "Peak memory against the im2col buffer",
-        "yardstick": "Yardstick: the reference shape (N=16, 56x56, 64->64, 3x3)",
-    }
-    notes = {
-        "gflops": "The dotted line is a plain float32 BLAS product with the shape of the "
-        "default configuration's im2col product, timed in the same run: what one big "
-        "im2col + GEMM can reach, not a hardware ceiling. Cache-blocked products, and "
-        "Winograd (credited with the direct method's FLOPs while doing fewer multiplies), "
-        "can pass it.",
-        "memory": "tracemalloc sees numpy's allocations only: memory that numba or torch "
-        "allocate themselves does not show, so those backends read near zero.",
-    }
     figs = "".join(
-        f"<h2>{escape(sections.get(name, name))}</h2>"
-        + (f"<p>{escape(notes[name])}</p>" if name in notes else "")
-        + f"<figure id='plot-{escape(name)}'>{svg(fig)}</figure>"
-        for name, fig in figures.items()
+        f"<h2>{escape(plot.title)}</h2>"
+        + (f"<p>{escape(plot.note)}</p>" if plot.note else "")
+        + f"<figure id='plot-{escape(plot.name)}'>{plot.svg(df)}</figure>"
+        for plot in PLOTS
     )
     ours = sorted(set(contenders(df[df["status"] == "ok"])["backend"]))
     return f"""<!DOCTYPE html>
@@ -237,8 +215,8 @@ def render(df: pd.DataFrame, runs: pd.DataFrame, figures: dict[str, Figure], tit
 <p>Fastest contender (seeds and ours: {escape(", ".join(ours) or "none")}; peers excluded)
 per pass at the largest image size they all share.</p>
 {render_headline(df)}
-<h2>Targets (issue 4)</h2>
-{render_targets(per_run)}
+<h2>Goals</h2>
+{render_goals(verdicts)}
 <p>Backends in this report: {escape(", ".join(backends))}.</p>
 {figs}
 <h2>Results</h2>
@@ -272,9 +250,7 @@ def render_index(entries: list[dict[str, str]]) -> str:
 def index_entries(report_dir: Path) -> list[dict[str, str]]:
     """Every run in ``report_dir/runs`` that has a report, newest first."""
     entries = []
-    for path in (report_dir / "runs").glob("*.json"):
-        if not path.with_suffix(".html").exists():
-            continue
+    for path in reported_runs(report_dir):
         try:
             run = json.loads(path.read_text(encoding="utf-8"))
             when = str(run.get("datetime", ""))

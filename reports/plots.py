@@ -1,22 +1,27 @@
-"""Figures of a loaded run: each ``plot_*`` takes the frame from :func:`reports.load`."""
+"""Figures of a loaded run: each :class:`Plot` draws one from the frame of :func:`reports.load`.
+
+A plot carries its own title and note; figures are drawn without pyplot, so no global
+matplotlib state is touched.
+"""
 
 from __future__ import annotations
 
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from .data import BASELINE, PASS_ORDER, YARDSTICK, scaling_exponents, series_label, timed
+from .data import BASELINE, PASS_ORDER, RESNET, YARDSTICK, scaling_exponents, series_label, timed
 
-#: keep text as text in the SVG: smaller, searchable, still self-contained
-matplotlib.rcParams["svg.fonttype"] = "none"
+#: text stays text in the SVG (smaller, searchable), and names are never read as math ($...$)
+STYLE: dict[str, Any] = {"svg.fonttype": "none", "text.parse_math": False}
 
 
 def _passes(df: pd.DataFrame) -> list[str]:
@@ -25,7 +30,8 @@ def _passes(df: pd.DataFrame) -> list[str]:
 
 
 def _panels(n: int, title: str) -> tuple[Figure, list]:
-    fig, axes = plt.subplots(1, max(n, 1), figsize=(max(4.6 * n, 8.0), 5.6), squeeze=False)
+    fig = Figure(figsize=(max(4.6 * n, 8.0), 5.6))
+    axes = fig.subplots(1, max(n, 1), squeeze=False)
     fig.suptitle(title)
     return fig, list(axes[0])
 
@@ -189,14 +195,14 @@ def plot_memory(df: pd.DataFrame) -> Figure:
 
 
 def plot_yardstick(df: pd.DataFrame) -> Figure:
-    """At the reference shape: each contender's time over torch_conv2d's and over the BLAS limit."""
-    title = f"Reference shape: time / {YARDSTICK} and time / BLAS limit (lower is better)"
-    ref = timed(df, "reference")
+    """At the ResNet shape: each contender's time over torch_conv2d's and over the BLAS limit."""
+    title = f"ResNet shape: time / {YARDSTICK} and time / BLAS limit (lower is better)"
+    ref = timed(df, RESNET)
     ours = ref[ref["role"].isin(["ours", "seed"])]
     if ours.empty:
-        return _empty(title, "the reference shape is not in this run")
+        return _empty(title, "the resnet configuration is not in this run")
     limits = (
-        df[(df["kind"] == "blas_limit") & (df["config"] == "reference") & (df["status"] == "ok")]
+        df[(df["kind"] == "blas_limit") & (df["config"] == RESNET) & (df["status"] == "ok")]
         .groupby("run")["gflops"]
         .max()
     )
@@ -216,10 +222,51 @@ def plot_yardstick(df: pd.DataFrame) -> Figure:
     return _finish(fig, axes)
 
 
-PLOTS = {
-    "speedup": plot_speedup,
-    "scaling": plot_scaling,
-    "gflops": plot_gflops,
-    "memory": plot_memory,
-    "yardstick": plot_yardstick,
-}
+@dataclass(frozen=True)
+class Plot:
+    """One figure of the report, with the title and note the report shows above it."""
+
+    #: the figure's id in the report ("plot-<name>")
+    name: str
+    #: the report's heading for this figure
+    title: str
+    #: what a reader must know to read it right ("" for nothing)
+    note: str
+    draw: Callable[[pd.DataFrame], Figure]
+
+    def svg(self, df: pd.DataFrame) -> str:
+        """The figure of ``df`` as an inline ``<svg>`` element."""
+        with matplotlib.rc_context(STYLE):  # type: ignore[arg-type]
+            fig = self.draw(df)
+            buf = io.StringIO()
+            fig.savefig(buf, format="svg", metadata={"Date": None})
+        text = buf.getvalue()
+        return text[text.index("<svg") :]
+
+
+PLOTS = (
+    Plot("speedup", f"Speedup over {BASELINE}", "", plot_speedup),
+    Plot("scaling", "Time against pixel count", "", plot_scaling),
+    Plot(
+        "gflops",
+        "GFLOP/s against the BLAS limit",
+        "The dotted line is a plain float32 BLAS product with the shape of the default "
+        "configuration's im2col product, timed in the same run: what one big im2col + GEMM "
+        "can reach, not a hardware ceiling. Cache-blocked products, and Winograd (credited "
+        "with the direct method's FLOPs while doing fewer multiplies), can pass it.",
+        plot_gflops,
+    ),
+    Plot(
+        "memory",
+        "Peak memory against the im2col buffer",
+        "tracemalloc sees numpy's allocations only: memory that numba or torch allocate "
+        "themselves does not show, so those backends read near zero.",
+        plot_memory,
+    ),
+    Plot(
+        "yardstick",
+        "Yardstick: the resnet configuration (N=16, 56x56, 64->64, 3x3)",
+        "",
+        plot_yardstick,
+    ),
+)

@@ -1,13 +1,16 @@
 """The report builder and ``python -m reports`` on JSON the harness wrote in smoke mode.
 
 ``fixtures/smoke_run.json`` is a real ``pytest --benchmark-only --preset smoke`` run; the
-synthetic runs below only plant the numbers a target or a regression check needs.
+synthetic runs below only plant the numbers a goal or a regression check needs.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import math
+import resource
+import signal
 import subprocess
 import sys
 from html import escape
@@ -23,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SMOKE = Path(__file__).parent / "fixtures" / "smoke_run.json"
 # a missing fixture must not break collection: `pytest --benchmark-only` collects tests/ too
 SMOKE_RUN: dict[str, Any] = json.loads(SMOKE.read_text()) if SMOKE.exists() else {}
-PLOT_IDS = [f"plot-{name}" for name in reports.PLOTS]
+PLOT_IDS = [f"plot-{plot.name}" for plot in reports.PLOTS]
 
 
 def run_backends(run: dict[str, Any]) -> set[str]:
@@ -37,7 +40,7 @@ def run_backends(run: dict[str, Any]) -> set[str]:
     }
 
 
-def write(path: Path, run: dict[str, Any]) -> Path:
+def write(path: Path, run: Any) -> Path:
     path.write_text(json.dumps(run))
     return path
 
@@ -108,15 +111,15 @@ def test_speedups_against_an_extrapolated_baseline_are_marked() -> None:
 
 
 def bench(backend: str, role: str, pass_: str, config: str, median: float, **info: Any) -> dict:
-    """One pytest-benchmark entry with the harness's extra_info, at the reference shape."""
+    """One pytest-benchmark entry with the harness's extra_info, at the resnet configuration."""
     shape = (
         {"n": 16, "h": 56, "c_in": 64, "c_out": 64, "kh": 3}
-        if config == "reference"
+        if config == "resnet"
         else {"n": 8, "h": 128, "c_in": 32, "c_out": 32, "kh": 3}
     )
     return {
         "name": f"{backend}-{pass_}-{config}",
-        "fullname": f"test[{backend}-{pass_}-{config}]",
+        "fullname": f"test[{backend}-{pass_}-{config}-{shape['h']}px]",
         "extra_info": {"backend": backend, "role": role, "pass": pass_, "config": config,
                        "stride": 1, "dtype": "float32", "flops": 10**9, "cols_bytes": 8000,
                        **shape, **info},
@@ -125,41 +128,74 @@ def bench(backend: str, role: str, pass_: str, config: str, median: float, **inf
 
 
 def synthetic_run() -> dict[str, Any]:
-    """Planted times: every target has a known ratio."""
+    """Planted times: every goal has a known ratio."""
     run = copy.deepcopy(SMOKE_RUN)
     run["benchmarks"] = [
-        bench("torch_conv2d", "peer", "step", "reference", 1.0),
-        bench("torch_conv2d", "peer", "forward", "reference", 0.5),
-        bench("numba_direct", "ours", "step", "reference", 1.2),
-        bench("winograd", "ours", "forward", "reference", 1.0),
-        bench("tiled_im2col", "ours", "forward", "reference", 0.3),
-        bench("tiled_im2col", "ours", "step", "reference", 0.9, peak_extra_bytes=500),
+        bench("torch_conv2d", "peer", "step", "resnet", 1.0),
+        bench("torch_conv2d", "peer", "forward", "resnet", 0.5),
+        bench("numba_direct", "ours", "step", "resnet", 1.2),
+        bench("winograd", "ours", "forward", "resnet", 1.0),
+        bench("tiled_im2col", "ours", "forward", "resnet", 0.3),
+        bench("tiled_im2col", "ours", "step", "resnet", 0.9, peak_extra_bytes=2000),
         bench("numba_direct", "ours", "forward", "default", 0.01),
         bench("naive_loop", "seed", "forward", "default", 2.0),
-        {**bench("", "", "", "reference", 0.25), "extra_info": {
-            "kind": "blas_limit", "config": "reference", "h": 56, "flops": 10**9}},
+        {**bench("", "", "", "resnet", 0.25), "extra_info": {
+            "kind": "blas_limit", "config": "resnet", "h": 56, "flops": 10**9}},
     ]  # fmt: skip
-    run["im2col_bench"].update(skipped=[], failed=[], left_out=[])
+    run["im2col_bench"].update(format=2, skipped=[], failed=[], left_out=[])
     return run
 
 
-def test_the_targets_report_their_measured_ratios(tmp_path: Path) -> None:
+def test_the_goals_report_their_measured_ratios(tmp_path: Path) -> None:
     path = write(tmp_path / "run.json", synthetic_run())
-    found = {t.name.split()[0]: t for t in reports.targets(reports.load([path]))}
-    assert (found["T1"].met, found["T1"].ratio) == (True, pytest.approx(0.9))
-    assert (found["T2"].met, found["T2"].ratio) == (False, pytest.approx(2.0))
-    assert (found["T3"].met, found["T3"].ratio) == (True, pytest.approx(1.2))
-    assert (found["T4"].met, found["T4"].ratio) == (True, pytest.approx(200))
+    found = {v.goal.name: v for v in reports.judge(reports.load([path]))}
+    assert [(v.met, v.ratio) for v in found.values()] == [
+        (True, pytest.approx(0.9)),  # tiled_im2col's step against torch_conv2d's
+        (False, pytest.approx(2.0)),  # winograd forward against torch_conv2d's
+        (True, pytest.approx(1.2)),  # tiled_im2col forward against the BLAS product
+        (False, pytest.approx(0.25)),  # 2000 bytes of peak memory against 8000 of buffer
+        (None, None),  # no GPU backend in this run
+    ]
+    fastest = found["fastest of ours, forward + backward"]
+    assert "tiled_im2col against torch_conv2d" in fastest.line()
     reports.build_report([path], tmp_path / "out.html")
     html = (tmp_path / "out.html").read_text()
-    assert "not met</span> (measured 2x)" in html
+    assert "winograd forward: <span class='notmet'>not met</span> at 2x" in html
     assert "plot-yardstick" in html
 
 
-def test_targets_without_their_backends_say_not_measured() -> None:
-    found = reports.targets(reports.load([SMOKE]))
-    assert len(found) == 4
-    assert all(t.met is None for t in found if "reference" in t.name)
+def test_the_terminal_and_the_report_print_the_same_verdicts(tmp_path: Path) -> None:
+    path = write(tmp_path / "run.json", synthetic_run())
+    (verdicts,) = reports.build_report([path], tmp_path / "out.html").values()
+    html = (tmp_path / "out.html").read_text()
+    for verdict in verdicts:
+        assert f"{verdict.goal.name}: " in verdict.line()
+        assert f"{escape(verdict.goal.name)}: <span class='" in html
+        assert escape(verdict.goal.bound) in html
+
+
+def test_no_goal_names_an_issue_or_the_retired_naive_loop_target() -> None:
+    for goal in reports.GOALS:
+        assert "issue" not in goal.name.lower()
+        assert not goal.name.startswith("T")
+        assert goal.against != "naive_loop"
+
+
+def test_goals_without_their_backends_say_not_measured() -> None:
+    found = reports.judge(reports.load([SMOKE]))
+    assert len(found) == len(reports.GOALS)
+    assert all(v.met is None and "in this run" in v.detail for v in found)
+
+
+def test_a_run_of_the_first_format_reads_its_reference_config_as_resnet(tmp_path: Path) -> None:
+    old = synthetic_run()
+    old["im2col_bench"]["format"] = 1
+    for entry in old["benchmarks"]:
+        if entry["extra_info"].get("config") == "resnet":
+            entry["extra_info"]["config"] = "reference"
+    df = reports.load([write(tmp_path / "old.json", old)])
+    assert "reference" not in set(df["config"])
+    assert [v.ratio for v in reports.judge(df)][:4] == pytest.approx([0.9, 2.0, 1.2, 0.25])
 
 
 def test_compare_passes_an_identical_run(capsys: pytest.CaptureFixture[str]) -> None:
@@ -180,39 +216,188 @@ def test_compare_catches_a_planted_regression(
     assert "1 of" in out
 
 
-def _bad_inputs(tmp_path: Path) -> dict[str, Path]:
+def test_compare_matches_a_first_format_run_to_the_renamed_resnet_cases(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    new = synthetic_run()
+    old = copy.deepcopy(new)
+    old["im2col_bench"]["format"] = 1
+    for entry in old["benchmarks"]:
+        entry["fullname"] = entry["fullname"].replace("-resnet-56px]", "-reference-56px]")
+    old_path, new_path = write(tmp_path / "old.json", old), write(tmp_path / "new.json", new)
+    assert main(["compare", str(old_path), str(new_path)]) == 0
+    assert f"0 of {len(new['benchmarks'])} benchmarks slowed" in capsys.readouterr().out
+
+
+def _odd(edit: Any) -> dict[str, Any]:
+    run = copy.deepcopy(SMOKE_RUN)
+    edit(run)
+    return run
+
+
+def _set_all_medians(run: dict[str, Any], value: float) -> None:
+    for entry in run["benchmarks"]:
+        entry["stats"]["median"] = value
+
+
+#: loadable but unusable runs, each with what its one error line must say
+ODD_RUNS: dict[str, tuple[Any, str]] = {
+    "all medians NaN": (
+        _odd(lambda r: _set_all_medians(r, math.nan)),
+        "median nan is not a positive, finite number",
+    ),
+    "a median of 0": (
+        _odd(lambda r: r["benchmarks"][0]["stats"].update(median=0.0)),
+        "median 0.0 is not a positive, finite number",
+    ),
+    "a negative median": (
+        _odd(lambda r: r["benchmarks"][1]["stats"].update(median=-1e-3)),
+        "median -0.001 is not a positive, finite number",
+    ),
+    "a benchmark that is a string": (
+        _odd(lambda r: r["benchmarks"].insert(0, "fast")),
+        "benchmark 1: not an object but str",
+    ),
+    "extra_info that is a list": (
+        _odd(lambda r: r["benchmarks"][0].update(extra_info=["backend", "x"])),
+        "extra_info is not an object",
+    ),
+    "stats that is a list": (
+        _odd(lambda r: r["benchmarks"][0].update(stats=[1.0, 2.0])),
+        "stats is not an object",
+    ),
+    "skipped rows that are text": (
+        _odd(lambda r: r["im2col_bench"].update(skipped="none")),
+        "'im2col_bench' must hold lists of objects",
+    ),
+}
+
+
+def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     empty = copy.deepcopy(SMOKE_RUN)
     empty["benchmarks"] = []
     (tmp_path / "notes.txt").write_text("not json at all")
-    return {
+    plain = {
         "no such file": tmp_path / "missing.json",
         "not JSON": tmp_path / "notes.txt",
         "not a pytest-benchmark JSON file": write(tmp_path / "other.json", {"hello": 1}),
         "the run has no results": write(tmp_path / "empty.json", empty),
     }
+    odd = {
+        problem: (write(tmp_path / f"odd{i}.json", run), message)
+        for i, (problem, (run, message)) in enumerate(ODD_RUNS.items())
+    }
+    return {problem: (path, problem) for problem, path in plain.items()} | odd
 
 
 @pytest.mark.parametrize(
     "problem", ["no such file", "not JSON", "not a pytest-benchmark JSON file",
-                "the run has no results"]
+                "the run has no results", *ODD_RUNS]
 )  # fmt: skip
 @pytest.mark.parametrize("command", ["build", "compare"])
 def test_bad_input_is_one_line_and_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], problem: str, command: str
 ) -> None:
-    bad = str(_bad_inputs(tmp_path)[problem])
-    argv = ["build", bad, "-o", str(tmp_path / "o.html")] if command == "build" else [
-        "compare", str(SMOKE), bad
+    """Issue rows 5 and 11: NaN, zero or odd entries gave tracebacks, a star, or a passing gate."""
+    bad, message = _bad_inputs(tmp_path)[problem]
+    argv = ["build", str(bad), "-o", str(tmp_path / "o.html")] if command == "build" else [
+        "compare", str(SMOKE), str(bad)
     ]  # fmt: skip
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert problem in err
+    assert message in err
+    assert not (tmp_path / "o.html").exists()
 
 
-def test_a_bad_threshold_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["compare", str(SMOKE), str(SMOKE), "--threshold", "lots"]) == 2
-    assert capsys.readouterr().err.count("\n") == 1
+def test_names_that_look_like_math_render_as_text(tmp_path: Path) -> None:
+    """Issue row 11: a backend named $\\foo$ stopped matplotlib's math parser with a traceback."""
+    run = copy.deepcopy(SMOKE_RUN)
+    for entry in run["benchmarks"]:
+        if entry["extra_info"].get("backend") == "naive_loop":
+            entry["extra_info"]["backend"] = "$\\foo$"
+    path = write(tmp_path / "run.json", run)
+    assert main(["build", str(path), "-o", str(tmp_path / "out.html")]) == 0
+    html = (tmp_path / "out.html").read_text()
+    assert "$\\foo$" in html.split("<table id='results'>")[0]  # in a plot's legend, as text
+
+
+def test_build_refuses_to_overwrite_one_of_its_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue row 4: `build A.json -o A.json` replaced the run with its report."""
+    run = write(tmp_path / "run.json", SMOKE_RUN)
+    before = run.read_bytes()
+    assert main(["build", str(SMOKE), str(run), "-o", f"{tmp_path}/./run.json"]) == 2
+    assert "is one of the runs to read" in capsys.readouterr().err
+    assert run.read_bytes() == before
+
+
+def _limit_file_size(limit: int) -> Any:
+    def apply() -> None:
+        # a file write past `limit` bytes fails with EFBIG, as on a full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_a_full_disk_leaves_the_previous_report_whole(tmp_path: Path) -> None:
+    """Issue row 7: the report was truncated and a half-written file stayed."""
+    out = tmp_path / "report.html"
+    out.write_text("<p>the previous report</p>")
+    proc = subprocess.run(
+        [sys.executable, "-m", "reports", "build", str(SMOKE), "-o", str(out)],
+        cwd=ROOT, capture_output=True, text=True, preexec_fn=_limit_file_size(64 * 1024),
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1
+    assert out.read_text() == "<p>the previous report</p>"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
+
+
+def test_a_full_disk_leaves_the_previous_index_whole(tmp_path: Path) -> None:
+    """Issue row 7: the index was written the same truncating way."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    write(runs / "run.json", SMOKE_RUN)
+    (runs / "run.html").write_text("<p>report</p>")
+    index = reports.update_index(tmp_path)
+    before = index.read_text()
+    (runs / "run.html").rename(runs / "moved.html")
+    proc = subprocess.run(
+        [sys.executable, "-c", "import reports, sys; reports.update_index(sys.argv[1])",
+         str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, preexec_fn=_limit_file_size(512),
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "File too large" in proc.stderr
+    assert index.read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".index.lock", "index.html", "runs"]
+
+
+def test_compare_names_the_benchmarks_new_lacks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue row 5: 54 of 55 benchmarks missing from NEW were dropped silently, exit 0."""
+    fewer = copy.deepcopy(SMOKE_RUN)
+    dropped = [b["fullname"] for b in fewer["benchmarks"][1:4]]
+    del fewer["benchmarks"][1:4]
+    assert main(["compare", str(SMOKE), str(write(tmp_path / "new.json", fewer))]) == 1
+    out = capsys.readouterr().out
+    assert "3 benchmarks of OLD are missing from NEW:" in out
+    assert all(f"  {name}\n" in out for name in dropped)
+
+
+@pytest.mark.parametrize("threshold", ["nan", "inf", "-inf", "-5%", "0", "0%", "lots"])
+def test_compare_refuses_a_threshold_that_cannot_fail(
+    capsys: pytest.CaptureFixture[str], threshold: str
+) -> None:
+    """Issue row 5: --threshold nan or inf was accepted, so nothing could ever fail."""
+    assert main(["compare", str(SMOKE), str(SMOKE), f"--threshold={threshold}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "use a finite percentage above 0" in err
 
 
 @pytest.mark.parametrize("argv", [[], ["build"], ["compare", "only-one.json"], ["frobnicate"]])

@@ -1,0 +1,259 @@
+"""The benchmark matrix: configurations, presets, and the cases built from them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+import impls
+from impls import ConvGeometry, resolve_geometry
+
+#: the passes every backend is timed on; "transfer" is added for GPU backends only
+PASSES = ("forward", "backward", "step")
+#: the configuration of the image-size sweep
+SWEEP = "default"
+#: the configuration of a ResNet stage-2 layer, where the goals are judged
+RESNET = "resnet"
+
+
+@dataclass(frozen=True)
+class Conv:
+    """One convolution configuration: NHWC input, square image and kernel, SAME padding."""
+
+    #: short name of the configuration ("default" for the size sweep)
+    label: str
+    n: int
+    size: int
+    c_in: int
+    c_out: int
+    k: int
+    stride: int = 1
+    padding: str = "SAME"
+    dtype: str = "float32"
+
+    @property
+    def x_shape(self) -> tuple[int, int, int, int]:
+        return (self.n, self.size, self.size, self.c_in)
+
+    @property
+    def w_shape(self) -> tuple[int, int, int, int]:
+        return (self.k, self.k, self.c_in, self.c_out)
+
+    def geometry(self) -> ConvGeometry:
+        return resolve_geometry(
+            self.x_shape, self.w_shape, stride=self.stride, padding=self.padding
+        )
+
+    @property
+    def pixels(self) -> int:
+        """Output pixels over the batch, N * OH * OW: what per-pixel loops pay for."""
+        geom = self.geometry()
+        return geom.n * geom.out_h * geom.out_w
+
+    @property
+    def itemsize(self) -> int:
+        return np.dtype(self.dtype).itemsize
+
+    @property
+    def id(self) -> str:
+        return f"{self.label}-{self.size}px"
+
+
+def sweep_conv(size: int) -> Conv:
+    """The default configuration at one image size: batch 8, 32 -> 32 channels, 3x3."""
+    return Conv(SWEEP, n=8, size=size, c_in=32, c_out=32, k=3)
+
+
+#: the one-factor-at-a-time rows, each at the preset's variant size
+VARIANTS: dict[str, dict[str, int]] = {
+    "stride2": {"stride": 2},
+    "k1": {"k": 1},
+    "k5": {"k": 5},
+    "c64": {"c_in": 64, "c_out": 64},
+}
+RESNET_CONV = Conv(RESNET, n=16, size=56, c_in=64, c_out=64, k=3)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How much of the matrix to run and how long each benchmark may take."""
+
+    name: str
+    #: image sizes of the default sweep
+    sizes: tuple[int, ...]
+    #: image size of the one-factor rows; 0 leaves them out
+    variant_size: int
+    #: whether the resnet configuration is in the matrix
+    resnet: bool
+    #: image size of the default configuration whose GEMM is the machine's limit
+    limit_size: int
+    #: timed rounds per benchmark: at least, at most
+    min_rounds: int
+    max_rounds: int
+    #: seconds of timed rounds aimed at per benchmark
+    round_budget_s: float
+    #: a case whose single call is estimated slower than this is skipped
+    max_call_s: float
+    #: once the benchmarks have taken this long, the remaining cases are skipped
+    session_budget_s: float
+
+    def convs(self, sizes: Iterable[int] | None = None) -> list[Conv]:
+        """Every configuration of this preset, the sweep at ``sizes`` when given."""
+        convs = [sweep_conv(s) for s in (sizes or self.sizes)]
+        if self.variant_size:
+            base = sweep_conv(self.variant_size)
+            convs += [
+                Conv(**{**asdict(base), "label": label, **change})
+                for label, change in VARIANTS.items()
+            ]
+        if self.resnet:
+            convs.append(RESNET_CONV)
+        return convs
+
+    def limit_convs(self) -> list[Conv]:
+        """The configurations whose plain GEMM is timed as the machine's limit."""
+        convs = [sweep_conv(self.limit_size)]
+        return [*convs, RESNET_CONV] if self.resnet else convs
+
+
+PRESETS = {
+    "smoke": Preset(
+        "smoke",
+        sizes=(16, 32),
+        variant_size=0,
+        resnet=False,
+        limit_size=32,
+        min_rounds=3,
+        max_rounds=5,
+        round_budget_s=0.1,
+        max_call_s=0.5,
+        session_budget_s=40,
+    ),
+    "default": Preset(
+        "default",
+        sizes=(16, 24, 32, 64, 128, 224),
+        variant_size=64,
+        resnet=True,
+        limit_size=128,
+        min_rounds=3,
+        max_rounds=15,
+        round_budget_s=0.6,
+        max_call_s=2.0,
+        session_budget_s=450,
+    ),
+    "full": Preset(
+        "full",
+        sizes=(16, 24, 32, 48, 64, 96, 128, 160, 224),
+        variant_size=128,
+        resnet=True,
+        limit_size=128,
+        min_rounds=5,
+        max_rounds=50,
+        round_budget_s=3.0,
+        max_call_s=30.0,
+        session_budget_s=4 * 3600,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark: a backend timed on one pass of one configuration."""
+
+    backend: str
+    pass_: str
+    conv: Conv
+
+    @property
+    def id(self) -> str:
+        return f"{self.backend}-{self.pass_}-{self.conv.id}"
+
+    def flops(self) -> int:
+        geom = self.conv.geometry()
+        return {
+            "forward": geom.flops_forward,
+            "backward": geom.flops_backward,
+            "step": geom.flops_forward + geom.flops_backward,
+        }.get(self.pass_, 0)
+
+    def describe(self) -> dict[str, Any]:
+        """The case as flat JSON-able fields: the report's row keys."""
+        geom = self.conv.geometry()
+        backend = impls.get_backend(self.backend)
+        return {
+            "backend": self.backend,
+            "role": backend.role,
+            "device": backend.device,
+            "pass": self.pass_,
+            "config": self.conv.label,
+            "n": geom.n,
+            "h": geom.h,
+            "w": geom.w,
+            "c_in": geom.c_in,
+            "c_out": geom.c_out,
+            "kh": geom.kh,
+            "kw": geom.kw,
+            "stride": geom.stride[0],
+            "padding": self.conv.padding,
+            "dilation": geom.dilation[0],
+            "dtype": self.conv.dtype,
+            "flops": self.flops(),
+            "cols_bytes": geom.cols_bytes(self.conv.itemsize),
+        }
+
+
+@dataclass(frozen=True)
+class BlasCase:
+    """The plain float32 product of one configuration's im2col size: the machine's limit."""
+
+    conv: Conv
+
+    @property
+    def id(self) -> str:
+        return self.conv.id
+
+    def describe(self) -> dict[str, Any]:
+        geom = self.conv.geometry()
+        rows, depth = geom.cols_shape
+        return {
+            "kind": "blas_limit",
+            "config": self.conv.label,
+            "h": geom.h,
+            "m": rows,
+            "k": depth,
+            "n_cols": geom.c_out,
+            "flops": geom.flops_forward,
+        }
+
+
+def result_row(
+    case: Case | BlasCase, *, threads: int, status: str = "ok", reason: str = ""
+) -> dict[str, Any]:
+    """What the run's JSON keeps of a case, timed, skipped or failed alike."""
+    return {**case.describe(), "threads": threads, "status": status, "reason": reason}
+
+
+def build_matrix(preset: Preset, backends: list[str], sizes: list[int] | None) -> list[Case]:
+    """Every case, fewest output pixels first, so slow backends are estimated before big ones."""
+    cases = []
+    order = sorted(preset.convs(sizes), key=lambda c: (c.pixels, c.geometry().flops_forward))
+    for conv in order:
+        for name in backends:
+            gpu = impls.get_backend(name).device == "gpu"
+            passes = (*PASSES, "transfer") if gpu else PASSES
+            cases += [Case(name, pass_, conv) for pass_ in passes]
+    return cases
+
+
+def contenders(names: Iterable[str]) -> tuple[list[str], dict[str, str]]:
+    """Split backend names into those to time and those left out, with the reason."""
+    timed, left_out = [], {}
+    for name in names:
+        if impls.get_backend(name).role == "oracle":
+            left_out[name] = "oracle, not a contender"
+        else:
+            timed.append(name)
+    return timed, left_out

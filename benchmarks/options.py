@@ -1,0 +1,88 @@
+"""The harness's command-line options, read and checked once into :class:`Settings`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import impls
+
+from .machine import default_threads
+from .matrix import PRESETS, Preset
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The harness's command-line options, checked."""
+
+    preset: Preset
+    #: backends to time; None for every backend in impls/
+    backends: list[str] | None
+    #: image sizes of the sweep; None for the preset's
+    sizes: list[int] | None
+    threads: int
+    report_dir: Path
+    #: the share of available memory one configuration may need, in (0, 1]
+    memory_share: float
+
+
+def read_settings(config: pytest.Config) -> Settings:
+    """The options of ``config``; a pytest.UsageError of one line names a bad one."""
+    preset = config.getoption("preset") or (
+        "default" if config.getoption("benchmark_only", False) else "smoke"
+    )
+    if preset not in PRESETS:
+        raise pytest.UsageError(f"--preset: {preset!r} is not one of {', '.join(PRESETS)}")
+    threads = _int_list(config.getoption("threads"), "--threads")
+    if threads is not None and len(threads) != 1:
+        raise pytest.UsageError("--threads takes one positive integer")
+    return Settings(
+        preset=PRESETS[preset],
+        backends=_backends(config.getoption("backends")),
+        sizes=_int_list(config.getoption("sizes"), "--sizes"),
+        threads=threads[0] if threads else default_threads(),
+        report_dir=Path(config.getoption("report_dir") or config.rootpath / "reports"),
+        memory_share=_share(config.getoption("memory_limit")),
+    )
+
+
+def _int_list(text: str | None, option: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise pytest.UsageError(f"{option} takes comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise pytest.UsageError(f"{option} takes positive integers, got {text!r}")
+    return values
+
+
+def _backends(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    known = impls.backend_names()
+    if not names:
+        raise pytest.UsageError(f"--backends: name at least one of {', '.join(known)}")
+    for name in names:
+        if name not in known:
+            raise pytest.UsageError(
+                f"--backends: Unknown backend {name!r}; known backends: {', '.join(known)}"
+            )
+    return names
+
+
+def _share(text: str | None) -> float:
+    if text is None:
+        return 0.5
+    try:
+        percent = float(text.strip().removesuffix("%"))
+    except ValueError:
+        percent = math.nan
+    if not (math.isfinite(percent) and 0 < percent <= 100):
+        raise pytest.UsageError(f"--memory-limit takes a percentage in (0, 100], got {text!r}")
+    return percent / 100

@@ -1,0 +1,51 @@
+"""The pytest plugin: the harness's options, and the :class:`Harness` it registers for each run.
+
+Installed, the package registers this module through its ``pytest11`` entry point, so the
+options exist before pytest reads the command line. In a checkout that is not installed,
+``python -m pytest -p benchmarks.plugin ...`` loads the same module (the root conftest.py
+loads it too, too late only for ``--report-dir DIR`` written with a space).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .harness import Harness
+from .matrix import PRESETS
+from .options import read_settings
+
+HARNESS = pytest.StashKey[Harness]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("im2col-bench", "im2col-bench benchmark matrix")
+    group.addoption(
+        "--preset",
+        help=f"{' | '.join(PRESETS)}: smoke (<1 min), default (<10 min, what --benchmark-only "
+        "runs) or full",
+    )
+    group.addoption("--backends", help="comma-separated backends to time (default: all)")
+    group.addoption("--sizes", help="comma-separated image sizes of the default sweep")
+    group.addoption("--threads", help="threads for BLAS, numba and torch (default: all cores)")
+    group.addoption(
+        "--report-dir", help="where runs, reports and index.html are saved (default: reports/)"
+    )
+    group.addoption(
+        "--memory-limit",
+        help="largest share of the available memory one configuration may need (default 50%%); "
+        "a bigger one is skipped with its estimate",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    harness = Harness(config, read_settings(config))
+    config.stash[HARNESS] = harness
+    config.pluginmanager.register(harness, "im2col-bench")
+
+
+@pytest.fixture(scope="session")
+def harness(pytestconfig: pytest.Config) -> Harness:
+    """The run's harness, started at the first benchmark."""
+    harness = pytestconfig.stash[HARNESS]
+    harness.start()
+    return harness
