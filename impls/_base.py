@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
@@ -28,9 +27,9 @@ GUARDABLE = ("x", "w")
 #: how far a non-finite weight (y, dx) or dy value (dw) spreads; see Backend.nonfinite_spread
 SPREADS = ("channel", "data", "either")
 
-# a Context's seal is keyed with a secret of this process, so a ctx edited or built by hand
-# (whose saved arrays may be too small for its geometry) cannot pass for one made by forward
-_SEAL_KEY = os.urandom(16)
+# salts every Context's seal, so a ctx edited or built by hand (whose saved arrays may be too
+# small for its geometry) cannot pass for one that forward made
+_SEAL_SALT = int.from_bytes(os.urandom(8), "little")
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ class Context:
     dtype: np.dtype
     saved: Any
     guards: tuple[Guard, ...] = ()
-    seal: bytes = b""
+    seal: int | None = None
 
 
 def _layout(saved: Any) -> Any:
@@ -56,17 +55,17 @@ def _layout(saved: Any) -> Any:
     if isinstance(saved, dict):
         return tuple((key, _layout(value)) for key, value in saved.items())
     if hasattr(saved, "shape") and hasattr(saved, "dtype"):
-        return type(saved).__name__, tuple(saved.shape), str(saved.dtype)
+        return type(saved), tuple(saved.shape), saved.dtype
     if saved is None or isinstance(saved, (bool, int, float, str)):
         return saved
-    return type(saved).__name__
+    return type(saved)
 
 
 def _seal(
     backend: str, geom: ConvGeometry, dtype: np.dtype, saved: Any, guards: tuple[Guard, ...]
-) -> bytes:
-    fields = (backend, geom, dtype.str, _layout(saved), [(g[0], g[2]) for g in guards])
-    return hashlib.blake2b(repr(fields).encode(), key=_SEAL_KEY, digest_size=16).digest()
+) -> int:
+    digests = tuple((name, digest) for name, _, digest in guards)
+    return hash((_SEAL_SALT, backend, geom, dtype, _layout(saved), digests))
 
 
 class Backend:
