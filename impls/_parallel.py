@@ -1,9 +1,10 @@
 """Parallel work safe to start from any thread: worker jobs on single-threaded BLAS, numba launches.
 
-Backends may be called from several threads at once. Two process-wide settings make that
+Backends may be called from several threads at once, and process-wide state makes that
 delicate: OpenBLAS's thread count (a threadpoolctl limit saves the value it replaces, so two
-overlapping limits that end out of order leave BLAS at one thread for good) and numba's
-``workqueue`` threading layer (two concurrent parallel launches abort the process).
+overlapping limits that end out of order leave BLAS at one thread for good), numba's
+``workqueue`` threading layer (two concurrent parallel launches abort the process), and any
+other setting a backend applies around its calls (``SharedSetting``).
 """
 
 from __future__ import annotations

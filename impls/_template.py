@@ -32,12 +32,13 @@ class TemplateBackend(Backend):  # rename the class; the backend's name is the f
     device: ClassVar[str] = "cpu"
     #: inputs that what _forward saves shares memory with: the base class fingerprints them at
     #: forward and refuses a backward once they changed in place. Save private copies where
-    #: cheap (w, here) and list only the rest; the default, ("x", "w"), is always safe
+    #: cheap (w, here) and list only the rest; the default, ("x", "w"), is safe for numpy
+    #: arrays (a GPU backend saves device copies, microseconds, and lists none)
     saved_by_reference: ClassVar[tuple[str, ...]] = ()
     #: where a non-finite weight (y, dx) or dy value (dw) spreads: "channel" if your zeros
-    #: (padding, gaps of a strided dy) multiply it like data, "data" if they are skipped;
-    #: tests/test_nonfinite.py checks it. The template's einsum multiplies padding, as the
-    #: reference does
+    #: (padding, gaps of a strided dy) multiply it like data, "data" if they are skipped,
+    #: "either" if a library decides; tests/test_nonfinite.py checks it. The template's
+    #: einsum multiplies padding, as the reference does
     nonfinite_spread: ClassVar[Mapping[str, str]] = {"y": "channel", "dx": "data", "dw": "channel"}
 
     def available(self) -> tuple[bool, str]:
@@ -65,8 +66,9 @@ class TemplateBackend(Backend):  # rename the class; the backend's name is the f
         geom: ConvGeometry,
     ) -> tuple[NDArray[np.floating], Saved]:
         # the base class has already checked every argument (b is zeros when None was given);
-        # geom holds shapes and padding. Threads: split work with _parallel.run_jobs, and wrap
-        # numba parallel=True functions in _parallel.threadsafe_parallel
+        # geom holds shapes and padding. Threads: split work with _parallel.run_jobs, wrap
+        # numba parallel=True functions in _parallel.threadsafe_parallel, and apply any
+        # process-wide setting through _parallel.SharedSetting
         x_pad = pad_input(x, geom)
         (sh, sw), (dh, dw) = geom.stride, geom.dilation
         span = ((geom.kh - 1) * dh + 1, (geom.kw - 1) * dw + 1)
