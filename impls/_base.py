@@ -1,7 +1,9 @@
-"""The one interface every backend implements."""
+"""The one interface every backend implements, and the checks every call goes through."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -17,15 +19,53 @@ from ._geometry import (
     resolve_geometry,
 )
 
+#: (input name, the array forward got, its fingerprint then)
+Guard = tuple[str, Any, Hashable]
+
+#: the forward inputs a backend may keep by reference in ``saved``
+GUARDABLE = ("x", "w")
+#: how far a non-finite weight (y, dx) or dy value (dw) spreads; see Backend.nonfinite_spread
+SPREADS = ("channel", "data", "either")
+
+# salts every Context's seal, so a ctx edited or built by hand (whose saved arrays may be too
+# small for its geometry) cannot pass for one that forward made
+_SEAL_SALT = int.from_bytes(os.urandom(8), "little")
+
 
 @dataclass(frozen=True)
 class Context:
-    """What ``forward`` hands to ``backward``: the geometry plus the backend's own saved state."""
+    """What ``forward`` hands to ``backward``: the geometry plus the backend's own saved state.
+
+    ``guards`` are the inputs kept by reference with their fingerprints; ``seal`` ties the
+    backend, geometry, dtype and the shapes in ``saved`` together. Only forward makes one.
+    """
 
     backend: str
     geom: ConvGeometry
     dtype: np.dtype
     saved: Any
+    guards: tuple[Guard, ...] = ()
+    seal: int | None = None
+
+
+def _layout(saved: Any) -> Any:
+    """The types, shapes and dtypes in ``saved``, nested as saved is; never reads an array."""
+    if isinstance(saved, (tuple, list)):
+        return tuple(_layout(item) for item in saved)
+    if isinstance(saved, dict):
+        return tuple((key, _layout(value)) for key, value in saved.items())
+    if hasattr(saved, "shape") and hasattr(saved, "dtype"):
+        return type(saved), tuple(saved.shape), saved.dtype
+    if saved is None or isinstance(saved, (bool, int, float, str)):
+        return saved
+    return type(saved)
+
+
+def _seal(
+    backend: str, geom: ConvGeometry, dtype: np.dtype, saved: Any, guards: tuple[Guard, ...]
+) -> int:
+    digests = tuple((name, digest) for name, _, digest in guards)
+    return hash((_SEAL_SALT, backend, geom, dtype, _layout(saved), digests))
 
 
 class Backend:
@@ -48,11 +88,28 @@ class Backend:
     device: ClassVar[str] = "cpu"
     #: "oracle" (the reference), "seed" (the textbook strategies), "ours" or "peer" (a library)
     role: ClassVar[str] = "ours"
+    #: the inputs ("x", "w") that ``saved`` may share memory with instead of copying: they are
+    #: fingerprinted at forward, and backward refuses them once changed in place
+    saved_by_reference: ClassVar[tuple[str, ...]] = GUARDABLE
+    #: how far a non-finite weight spreads in y and dx, and a non-finite dy value in dw:
+    #: "channel" where zeros (padding, or those between a strided dy's pixels) multiply it like
+    #: data, 0 x NaN = NaN, so its whole channel turns non-finite; "data" where only the
+    #: outputs whose sum has it times real data do; "either" where it depends on the kernel a
+    #: library picks. The reference's is the default.
+    nonfinite_spread: ClassVar[Mapping[str, str]] = {"y": "channel", "dx": "data", "dw": "channel"}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "name" not in cls.__dict__:
             cls.name = cls.__module__.rpartition(".")[2]
+        if not set(cls.saved_by_reference) <= set(GUARDABLE):
+            raise TypeError(f"{cls.__name__}.saved_by_reference may list only {GUARDABLE}")
+        if set(cls.nonfinite_spread) != {"y", "dx", "dw"} or not set(
+            cls.nonfinite_spread.values()
+        ) <= set(SPREADS):
+            raise TypeError(
+                f"{cls.__name__}.nonfinite_spread maps each of y, dx, dw to one of {SPREADS}"
+            )
 
     def available(self) -> tuple[bool, str]:
         """Whether this backend can run here, and if not, why."""
@@ -101,7 +158,8 @@ class Backend:
         ----------
         x : array, shape (N, H, W, C_in)
         w : array, shape (kh, kw, C_in, C_out)
-        b : array, shape (C_out,)
+        b : array, shape (C_out,), or None for no bias
+            Array-likes such as nested lists are converted as numpy converts them.
         stride, dilation : int or (int, int)
         padding : {"VALID", "SAME"}, int or ((top, bottom), (left, right))
 
@@ -109,14 +167,26 @@ class Backend:
         -------
         y : array, shape (N, OH, OW, C_out), of x's dtype
         ctx : Context
-            Pass it to :meth:`backward`.
+            Pass it to :meth:`backward`; x and w must not change in place until then.
         """
+        x, w = self._take_input(x, "x"), self._take_input(w, "w")
+        b = None if b is None else self._take_input(b, "b")
         geom = self.check(x, w, b, stride=stride, padding=padding, dilation=dilation)
+        dtype = as_numpy_dtype(x.dtype)
+        if b is None:
+            b = self.to_device(np.zeros(geom.c_out, dtype))
         y, saved = self._forward(x, w, b, geom)
-        return y, Context(self.name, geom, as_numpy_dtype(x.dtype), saved)
+        inputs = {"x": x, "w": w}
+        guards = tuple(
+            (name, inputs[name], self._fingerprint(inputs[name]))
+            for name in self.saved_by_reference
+        )
+        return y, Context(
+            self.name, geom, dtype, saved, guards, _seal(self.name, geom, dtype, saved, guards)
+        )
 
     def backward(self, dy: Any, ctx: Context) -> tuple[Any, Any, Any]:
-        """Gradients of sum(y * dy), summed over the batch.
+        """Gradients of sum(y * dy), summed over the batch, at the x and w forward saw.
 
         Parameters
         ----------
@@ -129,13 +199,31 @@ class Backend:
         dx : array, shape (N, H, W, C_in)
         dw : array, shape (kh, kw, C_in, C_out)
         db : array, shape (C_out,)
+
+        Raises
+        ------
+        ValueError
+            On a ctx not made by this backend's forward or altered since, on a bad dy, and
+            when an input this backend keeps by reference was changed in place since forward.
         """
         if not isinstance(ctx, Context) or ctx.backend != self.name:
             raise ValueError(f"ctx must come from {self.name}.forward")
+        if ctx.seal != _seal(ctx.backend, ctx.geom, ctx.dtype, ctx.saved, ctx.guards):
+            raise ValueError(
+                "ctx does not match its saved state: it was not made by forward, or its "
+                "geometry, dtype, saved arrays or guards were replaced since"
+            )
+        dy = self._take_input(dy, "dy")
         if tuple(dy.shape) != ctx.geom.y_shape:
             raise ValueError(f"dy has shape {tuple(dy.shape)}, but y has {ctx.geom.y_shape}")
         if as_numpy_dtype(dy.dtype) != ctx.dtype:
             raise ValueError(f"dy has dtype {as_numpy_dtype(dy.dtype)}, but y has {ctx.dtype}")
+        for name, array, digest in ctx.guards:
+            if self._fingerprint(array) != digest:
+                raise ValueError(
+                    f"{name} was changed in place since forward, and {self.name} keeps it by "
+                    f"reference: run forward again, or give forward a copy of {name}"
+                )
         return self._backward(dy, ctx.saved, ctx.geom)
 
     def check(
@@ -148,13 +236,13 @@ class Backend:
         padding: PaddingSpec = "VALID",
         dilation: IntOrPair = 1,
     ) -> ConvGeometry:
-        """Validate the arguments of :meth:`forward` and return their geometry."""
+        """Validate the arguments of :meth:`forward` (b may be None); return their geometry."""
         geom = resolve_geometry(
             tuple(x.shape), tuple(w.shape), stride=stride, padding=padding, dilation=dilation
         )
-        if tuple(b.shape) != (geom.c_out,):
+        if b is not None and tuple(b.shape) != (geom.c_out,):
             raise ValueError(f"b must have shape (C_out,) = ({geom.c_out},), got {tuple(b.shape)}")
-        dtype = check_dtypes(x=x, w=w, b=b)
+        dtype = check_dtypes(x=x, w=w) if b is None else check_dtypes(x=x, w=w, b=b)
         reason = self.supports(
             geom.x_shape,
             geom.w_shape,
@@ -166,6 +254,39 @@ class Backend:
         if reason is not None:
             raise ValueError(f"{self.name} does not handle this configuration: {reason}")
         return geom
+
+    def _take_input(self, a: Any, name: str) -> Any:
+        """Argument ``name`` ("x", "w", "b" or "dy") as an array this backend computes with.
+
+        Array-likes (nested lists, anything numpy reads) become numpy arrays, as numpy's own
+        functions convert them. A GPU backend gets anything with a shape and a dtype (its
+        device arrays) as it is: never copied to the host here. Override to take more.
+        """
+        if a is None:
+            raise ValueError(f"{name} must be an array, got None")
+        if self.device != "cpu" and hasattr(a, "shape") and hasattr(a, "dtype"):
+            return a
+        try:
+            return np.asarray(a)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} is not an array numpy can read: {exc}") from None
+
+    def _fingerprint(self, a: Any) -> Hashable:
+        """A digest of ``a``'s contents, taken at forward and compared at backward.
+
+        Only host (numpy) arrays are fingerprinted here; a GPU backend keeps private device
+        copies instead (``saved_by_reference = ()``) or overrides this with a device digest.
+        """
+        if isinstance(a, np.ndarray):
+            # imported here: importing numba with impls would fix numba's configuration before
+            # the tests can switch on the CUDA simulator
+            from ._fingerprint import fingerprint
+
+            return fingerprint(a)
+        raise TypeError(
+            f"{self.name} keeps a {type(a).__name__} by reference but cannot fingerprint it: "
+            "save a private copy and leave it out of saved_by_reference, or override _fingerprint"
+        )
 
     def _forward(self, x: Any, w: Any, b: Any, geom: ConvGeometry) -> tuple[Any, Any]:
         """Return y and whatever ``_backward`` needs."""

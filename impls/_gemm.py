@@ -16,8 +16,9 @@ Array = NDArray[np.floating]
 
 
 def cols_forward(cols: Array, w: Array, b: Array, geom: ConvGeometry) -> tuple[Array, Array]:
-    """y (N, OH, OW, C_out) from the column matrix, and the weight matrix for backward."""
-    w_mat = w.reshape(-1, geom.c_out)
+    """y (N, OH, OW, C_out) from the column matrix, and a private weight matrix for backward."""
+    # a copy: w may be changed in place before backward
+    w_mat = w.reshape(-1, geom.c_out).copy()
     y = cols @ w_mat
     y += b
     return y.reshape(geom.y_shape), w_mat

@@ -1,13 +1,29 @@
-"""Worker threads for the backends that split a call into jobs: one per BLAS thread."""
+"""Parallel work safe to start from any thread: worker jobs on single-threaded BLAS, numba launches.
+
+Backends may be called from several threads at once, and process-wide state makes that
+delicate: OpenBLAS's thread count (a threadpoolctl limit saves the value it replaces, so two
+overlapping limits that end out of order leave BLAS at one thread for good), numba's
+``workqueue`` threading layer (two concurrent parallel launches abort the process), and any
+other setting a backend applies around its calls (``SharedSetting``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from functools import cache
-from typing import Any
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from functools import cache, wraps
+from typing import Any, TypeVar
 
+import numba
 from threadpoolctl import ThreadpoolController
+
+T = TypeVar("T")
+
+#: numba threading layers that take parallel launches from several threads at once; the third,
+#: workqueue (numba's fallback where neither TBB nor OpenMP is found), aborts the process instead
+THREADSAFE_LAYERS = frozenset({"tbb", "omp"})
 
 
 @cache
@@ -20,20 +36,121 @@ def _pool(size: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(size, thread_name_prefix="impls-worker")
 
 
-def worker_count() -> int:
-    """As many workers as BLAS has threads, so the harness's thread limit still holds."""
+def _blas_threads() -> int:
     infos = _blas().select(user_api="blas").info()
     return max(1, min(info["num_threads"] for info in infos)) if infos else 1
+
+
+class _SerialBlas:
+    """One "BLAS runs single-threaded" limit shared by all callers whose jobs overlap.
+
+    The first caller in sets the limit and restores what it found when its own jobs end, in
+    its own thread (recent threadpoolctl, 3.8 here, lets only one thread at a time change
+    OpenBLAS's process-wide count). Callers that come in meanwhile ride along and never touch
+    it, so no caller can restore a value another one set.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held = False
+        self._found = 1
+
+    def threads(self) -> int:
+        """BLAS threads as set outside our jobs, even while some caller's jobs run."""
+        with self._lock:
+            return self._found if self._held else _blas_threads()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self._lock:
+            first = not self._held
+            if first:
+                self._held = True
+                self._found = _blas_threads()
+        if not first:
+            # BLAS is at one thread until the first caller's jobs end, then back as found:
+            # slower for the rest of these jobs, never wrong
+            yield
+            return
+        try:
+            with _blas().limit(limits=1, user_api="blas"):
+                yield
+        finally:
+            with self._lock:
+                self._held = False
+
+
+_SERIAL_BLAS = _SerialBlas()
+_LAUNCH_LOCK = threading.Lock()
+
+
+def worker_count() -> int:
+    """As many workers as BLAS has threads, so the harness's thread limit still holds."""
+    return _SERIAL_BLAS.threads()
 
 
 def run_jobs(jobs: list[Callable[[], Any]]) -> list[Any]:
     """Run the jobs on at most ``worker_count()`` threads, each with single-threaded BLAS.
 
-    The BLAS limit is process-wide while the jobs run, so nothing else should call BLAS
-    from another thread meanwhile.
+    The BLAS limit is process-wide: BLAS called meanwhile from another thread is
+    single-threaded too (slower, never wrong), and the setting found is always restored.
     """
     size = min(len(jobs), worker_count())
     if size == 1:
         return [job() for job in jobs]
-    with _blas().limit(limits=1, user_api="blas"):
+    with _SERIAL_BLAS.held():
         return [future.result() for future in [_pool(size).submit(job) for job in jobs]]
+
+
+def _layer_is_threadsafe() -> bool:
+    try:
+        return numba.threading_layer() in THREADSAFE_LAYERS
+    except ValueError:  # no layer is chosen before the first parallel launch
+        return False
+
+
+def threadsafe_parallel(kernel: Callable[..., T]) -> Callable[..., T]:
+    """``kernel`` (a numba ``parallel=True`` function), safe to call from several threads.
+
+    Under a thread-safe layer (TBB, OpenMP) calls run side by side; under workqueue they take
+    turns, which is slower but never aborts the process.
+    """
+
+    @wraps(kernel)
+    def launch(*args: Any) -> T:
+        if _layer_is_threadsafe():
+            return kernel(*args)
+        with _LAUNCH_LOCK:
+            return kernel(*args)
+
+    return launch
+
+
+class SharedSetting:
+    """A process-wide setting that overlapping calls share: on for the first, off after the last.
+
+    ``make()`` returns a context manager that applies the setting and restores what it found
+    (``torch.backends.cudnn.flags``, say); it is entered when the first call comes in and left
+    when the last one goes, whatever their order, so that no call restores a value another
+    one set, or loses the setting while it still runs.
+    """
+
+    def __init__(self, make: Callable[[], AbstractContextManager[Any]]) -> None:
+        self._make = make
+        self._lock = threading.Lock()
+        self._users = 0
+        self._stack = ExitStack()
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            if self._users == 0:
+                self._stack.enter_context(self._make())
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0:
+                    self._stack.close()

@@ -9,6 +9,7 @@ Reference: numpy's ``sliding_window_view`` documentation.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 import numpy as np
@@ -26,8 +27,19 @@ class TemplateBackend(Backend):  # rename the class; the backend's name is the f
     description: ClassVar[str] = "einsum over a sliding_window_view (the template backend)"
     #: "seed" for the source article's strategies, "ours" for new ones, "peer" for libraries
     role: ClassVar[str] = "ours"
-    #: "cpu", or "gpu" if you also override to_device, to_numpy and synchronize
+    #: "cpu", or "gpu" if you also override to_device, to_numpy and synchronize (the base class
+    #: then takes device arrays as they are: see Backend._take_input)
     device: ClassVar[str] = "cpu"
+    #: inputs that what _forward saves shares memory with: the base class fingerprints them at
+    #: forward and refuses a backward once they changed in place. Save private copies where
+    #: cheap (w, here) and list only the rest; the default, ("x", "w"), is safe for numpy
+    #: arrays (a GPU backend saves device copies, microseconds, and lists none)
+    saved_by_reference: ClassVar[tuple[str, ...]] = ()
+    #: where a non-finite weight (y, dx) or dy value (dw) spreads: "channel" if your zeros
+    #: (padding, gaps of a strided dy) multiply it like data, "data" if they are skipped,
+    #: "either" if a library decides; tests/test_nonfinite.py checks it. The template's
+    #: einsum multiplies padding, as the reference does
+    nonfinite_spread: ClassVar[Mapping[str, str]] = {"y": "channel", "dx": "data", "dw": "channel"}
 
     def available(self) -> tuple[bool, str]:
         # return (False, "why") when a dependency or device is missing
@@ -53,7 +65,10 @@ class TemplateBackend(Backend):  # rename the class; the backend's name is the f
         b: NDArray[np.floating],
         geom: ConvGeometry,
     ) -> tuple[NDArray[np.floating], Saved]:
-        # the base class has already checked every argument; geom holds shapes and padding
+        # the base class has already checked every argument (b is zeros when None was given);
+        # geom holds shapes and padding. Threads: split work with _parallel.run_jobs, wrap
+        # numba parallel=True functions in _parallel.threadsafe_parallel, and apply any
+        # process-wide setting through _parallel.SharedSetting
         x_pad = pad_input(x, geom)
         (sh, sw), (dh, dw) = geom.stride, geom.dilation
         span = ((geom.kh - 1) * dh + 1, (geom.kw - 1) * dw + 1)
@@ -62,7 +77,8 @@ class TemplateBackend(Backend):  # rename the class; the backend's name is the f
             :, : (geom.out_h - 1) * sh + 1 : sh, : (geom.out_w - 1) * sw + 1 : sw, :, ::dh, ::dw
         ]
         y = np.einsum("nyxcij,ijco->nyxo", windows, w, optimize=True) + b
-        return y, (x_pad, w)
+        # x_pad is a copy already; w is copied, so neither is saved by reference
+        return y, (x_pad, w.copy())
 
     def _backward(
         self, dy: NDArray[np.floating], saved: Saved, geom: ConvGeometry

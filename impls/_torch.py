@@ -50,8 +50,10 @@ def conv2d_with_graph(x_t: Any, w_t: Any, b_t: Any, geom: ConvGeometry) -> tuple
     # NHWC storage viewed as NCHW is exactly torch's channels_last layout
     x_leaf = x_t.detach().permute(0, 3, 1, 2).requires_grad_()
     # w stays in the default layout: a channels-last w sends degenerate shapes down
-    # slow_conv2d on CPU, whose backward raises "grad_weight must be contiguous"
-    w_leaf = w_t.detach().permute(3, 2, 0, 1).contiguous().requires_grad_()
+    # slow_conv2d on CPU, whose backward raises "grad_weight must be contiguous"; always a
+    # copy, as w may be changed in place before backward
+    w_leaf = w_t.detach().permute(3, 2, 0, 1).clone(memory_format=torch.contiguous_format)
+    w_leaf.requires_grad_()
     b_leaf = b_t.detach().requires_grad_()
     (top, bottom), (left, right) = geom.pad
     if top == bottom and left == right:

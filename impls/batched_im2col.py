@@ -29,6 +29,8 @@ class BatchedIm2col(Backend):
     )
     #: a strategy from the source article
     role: ClassVar[str] = "seed"
+    #: saved holds the column matrix and a copy of w, both private
+    saved_by_reference: ClassVar[tuple[str, ...]] = ()
 
     def _forward(
         self,

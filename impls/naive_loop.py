@@ -30,6 +30,8 @@ class NaiveLoop(Backend):
     )
     #: a strategy from the source article
     role: ClassVar[str] = "seed"
+    #: saved holds the column matrix and a copy of w, both private
+    saved_by_reference: ClassVar[tuple[str, ...]] = ()
 
     def _windows(self, geom: ConvGeometry):  # type: ignore[no-untyped-def]
         """Yield (row, n, rows, cols): a column-matrix row and the padded-input window it holds."""

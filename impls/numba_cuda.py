@@ -444,6 +444,8 @@ class NumbaCuda(Backend):
     device: ClassVar[str] = "gpu"
     #: a textbook strategy, written for the GPU
     role: ClassVar[str] = "seed"
+    #: saved holds the column matrix and a device copy of w, both private
+    saved_by_reference: ClassVar[tuple[str, ...]] = ()
 
     def available(self) -> tuple[bool, str]:
         if _SIMULATED:
@@ -465,7 +467,9 @@ class NumbaCuda(Backend):
         rows, width = geom.cols_shape
         grid = _grid((rows * geom.c_in, 1), FLAT_BLOCK)
         _im2col_kernel[grid, FLAT_BLOCK](x, cols, _conv_args(geom))
-        w_mat = w.reshape(width, geom.c_out)
+        # a private device copy (microseconds): w may be changed in place before backward
+        w_mat = cuda.device_array((width, geom.c_out), w.dtype)
+        w_mat.copy_to_device(w.reshape(width, geom.c_out))
         y_mat = _matmul(cols, w_mat, bias=b)
         return y_mat.reshape(*geom.y_shape), (cols, w_mat)
 

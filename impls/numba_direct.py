@@ -14,7 +14,7 @@ SIMD Architectures" (SC 2018).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, ClassVar
 
@@ -81,11 +81,13 @@ def _gather_row_plain(rows, src, img, iy, mul, off, div, size):  # type: ignore[
 _gather_row = numba.njit(cache=True)(_gather_row_plain)
 
 
-def _forward_plain(x, w_blocks, b, y, sh, sw, dh, dw, top, left, task0, task1):  # type: ignore[no-untyped-def]
+def _forward_plain(x, w_blocks, taps_finite, b, y, sh, sw, dh, dw, top, left, task0, task1):  # type: ignore[no-untyped-def]
     """y[n, oy, ox] = b + sum over taps of x[n, iy, ix] @ w[ki, kj], for tasks task0..task1.
 
     A task is one output row x one C_out block; w_blocks is (n_blocks, kh, kw, C_in,
-    CO_BLOCK), the last block zero-padded.
+    CO_BLOCK), the last block zero-padded. Padded rows are skipped, unless the tap
+    (taps_finite is (kh, kw)) holds a non-finite weight: then they are multiplied as zeros,
+    like padded columns, so that weight spreads to its whole channel, as in the reference.
     """
     h, c_in = x.shape[1], x.shape[3]
     n_blocks, kh, kw, _, co_block = w_blocks.shape
@@ -101,20 +103,27 @@ def _forward_plain(x, w_blocks, b, y, sh, sw, dh, dw, top, left, task0, task1): 
         acc[:] = 0.0
         for ki in range(kh):
             iy = oy * sh - top + ki * dh
-            if 0 <= iy < h:
-                for kj in range(kw):
+            inside = 0 <= iy < h
+            for kj in range(kw):
+                if inside:
                     _gather_row(rows, x, img, iy, sw, kj * dw - left, 1, out_w)
-                    _accumulate(acc, rows, w_blocks[blk, ki, kj], out_w)
+                elif taps_finite[ki, kj]:
+                    continue
+                else:
+                    rows[:] = 0.0
+                _accumulate(acc, rows, w_blocks[blk, ki, kj], out_w)
         for ox in range(out_w):
             y[img, oy, ox, co0 : co0 + n_co] = acc[ox, :n_co] + b[co0 : co0 + n_co]
 
 
-def _backward_input_plain(dy, w_t, dx, sh, sw, dh, dw, top, left, row0, row1):  # type: ignore[no-untyped-def]
+def _backward_input_plain(dy, w_t, taps_finite, dx, sh, sw, dh, dw, top, left, row0, row1):  # type: ignore[no-untyped-def]
     """dx[n, iy, ix] = sum over the (tap, output pixel) pairs that read it of dy @ w_t[tap],
     for the flat input rows row0..row1.
 
     w_t is (kh, kw, C_out, C_in). Gathering only output pixels whose index divides out
-    whole is what makes this right for stride > 1 (no flipped-kernel shortcut).
+    whole is what makes this right for stride > 1 (no flipped-kernel shortcut). Missing
+    output pixels are gathered as zeros; missing output rows are skipped unless the tap holds
+    a non-finite weight, which thus spreads to its whole input channel either way.
     """
     _, h, w_in, c_in = dx.shape
     kh, kw, c_out = w_t.shape[0], w_t.shape[1], w_t.shape[2]
@@ -127,15 +136,24 @@ def _backward_input_plain(dy, w_t, dx, sh, sw, dh, dw, top, left, row0, row1):  
         acc[:] = 0.0
         for ki in range(kh):
             oy_num = iy + top - ki * dh
-            if oy_num >= 0 and oy_num % sh == 0 and oy_num // sh < out_h:
-                for kj in range(kw):
+            present = oy_num >= 0 and oy_num % sh == 0 and oy_num // sh < out_h
+            for kj in range(kw):
+                if present:
                     _gather_row(rows, dy, img, oy_num // sh, 1, left - kj * dw, sw, w_in)
-                    _accumulate(acc, rows, w_t[ki, kj], w_in)
+                elif taps_finite[ki, kj]:
+                    continue
+                else:
+                    rows[:] = 0.0
+                _accumulate(acc, rows, w_t[ki, kj], w_in)
         dx[img, iy] = acc[:w_in]
 
 
-def _backward_weight_plain(x, dy, dw_part, sh, sw, dh, dw, top, left, row0, row1):  # type: ignore[no-untyped-def]
-    """dw_part = sum over the flat output rows row0..row1 of x[window].T @ dy[row]."""
+def _backward_weight_plain(x, dy, dy_finite, dw_part, sh, sw, dh, dw, top, left, row0, row1):  # type: ignore[no-untyped-def]
+    """dw_part = sum over the flat output rows row0..row1 of x[window].T @ dy[row].
+
+    Padded rows are skipped unless dy holds a non-finite value: then, like padded columns,
+    they are multiplied as zeros, so that value spreads to its whole channel of dw.
+    """
     h, c_in = x.shape[1], x.shape[3]
     kh, kw = dw_part.shape[0], dw_part.shape[1]
     _, out_h, out_w, c_out = dy.shape
@@ -148,10 +166,15 @@ def _backward_weight_plain(x, dy, dw_part, sh, sw, dh, dw, top, left, row0, row1
         _gather_row(dy_rows, dy, img, oy, 1, 0, 1, out_w)
         for ki in range(kh):
             iy = oy * sh - top + ki * dh
-            if 0 <= iy < h:
-                for kj in range(kw):
+            inside = 0 <= iy < h
+            if not inside and dy_finite:
+                continue
+            for kj in range(kw):
+                if inside:
                     _gather_row(rows, x, img, iy, sw, kj * dw - left, 1, out_w)
-                    _accumulate_outer(dw_part[ki, kj], rows, dy_rows, out_w)
+                else:
+                    rows[:] = 0.0
+                _accumulate_outer(dw_part[ki, kj], rows, dy_rows, out_w)
 
 
 # serial and GIL-free: worker threads run them on disjoint ranges (numba's parallel=True
@@ -168,6 +191,16 @@ def _split(total: int) -> list[tuple[int, int]]:
     workers = max(1, min(worker_count(), total))
     bounds = [total * k // workers for k in range(workers + 1)]
     return list(itertools.pairwise(bounds))
+
+
+def _all_finite(a: NDArray[np.floating]) -> bool:
+    # min and max carry a NaN through, and are vectorized passes without a temporary
+    return bool(np.isfinite(a.min()) and np.isfinite(a.max()))
+
+
+def _taps_finite(w: NDArray[np.floating]) -> NDArray[np.bool_]:
+    """(kh, kw): whether each kernel tap's weights are all finite."""
+    return np.isfinite(w).all(axis=(2, 3))
 
 
 def _weight_blocks(w: NDArray[np.floating]) -> NDArray[np.floating]:
@@ -189,6 +222,14 @@ class NumbaDirect(Backend):
     )
     #: one of ours
     role: ClassVar[str] = "ours"
+    #: saved holds x itself (fingerprinted) and a copy of w
+    saved_by_reference: ClassVar[tuple[str, ...]] = ("x",)
+    #: the zeros of padded and missing pixels are multiplied like data (see the kernels)
+    nonfinite_spread: ClassVar[Mapping[str, str]] = {
+        "y": "channel",
+        "dx": "channel",
+        "dw": "channel",
+    }
 
     def _forward(
         self,
@@ -203,8 +244,14 @@ class NumbaDirect(Backend):
         y = np.empty(geom.y_shape, dtype=x.dtype)
         params = geom.index_params
         tasks = _split(geom.n * geom.out_h * w_blocks.shape[0])
-        run_jobs([partial(_forward_jit, x, w_blocks, b, y, *params, lo, hi) for lo, hi in tasks])
-        return y, (x, w)
+        taps_finite = _taps_finite(w)
+        run_jobs(
+            [
+                partial(_forward_jit, x, w_blocks, taps_finite, b, y, *params, lo, hi)
+                for lo, hi in tasks
+            ]
+        )
+        return y, (x, w.copy())
 
     def _backward(
         self, dy: NDArray[np.floating], saved: Any, geom: ConvGeometry
@@ -216,15 +263,16 @@ class NumbaDirect(Backend):
         dx = np.empty(geom.x_shape, dtype=x.dtype)
         out_rows = _split(geom.n * geom.out_h)
         dw_parts = np.empty((len(out_rows), *geom.w_shape), dtype=x.dtype)
+        taps_finite, dy_finite = _taps_finite(w), _all_finite(dy)
         # each worker writes only its own dx rows or its own dw partial
         run_jobs(
             [
                 *(
-                    partial(_backward_input_jit, dy, w_t, dx, *params, lo, hi)
+                    partial(_backward_input_jit, dy, w_t, taps_finite, dx, *params, lo, hi)
                     for lo, hi in _split(geom.n * geom.h)
                 ),
                 *(
-                    partial(_backward_weight_jit, x, dy, dw_parts[k], *params, lo, hi)
+                    partial(_backward_weight_jit, x, dy, dy_finite, dw_parts[k], *params, lo, hi)
                     for k, (lo, hi) in enumerate(out_rows)
                 ),
             ]

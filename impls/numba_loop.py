@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from ._base import Backend
 from ._gemm import cols_backward, cols_forward
 from ._geometry import ConvGeometry
+from ._parallel import threadsafe_parallel
 
 Saved = tuple[NDArray[np.floating], NDArray[np.floating]]
 
@@ -60,8 +61,9 @@ def _col2im(dcols, dx, out_h, out_w, kh, kw, sh, sw, dh, dw, top, left):  # type
                         dx[n, iy, ix, c] += dcols[row, base + c]
 
 
-im2col = njit(parallel=True, cache=True)(_im2col)
-col2im = njit(parallel=True, cache=True)(_col2im)
+# callable from several threads at once under any numba threading layer
+im2col = threadsafe_parallel(njit(parallel=True, cache=True)(_im2col))
+col2im = threadsafe_parallel(njit(parallel=True, cache=True)(_col2im))
 
 
 def _loop_args(geom: ConvGeometry) -> tuple[int, ...]:
@@ -75,6 +77,8 @@ class NumbaLoop(Backend):
     )
     #: a strategy from the source article
     role: ClassVar[str] = "seed"
+    #: saved holds the column matrix and a copy of w, both private
+    saved_by_reference: ClassVar[tuple[str, ...]] = ()
 
     def _forward(
         self,

@@ -24,6 +24,8 @@ class Reference(Backend):
     )
     #: the oracle every other backend is tested against, not a contender
     role: ClassVar[str] = "oracle"
+    #: saved holds float64 copies of x (padded) and w
+    saved_by_reference: ClassVar[tuple[str, ...]] = ()
 
     def _taps(self, geom: ConvGeometry):  # type: ignore[no-untyped-def]
         """Yield (oy, ox, ki, kj, iy, ix): output pixel, kernel tap and padded input pixel."""

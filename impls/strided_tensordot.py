@@ -12,6 +12,7 @@ section 4 (transposed convolution).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 import numpy as np
@@ -48,6 +49,15 @@ class StridedTensordot(Backend):
     )
     #: a strategy from the source article
     role: ClassVar[str] = "seed"
+    #: saved holds the padded copy of x and a copy of w
+    saved_by_reference: ClassVar[tuple[str, ...]] = ()
+    #: padding zeros meet a non-finite weight or dy value in every product, and dx correlates
+    #: the zeros around and between dy's pixels with the whole kernel
+    nonfinite_spread: ClassVar[Mapping[str, str]] = {
+        "y": "channel",
+        "dx": "channel",
+        "dw": "channel",
+    }
 
     def _forward(
         self,
@@ -61,7 +71,7 @@ class StridedTensordot(Backend):
             x_pad, (geom.out_h, geom.out_w), (geom.kh, geom.kw), geom.stride, geom.dilation
         )
         y = np.tensordot(windows, w, axes=([3, 4, 5], [0, 1, 2])) + b
-        return y, (x_pad, w)
+        return y, (x_pad, w.copy())
 
     def _backward(
         self, dy: NDArray[np.floating], saved: Saved, geom: ConvGeometry

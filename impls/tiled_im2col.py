@@ -103,6 +103,8 @@ class TiledIm2col(Backend):
     )
     #: one of ours
     role: ClassVar[str] = "ours"
+    #: saved holds x itself (fingerprinted) and a copy of w
+    saved_by_reference: ClassVar[tuple[str, ...]] = ("x",)
 
     def _block_rows(self, geom: ConvGeometry, itemsize: int) -> int:
         return max(1, BLOCK_BYTES // (geom.cols_shape[1] * itemsize))
@@ -116,7 +118,8 @@ class TiledIm2col(Backend):
     ) -> tuple[NDArray[np.floating], Any]:
         x = np.ascontiguousarray(x)
         rows, k = geom.cols_shape
-        w_mat = np.ascontiguousarray(w.reshape(k, geom.c_out))
+        # a private copy: w may be changed in place before backward
+        w_mat = np.array(w.reshape(k, geom.c_out), order="C")
         y = np.empty(geom.y_shape, dtype=x.dtype)
         y_mat = y.reshape(rows, geom.c_out)
         block = self._block_rows(geom, x.itemsize)

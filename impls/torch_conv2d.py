@@ -9,6 +9,7 @@ oneDNN's convolution primitive.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -23,6 +24,11 @@ class TorchConv2d(TorchPeer):
     description: ClassVar[str] = (
         "torch F.conv2d + autograd on channels-last tensors (oneDNN on CPU): the yardstick"
     )
+    #: autograd keeps a tensor sharing x's memory (fingerprinted) and a copy of w
+    saved_by_reference: ClassVar[tuple[str, ...]] = ("x",)
+    #: oneDNN skips padding ("data"), but torch runs dilated layers through its own im2col,
+    #: and SAME padding that is lopsided is applied here explicitly: zeros multiplied ("channel")
+    nonfinite_spread: ClassVar[Mapping[str, str]] = {"y": "either", "dx": "data", "dw": "either"}
 
     def _forward(
         self,

@@ -13,13 +13,14 @@ Reference: Chetlur et al., "cuDNN: Efficient Primitives for Deep Learning" (2014
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ._geometry import ConvGeometry
+from ._parallel import SharedSetting
 from ._torch import TorchPeer, as_tensor, conv2d_grads, conv2d_with_graph, torch
 
 
@@ -44,6 +45,11 @@ def cudnn_settings() -> Iterator[None]:
                 conv.fp32_precision = before
 
 
+#: cudnn_settings for every call at once: torch's flags are process-wide, and calls from several
+#: threads overlap
+_SHARED_SETTINGS = SharedSetting(cudnn_settings)
+
+
 class TorchCudnn(TorchPeer):
     #: one line on the strategy
     description: ClassVar[str] = (
@@ -51,6 +57,10 @@ class TorchCudnn(TorchPeer):
     )
     #: tensors stay on the GPU between calls
     device: ClassVar[str] = "gpu"
+    #: autograd keeps a device copy of x (microseconds) and of w
+    saved_by_reference: ClassVar[tuple[str, ...]] = ()
+    #: cuDNN picks its algorithms per shape, and each may skip or multiply padding zeros
+    nonfinite_spread: ClassVar[Mapping[str, str]] = {"y": "either", "dx": "either", "dw": "either"}
 
     def available(self) -> tuple[bool, str]:
         ok, reason = super().available()
@@ -65,11 +75,13 @@ class TorchCudnn(TorchPeer):
         return True, ""
 
     def _forward(self, x: Any, w: Any, b: Any, geom: ConvGeometry) -> tuple[Any, Any]:
-        with cudnn_settings():
-            return conv2d_with_graph(self.to_device(x), self.to_device(w), self.to_device(b), geom)
+        # a private copy of x: the caller's tensor may be changed in place before backward
+        x_t = self.to_device(x).clone()
+        with _SHARED_SETTINGS():
+            return conv2d_with_graph(x_t, self.to_device(w), self.to_device(b), geom)
 
     def _backward(self, dy: Any, saved: Any, geom: ConvGeometry) -> tuple[Any, Any, Any]:
-        with cudnn_settings():
+        with _SHARED_SETTINGS():
             dx_t, dw_t, db_t = conv2d_grads(saved, self.to_device(dy))
             return dx_t.contiguous(), dw_t.contiguous(), db_t
 

@@ -24,6 +24,8 @@ F = torch.nn.functional if torch is not None else None
 class TorchUnfold(TorchPeer):
     #: one line on the strategy
     description: ClassVar[str] = "torch F.unfold + matmul, F.fold for dx: im2col done by a library"
+    #: saved holds the unfolded columns and a copy of w, both private
+    saved_by_reference: ClassVar[tuple[str, ...]] = ()
 
     def _unfold_args(self, geom: ConvGeometry) -> dict[str, Any]:
         return {"kernel_size": (geom.kh, geom.kw), "dilation": geom.dilation, "stride": geom.stride}
@@ -39,8 +41,10 @@ class TorchUnfold(TorchPeer):
         # pad explicitly: unfold's own padding is symmetric only
         x_pad = F.pad(as_tensor(x).permute(0, 3, 1, 2), (left, right, top, bottom))
         cols = F.unfold(x_pad, **self._unfold_args(geom))
-        # unfold orders a column as (C_in, kh, kw): match it in the weight matrix
-        w_mat = as_tensor(w).permute(3, 2, 0, 1).reshape(geom.c_out, -1)
+        # unfold orders a column as (C_in, kh, kw): match it in the weight matrix, a private
+        # copy as w may be changed in place before backward
+        w_mat = torch.from_numpy(np.array(w.transpose(3, 2, 0, 1), order="C"))
+        w_mat = w_mat.reshape(geom.c_out, -1)
         y = torch.matmul(w_mat, cols) + as_tensor(b)[:, None]
         y = y.reshape(geom.n, geom.c_out, geom.out_h, geom.out_w).permute(0, 2, 3, 1)
         return np.ascontiguousarray(y.numpy()), (cols, w_mat)

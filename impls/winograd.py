@@ -6,8 +6,12 @@ are one BLAS product (tiles, C_in) @ (C_in, C_out): 36 multiplies per 4x4 output
 instead of the direct sum's 144. Tiles go through in cache-sized chunks, one worker thread per core.
 dx is the same pass over dy with the flipped kernel (exact at stride 1); dw is the adjoint
 bilinear form G^T [sum over tiles (A dY A^T) * (B^T d B)] G over the forward's tiling.
+The transforms mix a whole tile, so one non-finite input would spoil up to 16 outputs whose
+windows never touch it, and large finite inputs (|x| near 1e36 in float32) overflow inside
+them: both leave a non-finite output, which the output transform flags as it writes, and
+the call is then redone by tiled_im2col's direct sums. Finite, well-scaled data never is.
 Memory: two (36, CHUNK_TILES, C) chunk buffers per worker; nothing is kept for backward
-but x and w. Only 3x3 kernels at stride 1 and dilation 1 (any padding).
+but x and a copy of w. Only 3x3 kernels at stride 1 and dilation 1 (any padding).
 Measured float32 error, max |err| / max |expected| against the float64 reference (normal
 data, w scaled by 1/sqrt(9 C_in)): at N=16 56x56 64->64, y 4.7e-6, dx 6.5e-6, dw 4.0e-6,
 db 3.5e-8; at N=8 128x128 32->32, y 4.3e-6, dx 6.0e-6, dw 4.1e-6 (tolerance: 1e-4).
@@ -26,6 +30,7 @@ from numpy.typing import DTypeLike, NDArray
 from ._base import Backend
 from ._geometry import ConvGeometry, IntOrPair, PaddingSpec, resolve_geometry
 from ._parallel import run_jobs, worker_count
+from .tiled_im2col import TiledIm2col
 
 #: output tile side m of F(m x m, 3 x 3); the input tile is m + 2
 TILE = 4
@@ -112,15 +117,27 @@ def _to_tiles_plain(src, mat, dst, top, left, tiles_h, tiles_w, t0, t1):  # type
                             out[ci] += m * half[i, k, ci]
 
 
+#: exact direct sums, for the calls whose Winograd result has a non-finite value
+_DIRECT = TiledIm2col()
+
+
+def _quiet() -> np.errstate:
+    """No numpy warnings for the transforms' overflows and NaNs: such calls are redone exactly."""
+    return np.errstate(over="ignore", invalid="ignore")
+
+
 def _from_tiles_plain(src, mat, bias, dst, tiles_h, tiles_w, t0, t1):  # type: ignore[no-untyped-def]
     """Output tile t = mat @ src[:, t - t0] @ mat.T + bias, the inverse direction of _to_tiles.
 
     src is (a * a, >= t1 - t0, C), mat is (TILE, a) and dst is (N, OH, OW, C); the parts
-    of edge tiles past OH or OW are dropped.
+    of edge tiles past OH or OW are dropped. Returns whether every output written is finite.
     """
     _, out_h, out_w, c = dst.shape
     b, a = mat.shape
     half = np.empty((b, a, c), dtype=dst.dtype)
+    # stays 0 while every output is finite: v - v is 0 for a finite v and NaN otherwise, a
+    # test that vectorizes with the loop that writes the outputs
+    spoiled = np.zeros(c, dtype=dst.dtype)
     for t in range(t0, t1):
         img, r = t // (tiles_h * tiles_w), t % (tiles_h * tiles_w)
         y0, x0 = (r // tiles_w) * TILE, (r % tiles_w) * TILE
@@ -145,6 +162,9 @@ def _from_tiles_plain(src, mat, bias, dst, tiles_h, tiles_w, t0, t1):  # type: i
                     if m != 0.0:
                         for ci in range(c):
                             out[ci] += m * half[i, k, ci]
+                for ci in range(c):
+                    spoiled[ci] += out[ci] - out[ci]
+    return not np.any(spoiled != 0.0)
 
 
 _to_tiles = numba.njit(nogil=True, cache=True)(_to_tiles_plain)
@@ -182,7 +202,7 @@ def _correlate(
     left: int,
     out_h: int,
     out_w: int,
-) -> NDArray[np.floating]:
+) -> tuple[NDArray[np.floating], bool]:
     """y[n, oy, ox] = sum over i, j of x[n, oy - top + i, ox - left + j] @ g[i, j], by Winograd.
 
     Parameters
@@ -197,6 +217,8 @@ def _correlate(
     Returns
     -------
     y : array, shape (N, out_h, out_w, C_out)
+    finite : bool
+        Whether every value of y is finite; where one is not, y cannot be trusted.
     """
     dtype = x.dtype
     x = np.ascontiguousarray(x)
@@ -206,17 +228,19 @@ def _correlate(
     y = np.empty((x.shape[0], out_h, out_w, u.shape[2]), dtype=dtype)
     chunk, workers = _chunks(n_tiles)
 
-    def job(first: int) -> None:
+    def job(first: int) -> bool:
         v = np.empty((36, chunk, x.shape[3]), dtype=dtype)
         m = np.empty((36, chunk, u.shape[2]), dtype=dtype)
-        for t0 in range(first * chunk, n_tiles, workers * chunk):
-            t1 = min(t0 + chunk, n_tiles)
-            _to_tiles(x, b_t, v, top, left, tiles_h, tiles_w, t0, t1)
-            np.matmul(v[:, : t1 - t0], u, out=m[:, : t1 - t0])
-            _from_tiles(m, a_t, bias, y, tiles_h, tiles_w, t0, t1)
+        finite = True
+        with _quiet():
+            for t0 in range(first * chunk, n_tiles, workers * chunk):
+                t1 = min(t0 + chunk, n_tiles)
+                _to_tiles(x, b_t, v, top, left, tiles_h, tiles_w, t0, t1)
+                np.matmul(v[:, : t1 - t0], u, out=m[:, : t1 - t0])
+                finite &= _from_tiles(m, a_t, bias, y, tiles_h, tiles_w, t0, t1)
+        return finite
 
-    run_jobs([partial(job, t) for t in range(workers)])
-    return y
+    return y, all(run_jobs([partial(job, t) for t in range(workers)]))
 
 
 class Winograd(Backend):
@@ -226,6 +250,8 @@ class Winograd(Backend):
     )
     #: one of ours
     role: ClassVar[str] = "ours"
+    #: saved holds x itself (fingerprinted) and a copy of w
+    saved_by_reference: ClassVar[tuple[str, ...]] = ("x",)
 
     def supports(
         self,
@@ -254,8 +280,12 @@ class Winograd(Backend):
         geom: ConvGeometry,
     ) -> tuple[NDArray[np.floating], Any]:
         (top, _), (left, _) = geom.pad
-        y = _correlate(x, _filter_transform(w), b, top, left, geom.out_h, geom.out_w)
-        return y, (x, w)
+        with _quiet():
+            u = _filter_transform(w)
+        y, finite = _correlate(x, u, b, top, left, geom.out_h, geom.out_w)
+        if not finite:
+            y, _ = _DIRECT.forward(x, w, b, padding=geom.pad)
+        return y, (x, w.copy())
 
     def _backward(
         self, dy: NDArray[np.floating], saved: Any, geom: ConvGeometry
@@ -267,9 +297,11 @@ class Winograd(Backend):
         (top, _), (left, _) = geom.pad
         # stride 1: dx is the correlation of dy with the flipped, transposed kernel
         w_flip = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))
-        dx = _correlate(
+        with _quiet():
+            u_flip = _filter_transform(w_flip)
+        dx, dx_finite = _correlate(
             dy,
-            _filter_transform(w_flip),
+            u_flip,
             np.zeros(geom.c_in, dtype=dtype),
             2 - top,
             2 - left,
@@ -287,17 +319,23 @@ class Winograd(Backend):
             dy_hat = np.empty((36, chunk, geom.c_out), dtype=dtype)
             du = np.zeros((36, geom.c_in, geom.c_out), dtype=dtype)
             du_chunk = np.empty_like(du)
-            for t0 in range(first * chunk, n_tiles, workers * chunk):
-                t1 = min(t0 + chunk, n_tiles)
-                _to_tiles(x, b_t, v, top, left, tiles_h, tiles_w, t0, t1)
-                _to_tiles(dy, a, dy_hat, 0, 0, tiles_h, tiles_w, t0, t1)
-                np.matmul(v[:, : t1 - t0].transpose(0, 2, 1), dy_hat[:, : t1 - t0], out=du_chunk)
-                du += du_chunk
+            with _quiet():
+                for t0 in range(first * chunk, n_tiles, workers * chunk):
+                    t1 = min(t0 + chunk, n_tiles)
+                    _to_tiles(x, b_t, v, top, left, tiles_h, tiles_w, t0, t1)
+                    _to_tiles(dy, a, dy_hat, 0, 0, tiles_h, tiles_w, t0, t1)
+                    v_t = v[:, : t1 - t0].transpose(0, 2, 1)
+                    np.matmul(v_t, dy_hat[:, : t1 - t0], out=du_chunk)
+                    du += du_chunk
             return du
 
-        du_total = np.sum(
-            run_jobs([partial(job, t) for t in range(workers)]), axis=0, dtype=np.float64
-        )
-        dw = _sandwich(G.T, du_total.reshape(6, 6, geom.c_in, geom.c_out)).astype(dtype)
+        with _quiet():
+            du_total = np.sum(
+                run_jobs([partial(job, t) for t in range(workers)]), axis=0, dtype=np.float64
+            )
+            dw = _sandwich(G.T, du_total.reshape(6, 6, geom.c_in, geom.c_out)).astype(dtype)
+        if not (dx_finite and np.isfinite(dw).all()):
+            _, ctx = _DIRECT.forward(x, w, None, padding=geom.pad)
+            return _DIRECT.backward(dy, ctx)
         db = dy.reshape(-1, geom.c_out).sum(axis=0, dtype=np.float64).astype(dtype)
         return dx, dw, db

@@ -123,6 +123,9 @@ class DeviceStandIn(np.ndarray):
     def copy_to_host(self, ary: Any = None, stream: Any = 0) -> np.ndarray:
         return np.array(self)
 
+    def copy_to_device(self, ary: Any, stream: Any = 0) -> None:
+        self[...] = ary
+
     def is_c_contiguous(self) -> bool:
         return bool(self.flags.c_contiguous)
 

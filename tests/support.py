@@ -93,3 +93,22 @@ def run_backend(
     dy = np.random.default_rng(dy_seed).standard_normal(y.shape).astype(x.dtype)
     grads = backend.backward(backend.to_device(dy), ctx)
     return (y, *(backend.to_numpy(g) for g in grads))
+
+
+def is_simulated(backend: impls.Backend) -> bool:
+    """Whether the backend runs on numba's CUDA simulator (correct, but very slow)."""
+    return bool(getattr(backend, "simulated", lambda: False)())
+
+
+def overwrite(a: Any, values: np.ndarray) -> None:
+    """Change ``a`` in place to ``values``, wherever it lives: numpy, numba.cuda or torch."""
+    if isinstance(a, np.ndarray):
+        a[...] = values
+    elif hasattr(a, "copy_to_device"):
+        a.copy_to_device(np.ascontiguousarray(values, dtype=a.dtype))
+    elif hasattr(a, "copy_"):
+        import torch
+
+        a.copy_(torch.from_numpy(np.ascontiguousarray(values)))
+    else:
+        raise TypeError(f"cannot write into a {type(a).__name__}")

@@ -47,7 +47,7 @@ def test_a_module_that_fails_to_import_is_unavailable(monkeypatch: pytest.Monkey
 
 
 def test_copying_the_template_is_all_it_takes(tmp_path: Path) -> None:
-    """README's "Adding a backend": copy, rename, and the conformance suite picks it up."""
+    """README's "Adding a backend": copy, rename, and the suite's per-backend tests pick it up."""
     target = ROOT / "impls" / "zz_template_copy.py"
     shutil.copy(ROOT / "impls" / "_template.py", target)
     try:
@@ -61,6 +61,9 @@ def test_copying_the_template_is_all_it_takes(tmp_path: Path) -> None:
                 "no:cacheprovider",
                 "tests/test_conformance.py",
                 "tests/test_validation.py",
+                "tests/test_threads.py",
+                "tests/test_inplace.py",
+                "tests/test_nonfinite.py",
                 "-k",
                 "zz_template_copy",
             ],
@@ -84,3 +87,28 @@ def test_the_readme_backend_table_is_true() -> None:
     for name, role, description in rows:
         backend = impls.get_backend(name)
         assert (role, description) == (backend.role, backend.description), name
+
+
+def promises(backend: impls.Backend) -> tuple[str, ...]:
+    """The backend's row of the README's table of promises, from what it declares."""
+    kept = {name: name in backend.saved_by_reference for name in ("x", "w")}
+    if kept["x"] == kept["w"]:
+        inputs = "x, w fingerprinted" if kept["x"] else "x, w copied"
+    else:
+        inputs = ", ".join(f"{n} {'fingerprinted' if kept[n] else 'copied'}" for n in kept)
+    spread = backend.nonfinite_spread
+    return inputs, spread["y"], spread["dx"], spread["dw"]
+
+
+def test_the_readme_table_of_promises_is_true() -> None:
+    """One row per backend of the backend table, each as the backend declares it."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    backends = re.findall(
+        r"^\| `(\w+)` \| (?:oracle|seed|ours|peer) \|", readme, flags=re.MULTILINE
+    )
+    rows = re.findall(
+        r"^\| `(\w+)` \| (x[^|]*) \| (\w+) \| (\w+) \| (\w+) \|$", readme, flags=re.MULTILINE
+    )
+    assert sorted(name for name, *_ in rows) == sorted(backends)
+    for name, *row in rows:
+        assert tuple(row) == promises(impls.get_backend(name)), name

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
 from typing import Any
 
 import numpy as np
 import pytest
 
 import impls
+from tests.support import assert_close, usable_backend
 
 X = np.zeros((2, 6, 5, 3), np.float32)
 W = np.zeros((3, 3, 3, 4), np.float32)
@@ -37,6 +39,11 @@ BAD_FORWARD = {
     "complex-dtype": ((X.astype(np.complex64), W, B), {}, "only float32 and float64"),
     "mixed-dtype": ((X, W.astype(np.float64), B), {}, "mixed dtypes"),
     "empty-batch": ((X[:0], W, B), {}, "empty axis"),
+    "x-ragged-list": (([[[[0.0]]], [[[0.0, 1.0]]]], W, B), {}, "x is not an array numpy can read"),
+    "x-none": ((None, W, B), {}, "x must be an array, got None"),
+    "w-none": ((X, None, B), {}, "w must be an array, got None"),
+    "b-strings": ((X, W, ["a", "b", "c", "d"]), {}, "b has dtype <U1"),
+    "x-int-list": ((X.astype(int).tolist(), W, B), {}, "x has dtype int64"),
 }
 
 
@@ -59,10 +66,79 @@ def test_dy_of_the_wrong_shape_or_dtype(backend_name: str) -> None:
         backend.backward(backend.to_device(np.zeros((2, 6, 5, 4), np.float64)), ctx)
 
 
+def test_dy_that_is_none_or_unreadable(backend_name: str) -> None:
+    backend = usable_backend(backend_name)
+    _, ctx = backend.forward(*(backend.to_device(a) for a in (X, W, B)), padding="SAME")
+    with pytest.raises(ValueError, match="dy must be an array, got None"):
+        backend.backward(None, ctx)
+    with pytest.raises(ValueError, match="dy is not an array numpy can read"):
+        backend.backward([[[[0.0]]], [[[0.0, 1.0]]]], ctx)
+
+
 def test_ctx_from_another_backend_is_refused(backend_name: str) -> None:
     _, ctx = impls.get_backend("reference").forward(X, W, B)
     with pytest.raises(ValueError, match="ctx must come from"):
         impls.get_backend(backend_name).backward(np.zeros((2, 4, 3, 4), np.float32), ctx)
+
+
+def forward_ctx(backend: impls.Backend, x: Any, w: Any, b: Any) -> impls.Context:
+    return backend.forward(*(backend.to_device(a) for a in (x, w, b)), padding="SAME")[1]
+
+
+#: ways a ctx can stop matching its saved state: ctx, a wider call's ctx, a float64 call's ctx
+TAMPERED = {
+    "saved-of-a-wider-call": lambda ctx, wide, f64: replace(ctx, saved=wide.saved),
+    "geometry-of-a-wider-call": lambda ctx, wide, f64: replace(ctx, geom=wide.geom),
+    "saved-of-a-float64-call": lambda ctx, wide, f64: replace(ctx, saved=f64.saved),
+    "dtype-changed": lambda ctx, wide, f64: replace(ctx, dtype=f64.dtype),
+    "guards-dropped": lambda ctx, wide, f64: replace(ctx, guards=()),
+    "built-by-hand": lambda ctx, wide, f64: impls.Context(
+        ctx.backend, ctx.geom, ctx.dtype, ctx.saved, ctx.guards
+    ),
+}
+
+
+@pytest.mark.parametrize("tamper", TAMPERED.values(), ids=TAMPERED.keys())
+def test_ctx_that_does_not_match_its_saved_state_is_refused(backend_name: str, tamper: Any) -> None:
+    """Before a backend reads a saved array, so that no ctx makes it read outside one."""
+    backend = usable_backend(backend_name)
+    ctx = forward_ctx(backend, X, W, B)
+    wide = forward_ctx(backend, np.zeros((2, 6, 9, 3), np.float32), W, B)
+    f64 = forward_ctx(backend, *(a.astype(np.float64) for a in (X, W, B)))
+    bad = tamper(ctx, wide, f64)
+    if all(getattr(bad, f.name) is getattr(ctx, f.name) for f in fields(ctx)):
+        pytest.skip(f"{backend_name} keeps no input by reference: no guards to drop")
+    # a dy that matches what the bad ctx claims, as its caller would make it
+    dy = backend.to_device(np.zeros(bad.geom.y_shape, bad.dtype))
+    with pytest.raises(ValueError, match="ctx does not match its saved state"):
+        backend.backward(dy, bad)
+
+
+def test_array_likes_are_read_as_numpy_reads_them(backend_name: str) -> None:
+    backend = usable_backend(backend_name)
+    rng = np.random.default_rng(5)
+    x, w, b = (rng.standard_normal(a.shape) for a in (X, W, B))
+    dy = rng.standard_normal((2, 6, 5, 4))
+    y, ctx = backend.forward(*(backend.to_device(a) for a in (x, w, b)), padding="SAME")
+    expected = [y, *backend.backward(backend.to_device(dy), ctx)]
+    # nested lists of Python floats are float64 arrays to numpy
+    y, ctx = backend.forward(x.tolist(), w.tolist(), tuple(b), padding="SAME")
+    got = [y, *backend.backward(dy.tolist(), ctx)]
+    for name, a, e in zip(("y", "dx", "dw", "db"), got, expected, strict=True):
+        assert_close(backend.to_numpy(a), backend.to_numpy(e), np.float64, f"{name} from lists")
+
+
+def test_b_none_means_no_bias(backend_name: str) -> None:
+    backend = usable_backend(backend_name)
+    x, w = (np.random.default_rng(6).standard_normal(a.shape) for a in (X, W))
+    dy = np.random.default_rng(7).standard_normal((2, 6, 5, 4))
+    y_none, ctx = backend.forward(backend.to_device(x), backend.to_device(w), None, padding="SAME")
+    y_zero, _ = backend.forward(
+        *(backend.to_device(a) for a in (x, w, np.zeros(4))), padding="SAME"
+    )
+    assert_close(backend.to_numpy(y_none), backend.to_numpy(y_zero), np.float64, "y")
+    db = backend.to_numpy(backend.backward(backend.to_device(dy), ctx)[2])
+    assert_close(db, dy.sum(axis=(0, 1, 2)), np.float64, "db, the gradient a bias would get")
 
 
 @pytest.mark.parametrize(
