@@ -22,6 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 import reports
+from reports.html import render_table
 from reports.plots import PALETTE, PLOTS, STYLE, style
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -223,6 +224,7 @@ def smoke_report(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def results_rows(html: str) -> list[list[str]]:
+    """The results table's rows, each a list of its cells' visible text."""
     table = html[html.index("<table id='results'>") :]
     table = table[: table.index("</table>")]
     rows = []
@@ -310,3 +312,20 @@ def test_the_index_names_each_runs_machine_and_headline(
         assert "href='runs/" in row
         assert f"{headline['backend'].iloc[0]} " in row  # the headline: who was fastest
         assert "9 of 10" in row  # backends timed, their names in the tooltip
+
+
+def test_the_table_shows_an_interval_and_a_flag_where_the_run_has_them() -> None:
+    """Runs whose rows carry a 95% interval and a flag show them; older runs do without."""
+    df = reports.load([SMOKE])
+    plain = results_rows(render_table(df))
+    assert not [c for row in plain for c in row[1:] if "±" in c or "⚠" in c]
+    ok = df["status"] == "ok"
+    df = df.assign(
+        median_low=df["median"].where(ok) * 0.96,
+        median_high=df["median"].where(ok) * 1.02,
+        flag=["noisy" if i % 2 else "" for i in range(len(df))],
+    )
+    cells = [c for row in results_rows(render_table(df)) for c in row[1:] if "ms" in c]
+    assert all(ONE_NUMBER.match(c) for c in cells)
+    assert all(" ±4%" in c for c in cells)
+    assert any(c.endswith("⚠") for c in cells)
