@@ -22,7 +22,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FixedLocator, NullFormatter
+from matplotlib.ticker import NullFormatter
 
 from .data import BASELINE, PASS_ORDER, RESNET, YARDSTICK, scaling_exponents, timed
 
@@ -114,9 +114,12 @@ def seconds(value: float) -> str:
 
 
 def _log_axis(
-    axes: Sequence[Axes], values: Iterable[float], label: Callable[[float], str] = plain
+    axes: Sequence[Axes],
+    values: Iterable[float],
+    label: Callable[[float], str] = plain,
+    axis: str = "y",
 ) -> None:
-    """A shared log y axis with plain labelled ticks, one below and one above every value."""
+    """A shared log axis with plain labelled ticks, one below and one above every value."""
     finite = [v for v in values if np.isfinite(v) and v > 0]
     if not finite:
         return
@@ -126,11 +129,11 @@ def _log_axis(
     ticks = _nice_ticks(lo, hi)
     margin = (ticks[-1] / ticks[0]) ** 0.03
     for ax in axes:
-        ax.set_yscale("log")
-        ax.set_ylim(ticks[0] / margin, ticks[-1] * margin)
-        ax.yaxis.set_major_locator(FixedLocator(ticks))
-        ax.set_yticks(ticks, [label(t) for t in ticks])
-        ax.yaxis.set_minor_formatter(NullFormatter())
+        x = axis == "x"
+        (ax.set_xscale if x else ax.set_yscale)("log")
+        (ax.set_xlim if x else ax.set_ylim)(ticks[0] / margin, ticks[-1] * margin)
+        (ax.set_xticks if x else ax.set_yticks)(ticks, [label(t) for t in ticks])
+        (ax.xaxis if x else ax.yaxis).set_minor_formatter(NullFormatter())
 
 
 def _size_axis(axes: Sequence[Axes], sizes: Iterable[float]) -> None:
@@ -432,7 +435,7 @@ def plot_yardstick(df: pd.DataFrame) -> Figure:
         ax.axvline(1, color="grey", linewidth=1)
         ax.set_yticks(range(len(order)), order, fontsize=8)
         ax.set_ylim(-0.6, len(order) - 0.4)
-    _log_x(list(panels.values()), values)
+    _log_axis(list(panels.values()), values, axis="x")
     _labels(panels, "ratio (1 = as fast)", "")
     filled = Line2D([], [], marker="o", color="grey", linestyle="none")
     hollow = Line2D([], [], marker="o", color="grey", markerfacecolor="white", linestyle="none")
@@ -442,21 +445,6 @@ def plot_yardstick(df: pd.DataFrame) -> Figure:
         [(filled, f"time / {YARDSTICK}"), (hollow, "time / BLAS limit (ideal at its GFLOP/s)")],
     )
     return fig
-
-
-def _log_x(axes: Sequence[Axes], values: Iterable[float]) -> None:
-    """A shared log x axis with plain labelled ticks on both sides of every value."""
-    finite = [v for v in values if np.isfinite(v) and v > 0]
-    lo, hi = min(finite), max(finite)
-    if hi / lo < 1.5:
-        lo, hi = lo / 1.3, hi * 1.3
-    ticks = _nice_ticks(lo, hi)
-    margin = (ticks[-1] / ticks[0]) ** 0.03
-    for ax in axes:
-        ax.set_xscale("log")
-        ax.set_xlim(ticks[0] / margin, ticks[-1] * margin)
-        ax.set_xticks(ticks, [plain(t) for t in ticks])
-        ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def role_order(df: pd.DataFrame) -> Callable[[str], tuple[int, str]]:
