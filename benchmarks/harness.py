@@ -35,6 +35,8 @@ if TYPE_CHECKING:  # reports imports pandas and matplotlib: only when a run is s
 BENCHMARKS_DIR = Path(__file__).parent
 #: what ``im2col_bench`` in the run's JSON looks like; 1 named the resnet configuration "reference"
 JSON_FORMAT = 2
+#: skip reasons that hold for every case of a backend
+BACKEND_WIDE = ("unavailable:", "runs on numba's CUDA simulator")
 
 
 class CtrlC:
@@ -100,6 +102,8 @@ class Harness:
         self.verdicts: list[Verdict] = []
         #: the line printed last: the report's path, or why there is none
         self.outcome: str | None = None
+        #: the run's JSON, once saved
+        self.saved: Path | None = None
 
     # which modules a run collects
 
@@ -173,8 +177,7 @@ class Harness:
 
     def skip(self, case: Case | BlasCase, reason: str) -> None:
         self.skipped.append(self.row(case, status="skipped", reason=reason))
-        prefix = f"{case.backend}: " if isinstance(case, Case) else "BLAS limit: "
-        pytest.skip(prefix + reason)
+        pytest.skip(f"{skip_prefix(case, reason)}: {reason}")
 
     def row(self, case: Case | BlasCase, status: str = "ok", reason: str = "") -> dict[str, Any]:
         return result_row(case, threads=self.settings.threads, status=status, reason=reason)
@@ -257,6 +260,17 @@ class Harness:
         )
 
     @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Any:
+        try:
+            return (yield)
+        except KeyboardInterrupt:
+            # pytest-benchmark warns of a fixture "not used at all" unless it was skipped
+            benchmark = getattr(item, "funcargs", {}).get("benchmark")
+            if benchmark is not None:
+                benchmark.skipped = True
+            raise
+
+    @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         report = yield
         case = _case_of(item)
@@ -280,6 +294,7 @@ class Harness:
 
     def pytest_benchmark_update_json(self, output_json: dict[str, Any]) -> None:
         output_json["im2col_bench"] = {
+            "dx_check": self.dx_check(),
             "format": JSON_FORMAT,
             "preset": self.settings.preset.name,
             "threads": self.settings.threads,
@@ -291,6 +306,18 @@ class Harness:
             "interrupted": self.interrupted,
             "wall_s": time.perf_counter() - self.started,
         }
+
+    def dx_check(self) -> dict[str, Any] | None:
+        """The article's flipped-kernel dx and each timed backend's, against the reference."""
+        if self.interrupted:
+            return None
+        from .dx_shortcut import dx_check
+
+        names = self.settings.backends or impls.backend_names()
+        try:
+            return dx_check(contenders(names)[0])
+        except Exception as exc:  # a check that breaks must not cost the run's JSON
+            return {"failed": f"{type(exc).__name__}: {exc}"}
 
     def run_json(self) -> dict[str, Any]:
         """pytest-benchmark's JSON of this run, made through its own hooks."""
@@ -337,6 +364,7 @@ class Harness:
 
                 text = json.dumps(self.run_json(), indent=1, default=str)
                 run_json = write_new(report_dir / RUNS, stem, ".json", text)
+                self.saved = run_json
             html = run_json.with_suffix(".html")
             self.outcome = f"the run is in {run_json}; the report failed"
             (self.verdicts,) = build_report([run_json], html).values()
@@ -352,18 +380,19 @@ class Harness:
         except Exception as exc:  # a report bug must not hide the run's JSON
             self.outcome = f"{self.outcome} ({type(exc).__name__}: {exc})"
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.verdicts:
-            return
-        terminalreporter.write_sep("-", "im2col-bench goals")
-        measured = [v for v in self.verdicts if v.ratio is not None]
-        for verdict in measured:
-            terminalreporter.write_line(verdict.line())
-        if len(measured) < len(self.verdicts):
-            terminalreporter.write_line(
-                f"{len(self.verdicts) - len(measured)} of {len(self.verdicts)} goals not "
-                "measured in this run; the report says what each one needs"
-            )
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> Iterator[None]:
+        # outside pytest's own summary, so these lines come after its skip and failure lines
+        result = yield
+        if self.saved is not None and self.verdicts:
+            from reports import load
+
+            from .summary import summary_lines
+
+            terminalreporter.write_sep("-", "im2col-bench")
+            for line in summary_lines(load([self.saved]), self.verdicts, self.interrupted):
+                terminalreporter.write_line(line)
+        return result
 
     def pytest_unconfigure(self) -> None:
         self.ctrl_c.uninstall()
@@ -375,6 +404,16 @@ class Harness:
                 reporter.write_line(self.outcome)
             else:
                 print(self.outcome)
+
+
+def skip_prefix(case: Case | BlasCase, reason: str) -> str:
+    """Who and where a skip line is about: the backend, and the pass and size unless the
+    reason holds for the whole backend (then pytest folds its lines into one)."""
+    if not isinstance(case, Case):
+        return f"BLAS limit {case.conv.id}"
+    if reason.startswith(BACKEND_WIDE):
+        return case.backend
+    return f"{case.backend} {case.pass_} {case.conv.id}"
 
 
 def _case_of(item: pytest.Item) -> Case | BlasCase | None:

@@ -39,7 +39,10 @@ def machine_extras(threads: int) -> dict[str, Any]:
     from threadpoolctl import threadpool_info
 
     blas = [
-        {key: pool.get(key) for key in ("internal_api", "version", "num_threads", "filepath")}
+        {
+            key: pool.get(key)
+            for key in ("internal_api", "version", "architecture", "num_threads", "filepath")
+        }
         for pool in threadpool_info()
         if pool.get("user_api") == "blas"
     ]

@@ -13,6 +13,9 @@ from impls import ConvGeometry, resolve_geometry
 
 #: the passes every backend is timed on; "transfer" is added for GPU backends only
 PASSES = ("forward", "backward", "step")
+#: a part of the forward pass timed alone, for the backends that expose it as a method
+#: (``backend.im2col(x, geom)``): what the report weighs against the whole forward
+PHASES = ("im2col",)
 #: the configuration of the image-size sweep
 SWEEP = "default"
 #: the configuration of a ResNet stage-2 layer, where the goals are judged
@@ -184,6 +187,7 @@ class Case:
         geom = self.conv.geometry()
         backend = impls.get_backend(self.backend)
         return {
+            "kind": "phase" if self.pass_ in PHASES else "conv",
             "backend": self.backend,
             "role": backend.role,
             "device": backend.device,
@@ -242,8 +246,9 @@ def build_matrix(preset: Preset, backends: list[str], sizes: list[int] | None) -
     order = sorted(preset.convs(sizes), key=lambda c: (c.pixels, c.geometry().flops_forward))
     for conv in order:
         for name in backends:
-            gpu = impls.get_backend(name).device == "gpu"
-            passes = (*PASSES, "transfer") if gpu else PASSES
+            backend = impls.get_backend(name)
+            passes = [*PASSES, "transfer"] if backend.device == "gpu" else [*PASSES]
+            passes += [phase for phase in PHASES if callable(getattr(backend, phase, None))]
             cases += [Case(name, pass_, conv) for pass_ in passes]
     return cases
 

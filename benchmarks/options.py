@@ -73,6 +73,11 @@ def _backends(text: str | None) -> list[str] | None:
             raise pytest.UsageError(
                 f"--backends: Unknown backend {name!r}; known backends: {', '.join(known)}"
             )
+    if all(impls.get_backend(name).role == "oracle" for name in names):
+        raise pytest.UsageError(
+            f"--backends: {', '.join(names)} is the oracle, never timed; "
+            "name a backend to time, e.g. naive_loop"
+        )
     return names
 
 

@@ -38,6 +38,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # pytest-benchmark's own table is hundreds of lines, 260 columns wide: the harness prints
+    # a summary instead (--benchmark-verbose brings the table back, as its docs say)
+    config.option.benchmark_quiet = True
     harness = Harness(config, read_settings(config))
     config.stash[HARNESS] = harness
     config.pluginmanager.register(harness, "im2col-bench")

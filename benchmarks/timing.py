@@ -64,6 +64,14 @@ def make_target(backend: Backend, case: Case) -> tuple[Target, Setup | None]:
 
     if case.pass_ == "backward":
         return backward, fresh_context
+    if case.pass_ == "im2col":
+        geom = conv.geometry()
+
+        def im2col() -> None:
+            backend.im2col(x, geom)  # type: ignore[attr-defined]
+            backend.synchronize()
+
+        return im2col, None
     return {"forward": forward, "step": step, "transfer": transfer}[case.pass_], None
 
 

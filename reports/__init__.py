@@ -62,7 +62,11 @@ def build_report(paths: Sequence[str | Path], out: str | Path) -> dict[str, list
     df = load(paths)
     runs = load_runs(paths)
     verdicts = {run: judge(df[df["run"] == run]) for run in runs["run"]}
-    title = "im2col-bench: " + ", ".join(f"{r.run} ({r.preset})" for r in runs.itertuples())
+    title = (
+        f"im2col-bench: {runs['run'].iloc[0]} ({runs['preset'].iloc[0]})"
+        if len(runs) == 1
+        else f"im2col-bench: {len(runs)} runs side by side"
+    )
     write_atomic(out, render(df, runs, verdicts, title))
     return verdicts
 

@@ -104,10 +104,12 @@ def benchmark_names(run: dict[str, Any]) -> list[str]:
 
 
 def _run_labels(runs: list[dict[str, Any]]) -> list[str]:
-    """Machine names, with the date added where one machine made several runs."""
+    """Machine names, with the date where one machine made several runs: ``vm 11-26 16:51``."""
     nodes = [str(r["machine_info"].get("node") or "unknown") for r in runs]
     labels = [
-        f"{node} {str(r.get('datetime', ''))[:16]}" if nodes.count(node) > 1 else node
+        f"{node} {str(r.get('datetime', ''))[5:16].replace('T', ' ')}"
+        if nodes.count(node) > 1
+        else node
         for node, r in zip(nodes, runs, strict=True)
     ]
     return [f"{lab} #{i + 1}" if labels.count(lab) > 1 else lab for i, lab in enumerate(labels)]
@@ -179,6 +181,9 @@ def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
         rows.append(
             {
                 "run": label,
+                # the whole records, for reports.runinfo to describe
+                "machine_info": info,
+                "im2col_bench": extra,
                 "node": info.get("node"),
                 "datetime": run.get("datetime"),
                 "cpu": cpu.get("brand_raw") or info.get("processor"),

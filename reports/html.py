@@ -1,33 +1,65 @@
-"""One self-contained HTML page per report: inline SVG, inline CSS, no network."""
+"""One self-contained HTML page per report: inline SVG, inline CSS, no script, no network."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterable
 from html import escape
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from .data import BASELINE, PASS_ORDER, contenders, headline, timed
+from .article import Claim, check_article
+from .data import (
+    BASELINE,
+    PASS_ORDER,
+    RESNET,
+    ReportInputError,
+    contenders,
+    headline,
+    load,
+    load_runs,
+)
 from .goals import Verdict
-from .plots import PLOTS
+from .plots import PLOTS, ROLE_LINES, ROLE_TITLES, role_order, style
+from .runinfo import describe
 from .storage import reported_runs
 
 CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; vertical-align: top; }
+body { font-family: system-ui, sans-serif; margin: 1.5em 2em; color: #222; max-width: 90em; }
+h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.6em 0; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.45em; vertical-align: top; }
+th { background: #f4f4f4; text-align: left; }
+#results td { white-space: nowrap; }
+#results td.t, #results td.fastest { text-align: right; font-variant-numeric: tabular-nums; }
+#results th.b { white-space: nowrap; }
+#results tr.pass th { background: #e8e8e8; font-size: 1.05em; }
 td.fastest { background: #d8f5d0; font-weight: bold; }
-td.skipped, td.failed { color: #888; }
-td.failed { color: #b00; }
-.met { color: #070; font-weight: bold; } .notmet { color: #b00; font-weight: bold; }
+td.skipped, td.na { color: #999; text-align: center; } td.failed { color: #b00; }
+small { color: #666; font-weight: normal; }
+.met, .v-holds { color: #070; font-weight: bold; }
+.notmet, .v-fails { color: #b00; font-weight: bold; }
+.v-partly { color: #a60; font-weight: bold; } .v-none { color: #777; }
 .extra { font-style: italic; color: #a60; }
-figure { margin: 1em 0; } svg { max-width: 100%; height: auto; }
+.note { color: #444; max-width: 60em; }
+#index td.when, #index td.duration, #index td.preset { white-space: nowrap; }
+details summary { cursor: pointer; color: #035; margin: 0.4em 0; }
+figure { margin: 0.5em 0; } svg { max-width: 100%; height: auto; }
 """
+#: the CSS class of each verdict of the article's claims
+VERDICT_CLASS = {
+    "holds": "v-holds",
+    "does not hold": "v-fails",
+    "partly": "v-partly",
+    "not measured": "v-none",
+}
+#: how a role's line looks in the plots, as a CSS border
+ROLE_BORDERS = {"-": "solid", "--": "dashed", ":": "dotted", "-.": "double"}
 
 
 def _fmt_time(seconds: float) -> str:
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
         if seconds >= scale:
             return f"{seconds / scale:.3g} {unit}"
     return f"{seconds * 1e9:.3g} ns"
@@ -41,53 +73,277 @@ def _shape(row: pd.Series) -> str:
     )
 
 
-def _cell(row: pd.Series) -> str:
-    if row["status"] != "ok":
-        return escape(f"{row['status']}: {row['reason']}")
-    parts = [
-        f"{_fmt_time(row['median'])} (IQR {_fmt_time(row['iqr'])}, {row['rounds']:.0f} rounds)"
-    ]
-    if pd.notna(row["speedup"]):
-        mark = " extrapolated" if row["speedup_extrapolated"] else ""
-        parts.append(f"{row['speedup']:.3g}x vs {BASELINE}{mark}")
+def _size(row: pd.Series) -> str:
+    """The shape in a few characters: ``64px`` in the sweep, ``stride2 64px`` otherwise."""
+    size = f"{row['h']:.0f}px"
+    return size if row["config"] == "default" else f"{row['config']} {size}"
+
+
+def _title(lines: Iterable[str]) -> str:
+    """A ``title`` attribute: a tooltip, one line per entry."""
+    return escape("\n".join(lines)).replace("\n", "&#10;")
+
+
+def _interval(row: pd.Series) -> tuple[float, float] | None:
+    """The median's 95% interval where the run has one (``median_low``/``ci_low`` columns)."""
+    for low, high in (("median_low", "median_high"), ("ci_low", "ci_high")):
+        if low in row and high in row and pd.notna(row[low]) and pd.notna(row[high]):
+            return float(row[low]), float(row[high])
+    return None
+
+
+def _details(row: pd.Series) -> list[str]:
+    """Everything measured about one timed row, a line each: the cell's tooltip."""
+    lines = [f"{row['backend']}, {row['pass']}, {_shape(row)}"]
+    lines.append(f"median {_fmt_time(row['median'])}")
+    interval = _interval(row)
+    if interval:
+        lines.append(f"95% interval {_fmt_time(interval[0])} to {_fmt_time(interval[1])}")
+    if pd.notna(row["iqr"]):
+        lines.append(f"IQR {_fmt_time(row['iqr'])}, {row['rounds']:.0f} rounds")
     if pd.notna(row["gflops"]) and row["flops"] > 0:
-        pct = "" if pd.isna(row["pct_limit"]) else f" ({row['pct_limit']:.0f}% of limit)"
-        parts.append(f"{row['gflops']:.3g} GFLOP/s{pct}")
-    return "<br>".join(escape(p) for p in parts)
+        pct = "" if pd.isna(row["pct_limit"]) else f", {row['pct_limit']:.0f}% of the BLAS limit"
+        lines.append(f"{row['gflops']:.3g} GFLOP/s{pct}")
+    if pd.notna(row["speedup"]):
+        mark = " (against its extrapolated time)" if row["speedup_extrapolated"] else ""
+        lines.append(f"{row['speedup']:.3g}x as fast as {BASELINE}{mark}")
+    if str(row.get("flag") or ""):
+        lines.append(f"flagged: {row['flag']}")
+    return lines
+
+
+def _cell(row: pd.Series, fastest: bool) -> str:
+    """One number: the median, with the half-width of its interval where there is one."""
+    if row["status"] == "failed":
+        return f"<td class='failed' title='{_title([row['reason']])}'>failed</td>"
+    if row["status"] != "ok":
+        return f"<td class='skipped' title='{_title([row['reason']])}'>&ndash;</td>"
+    text = escape(_fmt_time(row["median"]))
+    interval = _interval(row)
+    if interval:
+        half = max(interval[1] - row["median"], row["median"] - interval[0]) / row["median"]
+        text += f" <small>&plusmn;{100 * half:.0f}%</small>"
+    if str(row.get("flag") or ""):
+        text += " &#9888;"
+    star = "&#9733; " if fastest else ""
+    cls = "fastest" if fastest else "t"
+    return f"<td class='{cls}' title='{_title(_details(row))}'>{star}{text}</td>"
+
+
+def _backend_header(backend: str, role: str) -> str:
+    look = style(backend, role)
+    border = ROLE_BORDERS.get(ROLE_LINES.get(role, "-"), "solid")
+    return (
+        f"<th class='b' style='border-bottom: 4px {border} {look['color']}' "
+        f"title='{escape(ROLE_TITLES.get(role, role))}'>{escape(backend)}</th>"
+    )
 
 
 def render_table(df: pd.DataFrame) -> str:
-    """Median, IQR, rounds, speedup, GFLOP/s and % of limit per backend x shape x pass."""
+    """The median of every timed backend x shape x pass, one number per cell.
+
+    A column per backend that was timed at all, a row per pass and shape (and run) where at
+    least one backend was; the fastest cell of a row is marked, and everything else measured
+    is in each cell's tooltip and in :func:`render_details`.
+    """
     conv = df[df["kind"] == "conv"].copy()
-    if conv.empty:
-        return "<p>No conv benchmarks.</p>"
+    ok = conv[conv["status"] == "ok"]
+    if ok.empty:
+        return "<p>No backend was timed.</p>"
+    roles = dict(zip(ok["backend"], ok["role"], strict=True))
+    columns = sorted(roles, key=role_order(ok))
     multi = conv["run"].nunique() > 1
-    conv["column"] = conv["backend"] + (" @ " + conv["run"] if multi else "")
-    columns = sorted(conv["column"].unique())
+    conv = conv[conv["backend"].isin(columns)]
     conv["order"] = conv["pass"].map({p: i for i, p in enumerate(PASS_ORDER)})
-    conv["shape"] = conv.apply(_shape, axis=1)
+    # the sweep by size, then the one-factor rows, then the resnet layer
+    conv["group"] = conv["config"].map(lambda c: 0 if c == "default" else 2 if c == RESNET else 1)
     conv["cost"] = conv["n"] * conv["h"] ** 2 * conv["kh"] ** 2 * conv["c_in"] * conv["c_out"]
-    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
-    out = [f"<table id='results'><tr><th>pass</th><th>shape</th>{head}</tr>"]
-    for (_, _, shape), group in conv.groupby(["order", "cost", "shape"], sort=True):
-        ok = group[group["status"] == "ok"]
-        fastest = ok.loc[ok["median"].idxmin(), "column"] if not ok.empty else None
-        cells = []
-        for column in columns:
-            rows = group[group["column"] == column]
-            if rows.empty:
-                cells.append("<td></td>")
-                continue
-            row = rows.iloc[0]
-            cls = "fastest" if column == fastest else row["status"]
-            star = "&#9733; " if column == fastest else ""
-            cells.append(f"<td class='{cls}'>{star}{_cell(row)}</td>")
-        out.append(
-            f"<tr><td>{escape(group['pass'].iloc[0])}</td><td>{escape(shape)}</td>"
-            f"{''.join(cells)}</tr>"
-        )
+    head = "".join(_backend_header(c, roles[c]) for c in columns)
+    lead = "<th>shape</th>" + ("<th>run</th>" if multi else "")
+    out = [f"<table id='results'><tr>{lead}{head}</tr>"]
+    width = len(columns) + (2 if multi else 1)
+    for pass_, by_pass in conv.sort_values(["order", "group", "cost", "config"]).groupby(
+        "pass", sort=False
+    ):
+        rows_out = []
+        for (_, _, run), group in by_pass.groupby(["group", "cost", "run"], sort=False):
+            for _, at in group.groupby("config", sort=False):
+                timed_here = at[at["status"] == "ok"]
+                if timed_here.empty:
+                    continue
+                fastest = timed_here.loc[timed_here["median"].idxmin(), "backend"]
+                first = at.iloc[0]
+                cells = []
+                for column in columns:
+                    rows = at[at["backend"] == column]
+                    cells.append(
+                        _cell(rows.iloc[0], column == fastest)
+                        if not rows.empty
+                        else "<td class='na'></td>"
+                    )
+                label = f"<td title='{_title([_shape(first)])}'>{escape(_size(first))}</td>"
+                run_cell = f"<td>{escape(str(run))}</td>" if multi else ""
+                rows_out.append(f"<tr>{label}{run_cell}{''.join(cells)}</tr>")
+        if rows_out:
+            out.append(f"<tr class='pass'><th colspan='{width}'>{escape(str(pass_))}</th></tr>")
+            out += rows_out
     out.append("</table>")
     return "\n".join(out)
+
+
+def render_details(df: pd.DataFrame) -> str:
+    """Every timed row with all its numbers, in a collapsed section: no script needed."""
+    ok = df[(df["kind"] != "blas_limit") & (df["status"] == "ok")].copy()
+    if ok.empty:
+        return ""
+    ok["order"] = ok["pass"].map({p: i for i, p in enumerate(PASS_ORDER)}).fillna(len(PASS_ORDER))
+    ok = ok.sort_values(["order", "config", "h", "backend", "run"])
+    multi = ok["run"].nunique() > 1
+    has_interval = any(c in ok for c in ("median_low", "ci_low"))
+    has_flag = "flag" in ok
+    head = ["pass", "shape", *(["run"] if multi else []), "backend", "median"]
+    head += ["95% interval"] if has_interval else []
+    head += ["IQR", "rounds", "GFLOP/s", "% of BLAS limit", f"speedup over {BASELINE}"]
+    head += ["flag"] if has_flag else []
+    rows = []
+    for _, row in ok.iterrows():
+        interval = _interval(row)
+        speedup = "" if pd.isna(row["speedup"]) else f"{row['speedup']:.3g}x"
+        speedup += " (extrapolated)" if speedup and row["speedup_extrapolated"] else ""
+        cells = [row["pass"], _size(row), *([row["run"]] if multi else []), row["backend"]]
+        cells.append(_fmt_time(row["median"]))
+        if has_interval:
+            cells.append(
+                f"{_fmt_time(interval[0])} to {_fmt_time(interval[1])}" if interval else ""
+            )
+        cells += [
+            _fmt_time(row["iqr"]) if pd.notna(row["iqr"]) else "",
+            f"{row['rounds']:.0f}" if pd.notna(row["rounds"]) else "",
+            f"{row['gflops']:.3g}" if row["flops"] > 0 else "",
+            f"{row['pct_limit']:.0f}%" if pd.notna(row["pct_limit"]) and row["flops"] > 0 else "",
+            speedup,
+        ]
+        cells += [str(row["flag"] or "")] if has_flag else []
+        rows.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>")
+    return (
+        f"<details id='all-numbers'><summary>Every timed row with all its numbers ({len(rows)} "
+        "rows: median, IQR, rounds, GFLOP/s, share of the BLAS limit, speedup)</summary>"
+        "<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>"
+        + "".join(rows) + "</table></details>"
+    )  # fmt: skip
+
+
+def _where(group: pd.DataFrame, everything: pd.DataFrame) -> str:
+    """Which cases a reason covers, compactly: "every case", or shapes with their passes."""
+    if len(group) == len(everything):
+        return "every case"
+    parts = []
+    for (_, _, label), at in group.groupby(["config", "h", "size"], sort=True):
+        passes = sorted(set(at["pass"]), key=lambda p: (p not in PASS_ORDER, p))
+        parts.append(f"{label} ({', '.join(passes)})")
+    return "; ".join(parts)
+
+
+def render_not_timed(df: pd.DataFrame, runs: pd.DataFrame) -> str:
+    """Each backend and reason once: left out, unavailable, declined, skipped or failed."""
+    multi = len(runs) > 1
+    items = []
+    for _, run in runs.iterrows():
+        for rec in run["left_out"]:
+            items.append((run["run"], "left out", rec.get("backend", ""), rec.get("reason", ""),
+                          "every case"))  # fmt: skip
+    bad = df[df["status"] != "ok"].copy()
+    bad["size"] = [
+        _size(r) if r["kind"] != "blas_limit" else f"BLAS limit {r['config']} {r['h']:.0f}px"
+        for _, r in bad.iterrows()
+    ]
+    order = role_order(df[df["backend"] != ""])
+    bad["rank"] = bad["backend"].map(lambda b: order(b) if b else (9, ""))
+    for (run, backend, status, reason), group in bad.sort_values("rank").groupby(
+        ["run", "backend", "status", "reason"], sort=False
+    ):
+        everything = df[(df["run"] == run) & (df["backend"] == backend)]
+        items.append((run, status, backend or "(BLAS limit)", reason, _where(group, everything)))
+    if not items:
+        return "<p>Every backend was timed on every case.</p>"
+    head = (["run"] if multi else []) + ["backend", "status", "reason", "cases"]
+    rows = "".join(
+        "<tr>"
+        + "".join(
+            f"<td class='failed'>{escape(str(v))}</td>" if v == "failed" else
+            f"<td>{escape(str(v))}</td>"
+            for v in ([run] if multi else []) + [backend, status, reason, where]
+        )
+        + "</tr>"
+        for run, status, backend, reason, where in items
+    )  # fmt: skip
+    return (
+        "<table id='not-timed'><tr>"
+        + "".join(f"<th>{h}</th>" for h in head)
+        + f"</tr>{rows}</table>"
+    )
+
+
+def render_runs(runs: pd.DataFrame, df: pd.DataFrame) -> str:
+    """What tells the runs apart, a column per run: CPU, vector extensions, BLAS, threads..."""
+    fields = [
+        ("date", lambda run, d: str(run["datetime"] or "")[:16].replace("T", " ")),
+        ("machine", lambda run, d: d["machine"]),
+        ("CPU", lambda run, d: d["cpu"]),
+        ("vector extensions", lambda run, d: d["vector"]),
+        ("BLAS", lambda run, d: d["blas"]),
+        ("cores and threads", lambda run, d: d["cores"]),
+        ("GPU", lambda run, d: d["gpu"]),
+        ("preset", lambda run, d: d["preset"]),
+        ("duration", lambda run, d: d["duration"]),
+        ("backends timed", lambda run, d: ": ".join(_timed_backends(df, run["run"]))),
+        ("state", lambda run, d: d["interrupted"]),
+    ]
+    described = [
+        (run, describe(_dict(run.get("machine_info")), _dict(run.get("im2col_bench"))))
+        for _, run in runs.iterrows()
+    ]
+    out = ["<table id='runs'><tr><th></th>"]
+    out += [f"<th>{escape(str(run['run']))}</th>" for run, _ in described]
+    out.append("</tr>")
+    for name, value in fields:
+        cells = []
+        for run, facts in described:
+            text = escape(value(run, facts))
+            cls = " class='notmet'" if text == "interrupted" else ""
+            cells.append(f"<td{cls}>{text}</td>")
+        out.append(f"<tr><th>{escape(name)}</th>{''.join(cells)}</tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _timed_backends(df: pd.DataFrame, run: str) -> tuple[str, str]:
+    """How many of a run's backends were timed (``9 of 11``), and their names."""
+    mine = df[(df["run"] == run) & (df["backend"] != "")]
+    ok = sorted(set(mine.loc[mine["status"] == "ok", "backend"]), key=role_order(mine))
+    return f"{len(ok)} of {mine['backend'].nunique()}", ", ".join(ok)
+
+
+def render_versions(runs: pd.DataFrame) -> str:
+    """Software versions and the rest of the machine info, collapsed."""
+    shown = runs.drop(
+        columns=["left_out", "machine_info", "im2col_bench"], errors="ignore"
+    ).set_index("run")
+    rows = "".join(
+        f"<tr><th>{escape(str(key))}</th>"
+        + "".join(f"<td>{escape(str(v))}</td>" for v in values)
+        + "</tr>"
+        for key, values in shown.T.iterrows()
+    )
+    head = "".join(f"<th>{escape(str(c))}</th>" for c in shown.index)
+    return (
+        "<details><summary>Software versions and the rest of the machine info</summary>"
+        f"<table id='machines'><tr><th></th>{head}</tr>{rows}</table></details>"
+    )
 
 
 def render_headline(df: pd.DataFrame) -> str:
@@ -130,66 +386,59 @@ def render_goals(verdicts: dict[str, list[Verdict]]) -> str:
     return "<ul id='goals'>" + "".join(items) + "</ul>"
 
 
-def render_machines(runs: pd.DataFrame) -> str:
-    shown = runs.drop(columns=["left_out"]).set_index("run").T
-    out = ["<table id='machines'><tr><th></th>"]
-    out += [f"<th>{escape(str(c))}</th>" for c in shown.columns]
-    out.append("</tr>")
-    for key, values in shown.iterrows():
-        out.append(
-            f"<tr><th>{escape(str(key))}</th>"
-            + "".join(f"<td>{escape(str(v))}</td>" for v in values)
-            + "</tr>"
-        )
+def _frame(table: pd.DataFrame, table_id: str = "") -> str:
+    """A small table of text cells, its index as the first column."""
+    if table.empty:
+        return ""
+    ident = f" id='{escape(table_id)}'" if table_id else ""
+    head = "".join(f"<th>{escape(str(c))}</th>" for c in ["", *table.columns])
+    rows = "".join(
+        f"<tr><th>{escape(str(index))}</th>"
+        + "".join(f"<td>{escape(str(v))}</td>" for v in values)
+        + "</tr>"
+        for index, values in zip(table.index, table.to_numpy(), strict=True)
+    )
+    return f"<table{ident}><tr>{head}</tr>{rows}</table>"
+
+
+def render_article(claims: dict[str, list[Claim]]) -> str:
+    """The article's claims, each with its verdict and the numbers of every run."""
+    runs = list(claims)
+    if not runs:
+        return ""
+    out = ["<table id='article'><tr><th>the article says</th>"]
+    out.append("<th>run</th>" if len(runs) > 1 else "")
+    out.append("<th>verdict</th><th>what the run measured</th></tr>")
+    for number, said in enumerate(c.said for c in claims[runs[0]]):
+        for i, run in enumerate(runs):
+            claim = claims[run][number]
+            said_cell = f"<td rowspan='{len(runs)}'>{escape(said)}</td>" if i == 0 else ""
+            run_cell = f"<td>{escape(run)}</td>" if len(runs) > 1 else ""
+            verdict = VERDICT_CLASS.get(claim.verdict, "")
+            out.append(
+                f"<tr>{said_cell}{run_cell}<td class='{verdict}'>{escape(claim.verdict)}</td>"
+                f"<td>{escape(claim.found)}{_frame(claim.table)}</td></tr>"
+            )
     out.append("</table>")
     return "".join(out)
 
 
-def render_problems(df: pd.DataFrame, runs: pd.DataFrame) -> str:
-    """Every skipped or failed configuration with its reason, grouped by backend and reason."""
-    items = []
-    for _, run in runs.iterrows():
-        for rec in run["left_out"]:
-            items.append(
-                (
-                    run["run"],
-                    "left out",
-                    rec.get("backend", ""),
-                    rec.get("reason", ""),
-                    "all configurations",
-                )
-            )
-    bad = df[df["status"] != "ok"]
-    for (run, status, backend, reason), group in bad.groupby(
-        ["run", "status", "backend", "reason"], sort=True
-    ):
-        which = ", ".join(
-            sorted(
-                {
-                    f"{r['pass']} {r['config']} {r['h']:.0f}px"
-                    if r["kind"] == "conv"
-                    else f"BLAS limit {r['config']}"
-                    for _, r in group.iterrows()
-                }
-            )
-        )
-        items.append((run, status, backend or "(blas limit)", reason, which))
-    if not items:
-        return "<p>Nothing was skipped and nothing failed.</p>"
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in item) + "</tr>" for item in items
-    )
-    return (
-        "<table id='problems'><tr><th>run</th><th>status</th><th>backend</th><th>reason</th>"
-        f"<th>configurations</th></tr>{rows}</table>"
-    )
+def _figures(df: pd.DataFrame) -> str:
+    parts = []
+    for plot in PLOTS:
+        parts.append(f"<h2>{escape(plot.title)}</h2>")
+        if plot.note:
+            parts.append(f"<p class='note'>{escape(plot.note)}</p>")
+        parts.append(f"<figure id='plot-{escape(plot.name)}'>{plot.svg(df)}</figure>")
+        if plot.table is not None:
+            parts.append(_frame(plot.table(df), f"table-{plot.name}"))
+    return "".join(parts)
 
 
 def render(
     df: pd.DataFrame, runs: pd.DataFrame, verdicts: dict[str, list[Verdict]], title: str
 ) -> str:
     """The whole report page; ``verdicts`` maps each run to its judged goals."""
-    backends = sorted(set(timed(df, None)["backend"]) | set(df["backend"]) - {""})
     interrupted = runs[runs["interrupted"]]["run"].tolist()
     warn = (
         (
@@ -199,52 +448,116 @@ def render(
         if interrupted
         else ""
     )
-    figs = "".join(
-        f"<h2>{escape(plot.title)}</h2>"
-        + (f"<p>{escape(plot.note)}</p>" if plot.note else "")
-        + f"<figure id='plot-{escape(plot.name)}'>{plot.svg(df)}</figure>"
-        for plot in PLOTS
-    )
+    claims = {
+        str(run["run"]): check_article(
+            df[df["run"] == run["run"]], _dict(run.get("im2col_bench")).get("dx_check")
+        )
+        for _, run in runs.iterrows()
+    }
     ours = sorted(set(contenders(df[df["status"] == "ok"])["backend"]))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
 <style>{CSS}</style></head><body>
 <h1>{escape(title)}</h1>
 {warn}
+{render_runs(runs, df)}
 <h2>Headline</h2>
 <p>Fastest contender (seeds and ours: {escape(", ".join(ours) or "none")}; peers excluded)
 per pass at the largest image size they all share.</p>
 {render_headline(df)}
+<h2>The article's claims, checked</h2>
+<p class='note'>What the source article says about speed (and how it computes dx), against
+this run's numbers. im2col's share is its time alone (the backends that expose it) over the
+whole forward pass at the same shape.</p>
+{render_article(claims)}
 <h2>Goals</h2>
+<p class='note'>What this project promises, each a ratio of two medians at the resnet
+configuration.</p>
 {render_goals(verdicts)}
-<p>Backends in this report: {escape(", ".join(backends))}.</p>
-{figs}
+{_figures(df)}
 <h2>Results</h2>
-<p>Median, IQR and rounds per backend, shape and pass; &#9733; marks the fastest cell of a row.
-Speedups against an extrapolated {BASELINE} time are marked "extrapolated".</p>
+<p class='note'>The median time of each backend per pass and shape; &#9733; and green mark the
+fastest of a row. Hover a cell for its interval, IQR, rounds, GFLOP/s, share of the BLAS limit
+and speedup; all of them are also in the table under it. &ndash; is a case not timed (the
+reason is in its tooltip and in the next section). A column's underline is its colour in the
+plots: solid ours, dashed the article's seeds, dotted the libraries.</p>
 {render_table(df)}
+{render_details(df)}
+<h2>Not timed</h2>
+{render_not_timed(df, runs)}
 <h2>Machines</h2>
-{render_machines(runs)}
-<h2>Skipped and failed</h2>
-{render_problems(df, runs)}
+{render_versions(runs)}
 </body></html>
 """
 
 
+INDEX_FIELDS = (
+    ("when", "run"),
+    ("machine", "machine"),
+    ("cpu", "CPU"),
+    ("vector", "vector extensions"),
+    ("blas", "BLAS"),
+    ("cores", "cores and threads"),
+    ("preset", "preset"),
+    ("duration", "duration"),
+    ("backends", "backends timed"),
+    ("interrupted", "state"),
+    ("headline", "headline"),
+)
+
+
+def _index_cell(entry: dict[str, str], key: str) -> str:
+    text = escape(entry.get(key, ""))
+    if key == "when":
+        return f"<td class='when'><a href='{escape(entry['href'])}'>{text}</a></td>"
+    if key == "backends":
+        return f"<td title='{escape(entry.get('backend_names', ''))}'>{text}</td>"
+    warn = " notmet" if entry.get(key) == "interrupted" else ""
+    return f"<td class='{key}{warn}'>{text}</td>"
+
+
 def render_index(entries: list[dict[str, str]]) -> str:
-    """A page linking every saved run, newest first; entries carry href, when, node, preset."""
+    """A page linking every saved run, newest first, with what tells the runs apart."""
+    head = "".join(f"<th>{escape(label)}</th>" for _, label in INDEX_FIELDS)
     rows = "".join(
-        f"<tr><td><a href='{escape(e['href'])}'>{escape(e['when'])}</a></td>"
-        f"<td>{escape(e['node'])}</td><td>{escape(e['preset'])}</td>"
-        f"<td>{escape(e['benchmarks'])}</td></tr>"
-        for e in entries
+        "<tr>" + "".join(_index_cell(e, key) for key, _ in INDEX_FIELDS) + "</tr>" for e in entries
     )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>im2col-bench runs</title>
 <style>{CSS}</style></head><body><h1>im2col-bench runs (newest first)</h1>
-<table><tr><th>run</th><th>machine</th><th>preset</th><th>benchmarks</th></tr>{rows}</table>
+<table id='index'><tr>{head}</tr>{rows}</table>
 </body></html>
 """
+
+
+def headline_text(df: pd.DataFrame) -> str:
+    """The headline in one line: per pass, the fastest contender and its speedup."""
+    rows = headline(df)
+    if rows.empty:
+        return "no contender timed on the default sweep"
+    parts = [
+        f"{r['pass']} {r['backend']} "
+        + ("" if pd.isna(r["speedup"]) else f"{r['speedup']:.3g}x ")
+        + f"at {r['size']}px"
+        for _, r in rows.iterrows()
+    ]
+    return "; ".join(parts) + f" (speedup over {BASELINE})"
+
+
+def index_entry(path: Path) -> dict[str, str]:
+    """One run of the index: its link, date and everything :data:`INDEX_FIELDS` shows."""
+    df, runs = load([path]), load_runs([path])
+    run = runs.iloc[0]
+    facts = describe(_dict(run["machine_info"]), _dict(run["im2col_bench"]))
+    count, names = _timed_backends(df, str(run["run"]))
+    return {
+        **facts,
+        "href": f"runs/{path.with_suffix('.html').name}",
+        "when": str(run["datetime"] or "")[:16].replace("T", " "),
+        "backends": count,
+        "backend_names": names,
+        "headline": headline_text(df),
+    }
 
 
 def index_entries(report_dir: Path) -> list[dict[str, str]]:
@@ -252,15 +565,7 @@ def index_entries(report_dir: Path) -> list[dict[str, str]]:
     entries = []
     for path in reported_runs(report_dir):
         try:
-            run = json.loads(path.read_text(encoding="utf-8"))
-            when = str(run.get("datetime", ""))
-            node = str(run["machine_info"].get("node", ""))
-            preset = str((run.get("im2col_bench") or {}).get("preset", ""))
-            count = str(len(run.get("benchmarks", [])))
-        except (OSError, ValueError, KeyError, AttributeError, TypeError):
+            entries.append(index_entry(path))
+        except (OSError, ValueError, KeyError, TypeError, ReportInputError):
             continue
-        href = f"runs/{path.with_suffix('.html').name}"
-        entries.append(
-            {"href": href, "when": when, "node": node, "preset": preset, "benchmarks": count}
-        )
     return sorted(entries, key=lambda e: (e["when"], e["href"]), reverse=True)

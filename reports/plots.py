@@ -1,13 +1,18 @@
 """Figures of a loaded run: each :class:`Plot` draws one from the frame of :func:`reports.load`.
 
-A plot carries its own title and note; figures are drawn without pyplot, so no global
-matplotlib state is touched.
+Every backend has one colour and one marker (:func:`style`), in every figure of every report;
+the line style says its role (ours solid, the article's seeds dashed, library peers dotted),
+and merged runs get a row of panels each, never a colour of their own. A plot carries its own
+title and note; figures are drawn without pyplot, so no global matplotlib state is touched.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+import math
+import re
+import zlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,12 +21,135 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
-from .data import BASELINE, PASS_ORDER, RESNET, YARDSTICK, scaling_exponents, series_label, timed
+from .data import BASELINE, PASS_ORDER, RESNET, YARDSTICK, scaling_exponents, timed
 
 #: text stays text in the SVG (smaller, searchable), and names are never read as math ($...$)
 STYLE: dict[str, Any] = {"svg.fonttype": "none", "text.parse_math": False}
+
+#: each known backend's colour and marker: ours in strong colours, seeds in warm ones, peers
+#: in greys; the same in every report, whichever backends a run has
+PALETTE: dict[str, tuple[str, str]] = {
+    "tiled_im2col": ("#1f77b4", "o"),
+    "winograd": ("#2ca02c", "s"),
+    "numba_direct": ("#9467bd", "D"),
+    "naive_loop": ("#d62728", "v"),
+    "batched_im2col": ("#ff7f0e", "^"),
+    "strided_tensordot": ("#8c564b", "<"),
+    "numba_loop": ("#e377c2", ">"),
+    "numba_cuda": ("#bcbd22", "P"),
+    "torch_conv2d": ("#000000", "X"),
+    "torch_unfold": ("#7f7f7f", "*"),
+    "torch_cudnn": ("#17becf", "h"),
+    "reference": ("#555555", "."),
+}
+#: a backend PALETTE does not know (a new file in impls/) gets one of these, by a hash of its
+#: name (crc32: the same in every process, unlike ``hash``)
+SPARE_COLOURS = ("#aec7e8", "#98df8a", "#c5b0d5", "#ff9896", "#ffbb78", "#c49c94", "#f7b6d2")
+SPARE_MARKERS = ("p", "H", "d", "8", "1", "2", "3", "4")
+#: the line style of each role, and its heading in the legends
+ROLE_LINES = {"ours": "-", "seed": "--", "peer": ":", "oracle": "-."}
+ROLE_TITLES = {
+    "ours": "ours (solid)",
+    "seed": "the article's seeds (dashed)",
+    "peer": "libraries (dotted)",
+    "oracle": "oracle (dash-dot)",
+}
+#: the width of one panel and the height of one row of panels, in inches
+PANEL_W, PANEL_H = 4.3, 3.3
+#: panels per row in the memory figure
+MEMORY_COLUMNS = 5
+
+
+def style(backend: str, role: str = "ours") -> dict[str, Any]:
+    """The colour, marker and line style of ``backend``: the same wherever it is drawn."""
+    if backend in PALETTE:
+        colour, marker = PALETTE[backend]
+    else:
+        key = zlib.crc32(backend.encode())
+        colour = SPARE_COLOURS[key % len(SPARE_COLOURS)]
+        marker = SPARE_MARKERS[key // len(SPARE_COLOURS) % len(SPARE_MARKERS)]
+    return {
+        "color": colour,
+        "marker": marker,
+        "linestyle": ROLE_LINES.get(role, "-"),
+        "linewidth": 2.0 if role == "ours" else 1.5,
+        "markersize": 6,
+    }
+
+
+# ticks
+
+
+def _nice_ticks(lo: float, hi: float) -> list[float]:
+    """1-2-5 ticks (1, 2, 5 or 1, 10 for wide ranges) from one below ``lo`` to one above ``hi``."""
+    decades = math.log10(hi / lo)
+    mantissas = (1.0, 2.0, 5.0) if decades <= 3 else (1.0,)
+    step = max(1, math.ceil(decades / 6)) if decades > 3 else 1
+    first, last = math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1
+    ladder = sorted(
+        float(f"{m * 10.0**e:.12g}")
+        for e in range(first, last + 1)
+        if e % step == 0
+        for m in mantissas
+    )
+    below = max(t for t in ladder if t < lo * 0.999)
+    above = min(t for t in ladder if t > hi * 1.001)
+    return [t for t in ladder if below <= t <= above]
+
+
+def plain(value: float) -> str:
+    """A tick label without exponents: 0.5, 1, 20, 1000."""
+    return np.format_float_positional(float(f"{value:.3g}"), trim="-")
+
+
+def seconds(value: float) -> str:
+    """A time tick label in a unit that keeps it short: 50 µs, 2 ms, 1 s."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if value >= scale * 0.999:
+            return f"{plain(value / scale)} {unit}"
+    return f"{plain(value / 1e-9)} ns"
+
+
+def _log_axis(
+    axes: Sequence[Axes],
+    values: Iterable[float],
+    label: Callable[[float], str] = plain,
+    axis: str = "y",
+) -> None:
+    """A shared log axis with plain labelled ticks, one below and one above every value."""
+    finite = [v for v in values if np.isfinite(v) and v > 0]
+    if not finite:
+        return
+    lo, hi = min(finite), max(finite)
+    if hi / lo < 1.5:  # a flat series still gets a tick on each side
+        lo, hi = lo / 1.3, hi * 1.3
+    ticks = _nice_ticks(lo, hi)
+    margin = (ticks[-1] / ticks[0]) ** 0.03
+    for ax in axes:
+        x = axis == "x"
+        (ax.set_xscale if x else ax.set_yscale)("log")
+        (ax.set_xlim if x else ax.set_ylim)(ticks[0] / margin, ticks[-1] * margin)
+        (ax.set_xticks if x else ax.set_yticks)(ticks, [label(t) for t in ticks])
+        (ax.xaxis if x else ax.yaxis).set_minor_formatter(NullFormatter())
+
+
+def _size_axis(axes: Sequence[Axes], sizes: Iterable[float]) -> None:
+    """A log x axis labelled with the image sizes themselves."""
+    ticks = sorted({int(s) for s in sizes if np.isfinite(s)})
+    if not ticks:
+        return
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlim(ticks[0] / 1.15, ticks[-1] * 1.15)
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.tick_params(axis="x", labelsize=8)
+
+
+# layout
 
 
 def _passes(df: pd.DataFrame) -> list[str]:
@@ -29,174 +157,251 @@ def _passes(df: pd.DataFrame) -> list[str]:
     return [p for p in PASS_ORDER if p in present]
 
 
-def _panels(n: int, title: str) -> tuple[Figure, list]:
-    fig = Figure(figsize=(max(4.6 * n, 8.0), 5.6))
-    axes = fig.subplots(1, max(n, 1), squeeze=False)
+def _runs(df: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(df["run"]))
+
+
+def _grid(runs: list[str], columns: list[str], title: str) -> tuple[Figure, dict]:
+    """A figure with a panel per (run, column), axes shared; panels keyed by (run, column)."""
+    fig = Figure(
+        figsize=(max(PANEL_W * len(columns), 8.0), PANEL_H * len(runs) + 1.6),
+        layout="constrained",
+    )
+    grid = fig.subplots(len(runs), len(columns), squeeze=False, sharex=True, sharey=True)
     fig.suptitle(title)
-    return fig, list(axes[0])
+    panels = {}
+    for i, run in enumerate(runs):
+        for j, column in enumerate(columns):
+            ax = grid[i][j]
+            ax.set_title(f"{column} | {run}" if len(runs) > 1 else column, fontsize=10)
+            ax.grid(True, which="major", alpha=0.35)
+            ax.grid(True, which="minor", alpha=0.12)
+            panels[run, column] = ax
+    return fig, panels
 
 
 def _empty(title: str, message: str) -> Figure:
-    fig, (ax,) = _panels(1, title)
+    fig = Figure(figsize=(8.0, 2.0), layout="constrained")
+    ax = fig.subplots()
+    fig.suptitle(title)
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
     ax.set_axis_off()
     return fig
 
 
-def _size_ticks(ax: Axes, sizes: pd.Series) -> None:
-    """Label a log x axis with the image sizes themselves, not powers of ten."""
-    ticks = sorted(set(sizes.dropna().astype(int)))
-    ax.set_xticks(ticks, [str(t) for t in ticks])
-    ax.xaxis.set_minor_formatter(NullFormatter())
+def _roles(df: pd.DataFrame) -> dict[str, str]:
+    """Each backend of ``df`` and its role."""
+    return dict(zip(df["backend"], df["role"].replace("", "ours"), strict=True))
 
 
-def _finish(fig: Figure, axes: list) -> Figure:
-    for ax in axes:
-        if ax.get_legend_handles_labels()[0]:
-            # below the panel, so no line is hidden behind it
-            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
-        ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    return fig
+def _legend(fig: Figure, backends: dict[str, str], extras: Sequence[tuple[Any, str]] = ()) -> None:
+    """One legend for the whole figure, below its panels: a column per role, headed by it."""
+    blank = Line2D([], [], linestyle="none")
+    columns = []
+    for role, heading in ROLE_TITLES.items():
+        names = sorted(name for name, r in backends.items() if r == role)
+        if names:
+            entries = [(Line2D([], [], **style(n, role)), n) for n in names]
+            columns.append([(blank, heading), *entries])
+    if extras:
+        columns.append([(blank, "lines"), *extras])
+    if not columns:
+        return
+    rows = max(len(c) for c in columns)
+    entries = [e for c in columns for e in c + [(blank, "")] * (rows - len(c))]
+    legend = fig.legend(
+        [h for h, _ in entries],
+        [label for _, label in entries],
+        loc="outside lower center",
+        ncols=len(columns),
+        fontsize=8,
+        frameon=False,
+        handlelength=3,
+    )
+    headings = {c[0][1] for c in columns}
+    for text in legend.get_texts():
+        if text.get_text() in headings:
+            text.set_fontweight("bold")
+
+
+def _series(ax: Axes, where: str, x: Any, y: Any, backend: str, role: str, **extra: Any) -> Line2D:
+    """One backend's line on ``ax``, styled by :func:`style`.
+
+    Its SVG group's id is ``series:<backend>:<where>``, so a reader (or a test) can find
+    every line of a backend in a report.
+    """
+    (line,) = ax.plot(x, y, **{**style(backend, role), **extra})
+    line.set_gid(re.sub(r"[^\w:.-]", "_", f"series:{backend}:{where}"))
+    return line
+
+
+# the figures
 
 
 def plot_speedup(df: pd.DataFrame) -> Figure:
-    """Speedup over naive_loop against image size, a panel per pass; extrapolated points hollow."""
-    title = f"Speedup over {BASELINE} (hollow, dashed: against its extrapolated time)"
+    """Speedup over naive_loop against image size, a panel per pass and run."""
+    title = f"Speedup over {BASELINE} (higher is faster; hollow: against its extrapolated time)"
     sweep = timed(df).dropna(subset=["speedup"])
     sweep = sweep[sweep["backend"] != BASELINE]
     if sweep.empty:
         return _empty(title, f"no speedups: {BASELINE} has no measurements in this run")
-    passes = _passes(sweep)
-    fig, axes = _panels(len(passes), title)
-    sweep = sweep.assign(label=series_label(sweep))
-    for ax, pass_ in zip(axes, passes, strict=True):
-        for label, group in sweep[sweep["pass"] == pass_].groupby("label"):
+    fig, panels = _grid(_runs(sweep), _passes(sweep), title)
+    for (run, pass_), ax in panels.items():
+        rows = sweep[(sweep["run"] == run) & (sweep["pass"] == pass_)]
+        for backend, group in rows.groupby("backend"):
             group = group.sort_values("h")
+            role = group["role"].iloc[0]
+            gid = f"speedup:{run}:{pass_}"
             measured = group[~group["speedup_extrapolated"]]
-            line = ax.plot(measured["h"], measured["speedup"], marker="o", label=label)[0]
+            _series(ax, gid, measured["h"], measured["speedup"], str(backend), role)
             extra = group[group["speedup_extrapolated"]]
             if not extra.empty:
                 joined = pd.concat([measured.tail(1), extra])
-                ax.plot(joined["h"], joined["speedup"], linestyle="--", color=line.get_color())
-                ax.plot(
-                    extra["h"],
-                    extra["speedup"],
-                    marker="o",
-                    linestyle="none",
-                    markerfacecolor="white",
-                    color=line.get_color(),
-                )
-        ax.axhline(1, color="grey", linewidth=0.8)
-        ax.set(
-            xscale="log",
-            yscale="log",
-            title=pass_,
-            xlabel="image size (pixels per side)",
-            ylabel=f"speedup over {BASELINE}",
-        )
-        _size_ticks(ax, sweep["h"])
-    return _finish(fig, axes)
+                _series(
+                    ax, gid + ":extrapolated", joined["h"], joined["speedup"], str(backend),
+                    role, alpha=0.5, markerfacecolor="white",
+                )  # fmt: skip
+        ax.axhline(1, color="grey", linewidth=1)
+    axes = list(panels.values())
+    _log_axis(axes, [1.0, *sweep["speedup"]])
+    _size_axis(axes, sweep["h"])
+    _labels(panels, "image size (pixels per side)", f"speedup over {BASELINE}")
+    baseline = Line2D([], [], color="grey", linewidth=1)
+    _legend(fig, _roles(sweep), [(baseline, f"{BASELINE} (1x)")])
+    return fig
 
 
 def plot_scaling(df: pd.DataFrame) -> Figure:
-    """Median time against pixel count, log-log, each backend's fitted exponent in the legend."""
-    title = "Time against pixels per image (time ~ pixels^e)"
+    """Median time against image size, log-log; the fitted exponents are in the plot's table."""
+    title = "Median time against image size (lower is faster)"
     sweep = timed(df)
     if sweep.empty:
         return _empty(title, "no timed rows in the default sweep")
-    exponents = scaling_exponents(df)
-    passes = _passes(sweep)
-    fig, axes = _panels(len(passes), title)
-    multi = sweep["run"].nunique() > 1
-    for ax, pass_ in zip(axes, passes, strict=True):
-        for (run, backend), group in sweep[sweep["pass"] == pass_].groupby(["run", "backend"]):
+    fig, panels = _grid(_runs(sweep), _passes(sweep), title)
+    for (run, pass_), ax in panels.items():
+        rows = sweep[(sweep["run"] == run) & (sweep["pass"] == pass_)]
+        for backend, group in rows.groupby("backend"):
             group = group.sort_values("h")
-            name = f"{backend} @ {run}" if multi else backend
-            e = exponents.get((run, backend, pass_))
-            label = name if e is None or np.isnan(e) else f"{name} (e={e:.2f})"
-            ax.plot(group["h"] ** 2, group["median"], marker="o", label=label)
-        ax.set(
-            xscale="log",
-            yscale="log",
-            title=pass_,
-            xlabel="pixels per image (H x W)",
-            ylabel="median time (s)",
-        )
-    return _finish(fig, axes)
+            gid = f"scaling:{run}:{pass_}"
+            _series(ax, gid, group["h"], group["median"], str(backend), group["role"].iloc[0])
+    axes = list(panels.values())
+    _log_axis(axes, sweep["median"], seconds)
+    _size_axis(axes, sweep["h"])
+    _labels(panels, "image size (pixels per side)", "median time")
+    _legend(fig, _roles(sweep))
+    return fig
+
+
+def exponents_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The fitted e of time ~ pixels^e: a row per backend, a column per pass (and run)."""
+    exponents = scaling_exponents(df)
+    if exponents.empty:
+        return pd.DataFrame()
+    table = exponents.rename_axis(["run", "backend", "pass"]).rename("e").reset_index()
+    multi = table["run"].nunique() > 1
+    table["column"] = table["pass"] + (" | " + table["run"] if multi else "")
+    table["order"] = table["pass"].map({p: i for i, p in enumerate(PASS_ORDER)})
+    columns = table.sort_values(["order", "run"])["column"].unique()
+    wide = table.pivot(index="backend", columns="column", values="e")[columns]
+    wide = wide.loc[sorted(wide.index, key=role_order(timed(df, None)))]
+    return wide.map(lambda e: "" if pd.isna(e) else f"{e:.2f}")
 
 
 def plot_gflops(df: pd.DataFrame) -> Figure:
-    """GFLOP/s against image size, the measured BLAS limit as a line, best % of it in the legend."""
-    title = "GFLOP/s against image size (dotted: a plain BLAS product of the im2col size)"
+    """GFLOP/s against image size, the measured BLAS limit as a line."""
+    title = "GFLOP/s against image size (higher is faster)"
     sweep = timed(df)
     sweep = sweep[sweep["flops"] > 0]
     if sweep.empty:
         return _empty(title, "no timed rows in the default sweep")
-    passes = _passes(sweep)
-    fig, axes = _panels(len(passes), title)
-    multi = sweep["run"].nunique() > 1
+    fig, panels = _grid(_runs(sweep), _passes(sweep), title)
     limits = sweep.groupby("run")["limit_gflops"].first()
-    for ax, pass_ in zip(axes, passes, strict=True):
-        for (run, backend), group in sweep[sweep["pass"] == pass_].groupby(["run", "backend"]):
+    limit_style: dict[str, Any] = {"color": "black", "linestyle": "-.", "linewidth": 1.2}
+    for (run, pass_), ax in panels.items():
+        rows = sweep[(sweep["run"] == run) & (sweep["pass"] == pass_)]
+        for backend, group in rows.groupby("backend"):
             group = group.sort_values("h")
-            name = f"{backend} @ {run}" if multi else backend
-            best = group["pct_limit"].max()
-            label = name if np.isnan(best) else f"{name} (best {best:.0f}% of limit)"
-            ax.plot(group["h"], group["gflops"], marker="o", label=label)
-        for run, limit in limits.items():
-            if pd.notna(limit):
-                ax.axhline(
-                    limit,
-                    color="black",
-                    linestyle=":",
-                    label=f"BLAS limit {limit:.1f} GFLOP/s" + (f" @ {run}" if multi else ""),
-                )
-        ax.set(
-            xscale="log",
-            yscale="log",
-            title=pass_,
-            xlabel="image size (pixels per side)",
-            ylabel="GFLOP/s",
-        )
-        _size_ticks(ax, sweep["h"])
-    return _finish(fig, axes)
+            gid = f"gflops:{run}:{pass_}"
+            _series(ax, gid, group["h"], group["gflops"], str(backend), group["role"].iloc[0])
+        if pd.notna(limits.get(run)):
+            ax.axhline(limits[run], **limit_style)
+    axes = list(panels.values())
+    _log_axis(axes, [*sweep["gflops"], *limits.dropna()])
+    _size_axis(axes, sweep["h"])
+    _labels(panels, "image size (pixels per side)", "GFLOP/s")
+    extras = []
+    if limits.notna().any():
+        extras.append((Line2D([], [], **limit_style), "plain BLAS product of the im2col size"))
+    _legend(fig, _roles(sweep), extras)
+    return fig
 
 
 def plot_memory(df: pd.DataFrame) -> Figure:
-    """Peak extra memory of forward+backward per backend, next to the full im2col buffer."""
-    title = "Peak extra memory of forward+backward (beyond outputs) vs the im2col buffer"
+    """Peak extra memory of forward+backward: a small panel per backend (and run)."""
+    title = "Peak extra memory of forward + backward against the full im2col buffer"
     rows = timed(df).dropna(subset=["peak_bytes"])
     if rows.empty:
         return _empty(title, "no memory measurements in this run")
-    fig, axes = _panels(1, title)
-    ax = axes[0]
-    rows = rows.assign(label=series_label(rows))
-    for label, group in rows.groupby("label"):
-        group = group.sort_values("h")
-        ax.plot(group["h"], group["peak_bytes"].clip(lower=1) / 2**20, marker="o", label=label)
-    buffer = rows.groupby("h")["cols_bytes"].first().sort_index()
-    ax.plot(
-        buffer.index,
-        buffer / 2**20,
-        color="black",
-        linewidth=2.5,
-        linestyle="--",
-        label="full im2col buffer",
+    runs, backends = _runs(rows), sorted(set(rows["backend"]), key=role_order(rows))
+    cols = min(MEMORY_COLUMNS, len(backends))
+    per_run = math.ceil(len(backends) / cols)
+    fig = Figure(
+        figsize=(max(2.3 * cols, 8.0), 2.2 * per_run * len(runs) + 1.6), layout="constrained"
     )
-    ax.set(
-        xscale="log",
-        yscale="log",
-        xlabel="image size (pixels per side)",
-        ylabel="MiB (tracemalloc: numpy only)",
-    )
-    _size_ticks(ax, rows["h"])
-    return _finish(fig, axes)
+    grid = fig.subplots(per_run * len(runs), cols, squeeze=False, sharex=True, sharey=True)
+    fig.suptitle(title)
+    buffer_style: dict[str, Any] = {"color": "black", "linestyle": "--", "linewidth": 1}
+    mib = 2.0**20
+    used = []
+    for i, run in enumerate(runs):
+        buffer = rows[rows["run"] == run].groupby("h")["cols_bytes"].first().sort_index()
+        for j, backend in enumerate(backends):
+            ax = grid[i * per_run + j // cols][j % cols]
+            used.append(ax)
+            ax.set_title(backend + (f" | {run}" if len(runs) > 1 else ""), fontsize=9)
+            ax.grid(True, which="major", alpha=0.35)
+            ax.plot(buffer.index, buffer / mib, **buffer_style)
+            group = rows[(rows["run"] == run) & (rows["backend"] == backend)].sort_values("h")
+            seen = group[group["peak_bytes"] > 0]
+            if not seen.empty:
+                role = group["role"].iloc[0]
+                gid = f"memory:{run}"
+                _series(ax, gid, seen["h"], seen["peak_bytes"] / mib, backend, role)
+            message = (
+                "not timed"
+                if group.empty
+                else "nothing seen: allocates\noutside numpy"
+                if seen.empty
+                else "nothing seen at some sizes"
+                if len(seen) < len(group)
+                else ""
+            )
+            if message:
+                ax.text(0.5, 0.1, message, transform=ax.transAxes, ha="center", va="bottom",
+                        fontsize=8, color="#a33")  # fmt: skip
+    for ax in (ax for row in grid for ax in row if ax not in used):
+        ax.set_axis_off()
+    positive = rows.loc[rows["peak_bytes"] > 0, "peak_bytes"]
+    _log_axis(used, [*(positive / mib), *(rows["cols_bytes"] / mib)])
+    _size_axis(used, rows["h"])
+    for ax in used:
+        ax.tick_params(axis="x", labelbottom=True)
+    for j in range(len(backends)):
+        # the lowest panel of each column of a run's block
+        if j + cols >= len(backends):
+            for i in range(len(runs)):
+                grid[i * per_run + j // cols][j % cols].set_xlabel("image size")
+    for row in grid:
+        row[0].set_ylabel("MiB")
+    _legend(fig, _roles(rows), [(Line2D([], [], **buffer_style), "full im2col buffer")])
+    return fig
 
 
 def plot_yardstick(df: pd.DataFrame) -> Figure:
     """At the ResNet shape: each contender's time over torch_conv2d's and over the BLAS limit."""
-    title = f"ResNet shape: time / {YARDSTICK} and time / BLAS limit (lower is better)"
+    title = (
+        f"ResNet layer: time / {YARDSTICK} (filled) and time / BLAS limit (hollow); lower is faster"
+    )
     ref = timed(df, RESNET)
     ours = ref[ref["role"].isin(["ours", "seed"])]
     if ours.empty:
@@ -206,20 +411,58 @@ def plot_yardstick(df: pd.DataFrame) -> Figure:
         .groupby("run")["gflops"]
         .max()
     )
-    passes = _passes(ours)
-    fig, axes = _panels(len(passes), title)
-    for ax, pass_ in zip(axes, passes, strict=True):
-        at = ours[ours["pass"] == pass_].assign(label=lambda d: series_label(d))
-        torch = ref[(ref["backend"] == YARDSTICK) & (ref["pass"] == pass_)]
-        torch_time = at["run"].map(torch.groupby("run")["median"].min())
-        limit_time = at["flops"] / (at["run"].map(limits) * 1e9)
-        pos = np.arange(len(at))
-        ax.bar(pos - 0.2, at["median"] / torch_time, width=0.4, label=f"time / {YARDSTICK}")
-        ax.bar(pos + 0.2, at["median"] / limit_time, width=0.4, label="time / BLAS limit")
-        ax.axhline(1, color="black", linewidth=0.8)
-        ax.set_xticks(pos, at["label"], rotation=30, ha="right", fontsize=8)
-        ax.set(title=pass_, ylabel="ratio (1 = as fast)", yscale="log")
-    return _finish(fig, axes)
+    order = sorted(set(ours["backend"]), key=role_order(ours), reverse=True)
+    fig, panels = _grid(_runs(ours), _passes(ours), title)
+    values = [1.0]
+    for (run, pass_), ax in panels.items():
+        at = ours[(ours["run"] == run) & (ours["pass"] == pass_)]
+        torch = ref[(ref["run"] == run) & (ref["backend"] == YARDSTICK) & (ref["pass"] == pass_)]
+        torch_time = torch["median"].min() if not torch.empty else np.nan
+        limit = limits.get(run, np.nan)
+        for _, row in at.iterrows():
+            y = order.index(row["backend"])
+            marker = style(row["backend"], row["role"])
+            vs_torch = row["median"] / torch_time
+            vs_limit = row["median"] / (row["flops"] / (limit * 1e9))
+            gid = f"yardstick:{run}:{pass_}"
+            for value, fill in ((vs_torch, marker["color"]), (vs_limit, "white")):
+                if np.isfinite(value):
+                    _series(
+                        ax, gid, [value], [y], row["backend"], row["role"],
+                        linestyle="none", markerfacecolor=fill, markersize=8,
+                    )  # fmt: skip
+                    values.append(value)
+        ax.axvline(1, color="grey", linewidth=1)
+        ax.set_yticks(range(len(order)), order, fontsize=8)
+        ax.set_ylim(-0.6, len(order) - 0.4)
+    _log_axis(list(panels.values()), values, axis="x")
+    _labels(panels, "ratio (1 = as fast)", "")
+    filled = Line2D([], [], marker="o", color="grey", linestyle="none")
+    hollow = Line2D([], [], marker="o", color="grey", markerfacecolor="white", linestyle="none")
+    _legend(
+        fig,
+        _roles(ours),
+        [(filled, f"time / {YARDSTICK}"), (hollow, "time / BLAS limit (ideal at its GFLOP/s)")],
+    )
+    return fig
+
+
+def role_order(df: pd.DataFrame) -> Callable[[str], tuple[int, str]]:
+    """Sort key: ours first, then the seeds, then the peers; by name within a role."""
+    roles = _roles(df)
+    rank = {role: i for i, role in enumerate(ROLE_TITLES)}
+    return lambda backend: (rank.get(roles.get(backend, "ours"), 0), backend)
+
+
+def _labels(panels: dict, xlabel: str, ylabel: str) -> None:
+    """Axis labels on the outer panels only."""
+    runs = list(dict.fromkeys(run for run, _ in panels))
+    columns = list(dict.fromkeys(column for _, column in panels))
+    for (run, column), ax in panels.items():
+        if run == runs[-1]:
+            ax.set_xlabel(xlabel)
+        if column == columns[0]:
+            ax.set_ylabel(ylabel)
 
 
 @dataclass(frozen=True)
@@ -233,24 +476,33 @@ class Plot:
     #: what a reader must know to read it right ("" for nothing)
     note: str
     draw: Callable[[pd.DataFrame], Figure]
+    #: numbers that belong with the figure, shown below it (None for none)
+    table: Callable[[pd.DataFrame], pd.DataFrame] | None = None
 
     def svg(self, df: pd.DataFrame) -> str:
         """The figure of ``df`` as an inline ``<svg>`` element."""
         with matplotlib.rc_context(STYLE):  # type: ignore[arg-type]
             fig = self.draw(df)
             buf = io.StringIO()
-            fig.savefig(buf, format="svg", metadata={"Date": None})
+            fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
         text = buf.getvalue()
         return text[text.index("<svg") :]
 
 
 PLOTS = (
     Plot("speedup", f"Speedup over {BASELINE}", "", plot_speedup),
-    Plot("scaling", "Time against pixel count", "", plot_scaling),
+    Plot(
+        "scaling",
+        "Time against image size",
+        "Below the figure: each backend's fitted exponent e of time ~ pixels^e "
+        "(1 is linear in the pixel count).",
+        plot_scaling,
+        exponents_table,
+    ),
     Plot(
         "gflops",
         "GFLOP/s against the BLAS limit",
-        "The dotted line is a plain float32 BLAS product with the shape of the default "
+        "The dash-dot line is a plain float32 BLAS product with the shape of the default "
         "configuration's im2col product, timed in the same run: what one big im2col + GEMM "
         "can reach, not a hardware ceiling. Cache-blocked products, and Winograd (credited "
         "with the direct method's FLOPs while doing fewer multiplies), can pass it.",
@@ -259,8 +511,9 @@ PLOTS = (
     Plot(
         "memory",
         "Peak memory against the im2col buffer",
-        "tracemalloc sees numpy's allocations only: memory that numba or torch allocate "
-        "themselves does not show, so those backends read near zero.",
+        "One panel per backend, so no line hides another. tracemalloc sees numpy's "
+        "allocations only: where a backend allocates through numba or torch, nothing is seen, "
+        "and the panel says so instead of drawing a zero.",
         plot_memory,
     ),
     Plot(

@@ -97,7 +97,9 @@ def test_runs_from_two_machines_merge_and_stay_apart(tmp_path: Path) -> None:
     df = reports.load(paths)
     assert set(df["run"]) == {SMOKE_RUN["machine_info"]["node"], "gpu-box"}
     reports.build_report(paths, tmp_path / "merged.html")
-    assert "@ gpu-box" in (tmp_path / "merged.html").read_text()
+    html = (tmp_path / "merged.html").read_text()
+    assert "forward | gpu-box" in html  # a row of panels of its own in each figure
+    assert "<td>gpu-box</td>" in html  # rows of its own in the results table
 
 
 def test_speedups_against_an_extrapolated_baseline_are_marked() -> None:

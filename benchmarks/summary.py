@@ -1,0 +1,139 @@
+"""The run's closing lines on the terminal, each within 100 columns: who was fastest, the goals.
+
+Printed from the saved run's frame (:func:`reports.load`) and its judged goals, so every line
+is true of the run that was made: a goal the run could not measure says what it lacked.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterable
+
+import pandas as pd
+
+from reports.data import BASELINE, PASS_ORDER, contenders, timed
+from reports.goals import BLAS_PRODUCT, FASTEST_OURS, IM2COL_BUFFER, Verdict
+
+from .matrix import PRESETS, RESNET, SWEEP
+
+#: the terminal width every line fits
+WIDTH = 100
+#: characters of a backend's name in the table; longer names are cut
+NAME = 17
+
+
+def _wrap(text: str, indent: str = "  ", width: int = WIDTH) -> list[str]:
+    return textwrap.wrap(text, width, subsequent_indent=indent, break_on_hyphens=False) or [""]
+
+
+def _speedup(row: pd.Series) -> str:
+    if pd.isna(row["speedup"]):
+        return "-"
+    return ("~" if row["speedup_extrapolated"] else "") + f"{row['speedup']:.3g}x"
+
+
+def fastest_table(df: pd.DataFrame) -> list[str]:
+    """Per size of the sweep (and the resnet layer), per pass: the fastest seed or backend of
+    ours, and its speedup over the baseline ("~" where the baseline's time is extrapolated)."""
+    rows = contenders(timed(df, None))
+    rows = rows[rows["config"].isin([SWEEP, RESNET])]
+    passes = [p for p in PASS_ORDER if p in set(rows["pass"])]
+    if rows.empty or not passes:
+        return []
+    cell = NAME + 9
+    lines = [
+        f"fastest of the seeds and ours, and its speedup over {BASELINE} "
+        "(~: against its extrapolated time)",
+        f"{'size':<8}" + "".join(f"{p:<{cell}}" for p in passes).rstrip(),
+    ]
+    shapes = rows.drop_duplicates(["config", "h"]).sort_values(["config", "h"], key=_sweep_first)
+    for _, shape in shapes.iterrows():
+        at = rows[(rows["config"] == shape["config"]) & (rows["h"] == shape["h"])]
+        label = f"{shape['h']:.0f}px" if shape["config"] == SWEEP else str(shape["config"])
+        cells = []
+        for pass_ in passes:
+            here = at[at["pass"] == pass_]
+            if here.empty:
+                cells.append(f"{'-':<{cell}}")
+                continue
+            best = here.loc[here["median"].idxmin()]
+            name = str(best["backend"])
+            name = name if len(name) <= NAME else name[: NAME - 1] + "~"
+            cells.append(f"{name:<{NAME}} {_speedup(best):>7} ")
+        lines.append((f"{label:<8}" + "".join(cells)).rstrip())
+    return lines
+
+
+def _sweep_first(column: pd.Series) -> pd.Series:
+    return column.map(lambda v: (v != SWEEP) if isinstance(v, str) else v)
+
+
+def why_not_measured(verdict: Verdict, df: pd.DataFrame) -> str:
+    """What the run lacked for a goal it could not judge, in a few words."""
+    goal = verdict.goal
+    conv = df[df["kind"] == "conv"]
+    if goal.config not in set(conv["config"]):
+        having = [p.name for p in PRESETS.values() if goal.config in {c.label for c in p.convs()}]
+        hint = f"; --preset {having[0]} has it" if having else ""
+        return f"this run has no {goal.config} configuration{hint}"
+    sides = [goal.subject]
+    if goal.against not in (BLAS_PRODUCT, IM2COL_BUFFER):
+        sides.append(goal.against)
+    for side in sides:
+        if side == FASTEST_OURS:
+            if conv[conv["role"] == "ours"].empty:
+                return "no backend of ours in this run"
+            continue
+        rows = conv[conv["backend"] == side]
+        if rows.empty:
+            return f"{side} was not in this run"
+        at = rows[(rows["config"] == goal.config) & (rows["pass"] == goal.pass_)]
+        if not (at["status"] == "ok").any():
+            reasons = at.loc[at["status"] != "ok", "reason"]
+            return f"{side}: {reasons.iloc[0]}" if not reasons.empty else f"{side}: not timed"
+    return verdict.detail
+
+
+def goal_lines(verdicts: Iterable[Verdict], df: pd.DataFrame) -> list[str]:
+    """A line per measured goal (state, ratio, bound); the others grouped by what the run lacked."""
+    verdicts = list(verdicts)
+    if not verdicts:
+        return []
+    config = verdicts[0].goal.config
+    lines = [f"goals (at the {config} configuration unless said)"]
+    missing: dict[str, list[str]] = {}
+    for verdict in verdicts:
+        goal = verdict.goal
+        name = goal.name + ("" if goal.config == config else f" at {goal.config}")
+        if verdict.ratio is None:
+            missing.setdefault(why_not_measured(verdict, df), []).append(name)
+            continue
+        interval = getattr(verdict, "interval", None)
+        ratio = interval.text() if interval is not None else f"{verdict.ratio:.3g}x"
+        lines += _wrap(f"  {verdict.state}: {name} at {ratio} ({goal.bound})", "      ")
+    for why, names in missing.items():
+        lines += _wrap(f"  not measured ({why}): {'; '.join(names)}", "      ")
+    return lines
+
+
+def not_timed_line(df: pd.DataFrame) -> list[str]:
+    """How many cases each backend missed, and the kind of reason ("unavailable", "too slow")."""
+    missed = df[(df["kind"] != "blas_limit") & (df["status"] != "ok")]
+    if missed.empty:
+        return []
+    kinds = missed["status"].where(missed["status"] == "failed", missed["reason"])
+    kinds = kinds.str.split(":").str[0]
+    counts = missed.assign(why=kinds).groupby(["backend", "why"], sort=False).size()
+    parts = [f"{backend} {n} ({why})" for (backend, why), n in counts.items()]
+    return _wrap("not timed: " + ", ".join(parts) + "; the reasons are in the report")
+
+
+def summary_lines(df: pd.DataFrame, verdicts: Iterable[Verdict], interrupted: bool) -> list[str]:
+    """Every closing line of a run, before the report's path."""
+    lines = []
+    if interrupted:
+        lines.append("the run was interrupted: these lines cover what finished")
+    lines += fastest_table(df)
+    lines += goal_lines(verdicts, df)
+    lines += not_timed_line(df)
+    return lines

@@ -1,0 +1,331 @@
+"""How a report reads: one colour per backend, readable axes, clear legends, a short table.
+
+Built from ``fixtures/smoke_run.json`` (a real smoke run) and changed copies of it that stand
+for other machines; nothing here depends on a timing.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+import sys
+from html import unescape
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import pandas as pd
+import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+import reports
+from reports.html import render_table
+from reports.plots import PALETTE, PLOTS, STYLE, style
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = Path(__file__).parent / "fixtures" / "smoke_run.json"
+SMOKE_RUN: dict[str, Any] = json.loads(SMOKE.read_text()) if SMOKE.exists() else {}
+#: a time in one of the units the table uses, with an optional interval and flag
+ONE_NUMBER = re.compile(r"^(★ )?[\d.]+ (s|ms|µs|ns)( ±\d+%)?( ⚠)?$")
+#: a cell of a case that was not timed (an en dash)
+NOT_TIMED = "\u2013"
+PLAIN_TICK = re.compile(r"^[\d.]+( (s|ms|µs|ns))?$")
+
+
+def other_machine(run: dict[str, Any], node: str, **extra: Any) -> dict[str, Any]:
+    """A copy of ``run`` as if made on an AVX-512 machine with another BLAS kernel."""
+    other = copy.deepcopy(run)
+    info = other["machine_info"]
+    info["node"] = node
+    info["cpu"]["flags"] = [*info["cpu"].get("flags", []), "avx512f", "avx512_vnni"]
+    for pool in info["blas"]:
+        pool["architecture"] = "SkylakeX"
+    other["im2col_bench"].update(extra)
+    return other
+
+
+def with_resnet(run: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``run`` whose 32-pixel rows are also filed under the resnet configuration."""
+    run = copy.deepcopy(run)
+    resnet = {"config": "resnet", "n": 16, "h": 56, "w": 56, "c_in": 64, "c_out": 64}
+    for bench in list(run["benchmarks"]):
+        info = bench["extra_info"]
+        if info.get("config") == "default" and info.get("h") == 32:
+            copy_ = copy.deepcopy(bench)
+            copy_["extra_info"].update(resnet)
+            copy_["fullname"] += "-resnet"
+            run["benchmarks"].append(copy_)
+    return run
+
+
+def write(path: Path, run: dict[str, Any]) -> Path:
+    path.write_text(json.dumps(run))
+    return path
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """The smoke run, and a copy of it from another machine that was interrupted."""
+    folder = tmp_path_factory.mktemp("runs")
+    other = other_machine(SMOKE_RUN, "avx512-box", interrupted=True, wall_s=305.9)
+    return [SMOKE, write(folder / "other.json", other)]
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
+    """One run and two, each with a resnet configuration so that every figure has data."""
+    folder = tmp_path_factory.mktemp("resnet")
+    mine = write(folder / "mine.json", with_resnet(SMOKE_RUN))
+    other = write(folder / "other.json", other_machine(with_resnet(SMOKE_RUN), "avx512-box"))
+    return {"one run": reports.load([mine]), "two runs": reports.load([mine, other])}
+
+
+def series_colours(html: str) -> dict[str, set[str]]:
+    """Every colour each backend's lines and markers are drawn in, across a report's figures."""
+    colours: dict[str, set[str]] = {}
+    for match in re.finditer(r'<g id="series:(\w+):', html):
+        group = html[match.end() : html.index("</g>", match.end())]
+        colours.setdefault(match[1], set()).update(re.findall(r"stroke: (#[0-9a-f]{6})", group))
+    return colours
+
+
+def test_every_known_backend_has_a_colour_and_marker_of_its_own() -> None:
+    looks = [(style(name)["color"], style(name)["marker"]) for name in PALETTE]
+    assert len({colour for colour, _ in looks}) == len(PALETTE)
+    assert len({marker for _, marker in looks}) == len(PALETTE)
+
+
+def test_a_new_backend_gets_the_same_look_in_every_process() -> None:
+    """Not Python's salted hash(): a new backend's colour survives a restart."""
+    code = "from reports.plots import style; print(style('my_im2col'))"
+    looks = set()
+    for seed in ("1", "2"):
+        env = {"PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env
+        )
+        assert proc.returncode == 0, proc.stderr
+        looks.add(proc.stdout)
+    assert len(looks) == 1
+
+
+def test_a_backend_has_the_same_colour_in_two_different_reports(
+    tmp_path: Path, two_runs: list[Path]
+) -> None:
+    """Issue: grey was winograd in one plot and torch_unfold in others, and merged runs ran
+    out of colours; now the colour is the backend's, whatever else the report holds."""
+    few = copy.deepcopy(SMOKE_RUN)
+    few["benchmarks"] = [
+        b for b in few["benchmarks"]
+        if b["extra_info"].get("backend") in ("naive_loop", "torch_unfold", "winograd")
+    ]  # fmt: skip
+    reports.build_report([write(tmp_path / "few.json", few)], tmp_path / "few.html")
+    reports.build_report(two_runs, tmp_path / "merged.html")
+    few_colours = series_colours((tmp_path / "few.html").read_text())
+    merged_colours = series_colours((tmp_path / "merged.html").read_text())
+    assert set(few_colours) == {"naive_loop", "torch_unfold", "winograd"}
+    assert len(merged_colours) >= 8
+    for colours in (few_colours, merged_colours):
+        for backend, found in colours.items():
+            assert found == {PALETTE[backend][0]}, backend
+
+
+def drawn(plot_draw: Any, df: pd.DataFrame) -> Figure:
+    with matplotlib.rc_context(STYLE):
+        fig = plot_draw(df)
+        FigureCanvasAgg(fig).draw()
+    return fig
+
+
+@pytest.mark.parametrize("plot", PLOTS, ids=[p.name for p in PLOTS])
+@pytest.mark.parametrize("runs", ["one run", "two runs"])
+def test_the_legend_overlaps_no_panel_and_stays_in_the_figure(
+    frames: dict[str, pd.DataFrame], plot: Any, runs: str
+) -> None:
+    fig = drawn(plot.draw, frames[runs])
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    if not any(_data_of(ax, "x") for ax in fig.axes):
+        assert not fig.legends  # a figure that says why it is empty
+        return
+    (legend,) = fig.legends
+    box = legend.get_window_extent(renderer)
+    assert fig.bbox.x0 <= box.x0
+    assert box.x1 <= fig.bbox.x1
+    assert fig.bbox.y0 <= box.y0
+    assert box.y1 <= fig.bbox.y1
+    for ax in fig.axes:
+        if ax.get_visible() and ax.axison:
+            assert not box.overlaps(ax.get_tightbbox(renderer)), ax.get_title()
+
+
+def _data_of(ax: Any, axis: str) -> list[float]:
+    values = []
+    for line in ax.get_lines():
+        if str(line.get_gid() or "").startswith("series:"):
+            data = line.get_xdata() if axis == "x" else line.get_ydata()
+            values += [float(v) for v in data]
+    return values
+
+
+@pytest.mark.parametrize("plot", PLOTS, ids=[p.name for p in PLOTS])
+@pytest.mark.parametrize("runs", ["one run", "two runs"])
+def test_every_panel_has_plain_labelled_ticks_above_and_below_its_data(
+    frames: dict[str, pd.DataFrame], plot: Any, runs: str
+) -> None:
+    """Issue: ticks read 3x10^0, and some panels had no labelled tick above 1."""
+    fig = drawn(plot.draw, frames[runs])
+    axis = "x" if plot.name == "yardstick" else "y"
+    panels = 0
+    for ax in fig.axes:
+        data = _data_of(ax, axis)
+        if not data:
+            continue
+        panels += 1
+        which = ax.xaxis if axis == "x" else ax.yaxis
+        low, high = sorted(which.get_view_interval())
+        # panels in a row share the axis: its labels show on the first, and hold for all
+        shown = [(t.get_loc(), t.label1.get_text()) for t in which.get_major_ticks()
+                 if low <= t.get_loc() <= high and t.label1.get_text()]  # fmt: skip
+        assert all(PLAIN_TICK.match(text) for _, text in shown), shown
+        assert min(t for t, _ in shown) <= min(data)
+        assert max(t for t, _ in shown) >= max(data)
+        assert not [t for t in which.get_minor_ticks() if t.label1.get_text()]
+    assert panels
+
+
+def test_memory_shows_what_tracemalloc_cannot_see_instead_of_a_floor(
+    frames: dict[str, pd.DataFrame],
+) -> None:
+    """Issue: torch_conv2d sat on a 1e-6 MiB floor, and one line hid three others."""
+    df = frames["one run"]
+    fig = drawn(reports.plot_memory, df)
+    unseen = set(df.loc[(df["pass"] == "step") & (df["peak_bytes"] == 0), "backend"])
+    assert unseen  # torch_conv2d allocates outside numpy
+    for ax in fig.axes:
+        backend = ax.get_title()
+        if backend in unseen:
+            assert not _data_of(ax, "y")
+            assert any("nothing seen" in t.get_text() for t in ax.texts)
+        elif _data_of(ax, "y"):
+            assert min(_data_of(ax, "y")) > 0
+            # one backend per panel: no line can hide another
+            assert {str(line.get_gid()).split(":")[1] for line in ax.get_lines()
+                    if line.get_gid()} == {backend}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def smoke_report(tmp_path_factory: pytest.TempPathFactory) -> str:
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    reports.build_report([SMOKE], out)
+    return out.read_text()
+
+
+def results_rows(html: str) -> list[list[str]]:
+    """The results table's rows, each a list of its cells' visible text."""
+    table = html[html.index("<table id='results'>") :]
+    table = table[: table.index("</table>")]
+    rows = []
+    for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S)[1:]:
+        rows.append([unescape(re.sub(r"<[^>]+>", "", c)).strip()
+                     for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.S)])  # fmt: skip
+    return rows
+
+
+def test_the_results_table_holds_one_number_per_cell(smoke_report: str) -> None:
+    """Issue: every cell held five lines, and skipped cells nine lines of reason."""
+    cells = [cell for row in results_rows(smoke_report) if len(row) > 1 for cell in row[1:]]
+    assert cells
+    assert all(ONE_NUMBER.match(c) or c in ("", NOT_TIMED, "failed") for c in cells), cells
+
+
+def test_the_results_table_has_no_empty_row_and_no_column_of_skips(smoke_report: str) -> None:
+    """Issue: the numba_cuda column repeated its skip text, transfer rows were empty."""
+    rows = results_rows(smoke_report)
+    data = [row for row in rows if len(row) > 1]
+    passes = [row[0] for row in rows if len(row) == 1]
+    assert passes == ["forward", "backward", "step"]
+    assert all(any(ONE_NUMBER.match(c) for c in row[1:]) for row in data)
+    header = smoke_report[smoke_report.index("<table id='results'>") :].split("</tr>")[0]
+    assert "numba_cuda" not in header  # never timed: listed under "Not timed" instead
+    # a screen: 3 passes x the smoke preset's 2 sizes, plus the pass headers
+    assert len(rows) == 3 * 2 + 3
+
+
+def test_each_skip_reason_is_shown_once(smoke_report: str) -> None:
+    df = reports.load([SMOKE])
+    visible = unescape(re.sub(r"title='[^']*'", "", smoke_report))
+    for reason in set(df.loc[df["status"] == "skipped", "reason"]):
+        assert visible.count(reason) == 1, reason
+
+
+def test_every_number_is_one_hover_or_one_click_away(smoke_report: str) -> None:
+    """IQR, rounds, GFLOP/s and share of the limit: in each cell's tooltip and in a
+    collapsed table, with no script."""
+    assert "<script" not in smoke_report
+    first = re.search(r"<td class='(?:t|fastest)' title='([^']*)'", smoke_report)
+    assert first
+    tooltip = unescape(first[1])
+    for number in ("IQR", "rounds", "GFLOP/s", "of the BLAS limit", "as fast as naive_loop"):
+        assert number in tooltip
+    assert "<details id='all-numbers'>" in smoke_report
+
+
+def runs_table(html: str) -> str:
+    return html[html.index("<table id='runs'>") :].split("</table>")[0]
+
+
+def test_the_report_tells_the_runs_apart(tmp_path: Path, two_runs: list[Path]) -> None:
+    """Issue: two machines both read "AMD EPYC", one AVX2 only, one AVX-512."""
+    reports.build_report(two_runs, tmp_path / "merged.html")
+    table = unescape(runs_table((tmp_path / "merged.html").read_text()))
+    for fact in ("AMD EPYC (family", "AVX2, FMA", "AVX-512 (VNNI), AVX2, FMA",
+                 "OpenBLAS 0.3.31.188.0, kernel not recorded", "SkylakeX kernel",
+                 "2 cores, 2 threads", "smoke", "14 s", "5 min 6 s", "interrupted",
+                 "complete"):  # fmt: skip
+        assert fact in table, fact
+    assert "wall_s" not in table
+
+
+def test_the_index_names_each_runs_machine_and_headline(
+    tmp_path: Path, two_runs: list[Path]
+) -> None:
+    """Issue: the index listed every run as machine "vm", with nothing else."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for name, path in zip(("a", "b"), two_runs, strict=True):
+        (runs / f"{name}.json").write_text(path.read_text())
+        (runs / f"{name}.html").write_text("<p>report</p>")
+    index = reports.update_index(tmp_path).read_text()
+    rows = re.findall(r"<tr>(<td.*?)</tr>", index[index.index("<table id='index'>") :], re.S)
+    assert len(rows) == 2
+    other = unescape(next(r for r in rows if "avx512-box" in r))
+    mine = unescape(next(r for r in rows if "avx512-box" not in r))
+    for fact in ("AVX-512 (VNNI)", "SkylakeX kernel", "5 min 6 s", "interrupted", "smoke"):
+        assert fact in other, fact
+    for fact in ("AVX2, FMA", "kernel not recorded", "14 s", "complete", "2 cores, 2 threads"):
+        assert fact in mine, fact
+    headline = reports.headline(reports.load([SMOKE]))
+    for row in (mine, other):
+        assert "href='runs/" in row
+        assert f"{headline['backend'].iloc[0]} " in row  # the headline: who was fastest
+        assert "9 of 10" in row  # backends timed, their names in the tooltip
+
+
+def test_the_table_shows_an_interval_and_a_flag_where_the_run_has_them() -> None:
+    """Runs whose rows carry a 95% interval and a flag show them; older runs do without."""
+    df = reports.load([SMOKE])
+    plain = results_rows(render_table(df))
+    assert not [c for row in plain for c in row[1:] if "±" in c or "⚠" in c]
+    ok = df["status"] == "ok"
+    df = df.assign(
+        median_low=df["median"].where(ok) * 0.96,
+        median_high=df["median"].where(ok) * 1.02,
+        flag=["noisy" if i % 2 else "" for i in range(len(df))],
+    )
+    cells = [c for row in results_rows(render_table(df)) for c in row[1:] if "ms" in c]
+    assert all(ONE_NUMBER.match(c) for c in cells)
+    assert all(" ±4%" in c for c in cells)
+    assert any(c.endswith("⚠") for c in cells)
