@@ -1,0 +1,371 @@
+"""Indirect convolution: a table of where each window's rows start in x, read by a micro-kernel.
+
+For every output pixel and kernel tap the indirection table holds the offset of the C_in
+input values that tap reads (or -1 where it reads padding, which the kernel reads as a zero
+row), so y = b + sum over taps of x[table[p, tap]] @ w[tap]. A register-blocked micro-kernel
+keeps 6 output pixels x 2 vectors of output channels in registers over all taps and input
+channels, loading each input value once per tile through the table: the column matrix is
+never written. dx is the same kernel run over dy with the transposed table (for each input
+pixel and tap, the output pixel that read it there, if any: right for any stride) and the
+transposed kernel; its pixels are ordered by stride phase so that taps no pixel of a tile
+reads are skipped whole. dw sums, per tap, x rows read through the table times dy rows, in
+tiles of input x output channels held in registers over chunks of pixels.
+The tables index one image and serve every image of the batch; they depend only on the
+geometry and are built once per geometry (a small cache), as XNNPACK builds its indirection
+buffer once per input shape.
+Memory: the two tables, (OH * OW + H * W) * kh * kw offsets of 8 bytes (plus one tile's
+padding each); the weights in channel blocks, twice; one dw partial (kh * kw * C_in * C_out)
+per worker.
+Reference: Dukhan, "The Indirect Convolution Algorithm" (2019), and XNNPACK's indirection
+buffer (src/indirection.c).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from functools import lru_cache, partial
+from typing import Any, ClassVar
+
+import numba
+import numpy as np
+from numpy.typing import DTypeLike, NDArray
+
+from ._base import Backend
+from ._geometry import ConvGeometry
+from ._parallel import run_jobs, worker_count
+from ._tiles import ROWS, VECTOR_BYTES, VECTORS, lanes, register_tile, tile_lanes
+
+#: input channels per dw tile (its rows, spelled out in the kernel): 8 divides the usual
+#: channel counts
+DW_ROWS = 8
+#: one-vector dw tiles side by side: two make 8 x 2 accumulators, 16 of AVX-512's 32 registers;
+#: one leaves room in AVX2's 16
+DW_TILES = 2 if VECTOR_BYTES == 64 else 1
+#: output pixels per dw work item: its dy rows and the x rows they read stay in L2
+DW_PIXELS = 256
+#: multiply-adds below which a call runs on the calling thread: handing work to the worker
+#: pool costs tens of microseconds, more than a tiny layer's whole product
+MIN_MACS_PER_WORKER = 1 << 20
+#: geometries whose tables are kept: the tables are reused by every call of one layer
+TABLE_CACHE = 8
+
+
+def _conv_rows_plain(src, table, order, w_blocks, bias, skippable, out, first, stop):  # type: ignore[no-untyped-def]
+    """out[img, order[p]] = bias + sum over taps of src[img, table[p, tap]:][:depth] @ w[tap].
+
+    For the tiles first <= tile < stop, each ROWS consecutive table rows of one image.
+
+    Parameters
+    ----------
+    src : (N, S) the input of each image, flat; table offsets index it
+    table : (tiles_per_image * ROWS, taps) offsets into an image of src, -1 for a zero row
+    order : (tiles_per_image * ROWS,) the output pixel of each table row
+    w_blocks : (n_blocks, taps, depth, lanes) the weights in blocks of output channels,
+        zero past C_out
+    bias : (C_out,)
+    skippable : (taps,) whether a tap may be skipped where all of a tile's rows are zero
+        (its weights are finite, so zeros times them add nothing)
+    out : (N, pixels, C_out)
+    """
+    nr = lanes(out, VECTORS)
+    n_blocks, taps, depth, _ = w_blocks.shape
+    pixels, c_out = out.shape[1], out.shape[2]
+    per_image = table.shape[0] // ROWS
+    zeros = np.zeros(depth, dtype=src.dtype)
+    acc = numba.carray(register_tile(out, ROWS, VECTORS), (ROWS, nr))
+    stage = np.empty((ROWS, nr), dtype=out.dtype)
+    for tile in range(first, stop):
+        img, p0 = tile // per_image, (tile % per_image) * ROWS
+        image = src[img]
+        for blk in range(n_blocks):
+            for i in range(ROWS):
+                for j in range(nr):
+                    acc[i, j] = 0.0
+            for t in range(taps):
+                o0, o1, o2 = table[p0, t], table[p0 + 1, t], table[p0 + 2, t]
+                o3, o4, o5 = table[p0 + 3, t], table[p0 + 4, t], table[p0 + 5, t]
+                if skippable[t] and max(o0, o1, o2, o3, o4, o5) < 0:
+                    continue
+                r0 = image[o0:] if o0 >= 0 else zeros
+                r1 = image[o1:] if o1 >= 0 else zeros
+                r2 = image[o2:] if o2 >= 0 else zeros
+                r3 = image[o3:] if o3 >= 0 else zeros
+                r4 = image[o4:] if o4 >= 0 else zeros
+                r5 = image[o5:] if o5 >= 0 else zeros
+                w_tap = w_blocks[blk, t]
+                for c in range(depth):
+                    v0, v1, v2, v3, v4, v5 = r0[c], r1[c], r2[c], r3[c], r4[c], r5[c]
+                    w_row = w_tap[c]
+                    for j in range(nr):
+                        acc[0, j] += v0 * w_row[j]
+                        acc[1, j] += v1 * w_row[j]
+                        acc[2, j] += v2 * w_row[j]
+                        acc[3, j] += v3 * w_row[j]
+                        acc[4, j] += v4 * w_row[j]
+                        acc[5, j] += v5 * w_row[j]
+            # whole, through memory: an index that is not a constant of the unrolled loops,
+            # even in a branch, would keep the tile out of registers everywhere
+            for i in range(ROWS):
+                for j in range(nr):
+                    stage[i, j] = acc[i, j]
+            co0 = blk * nr
+            for i in range(min(ROWS, pixels - p0)):
+                y_row = out[img, order[p0 + i]]
+                for j in range(min(nr, c_out - co0)):
+                    y_row[co0 + j] = stage[i, j] + bias[co0 + j]
+
+
+def _conv_weights_plain(src, table, dy, dy_finite, dw, first, stop):  # type: ignore[no-untyped-def]
+    """dw[tap] += sum over the pixels p of work items first..stop of
+    src[img, table[p, tap]:][:C_in] outer dy[img, p].
+
+    A work item is DW_PIXELS output pixels of one image. src is (N, S), table
+    (>= pixels, taps), dy (N, pixels, C_out) and dw (taps, C_in, C_out). Rows that read
+    padding are skipped unless dy holds a non-finite value: then they are multiplied as zeros,
+    so that value spreads to its whole channel of dw, as in the reference.
+    """
+    vl = lanes(dw, 1)
+    nr = DW_TILES * vl
+    taps, c_in, c_out = dw.shape
+    pixels = dy.shape[1]
+    per_image = -(-pixels // DW_PIXELS)
+    zero = np.zeros(1, dtype=src.dtype)[0]  # in src's dtype: a float 0.0 would make v0.. float64
+    # DW_TILES tiles of one vector per row: a loop over a row is then one vector operation
+    # (over two vectors, LLVM leaves a loop of two steps that indexes the tile)
+    lo = numba.carray(register_tile(dw, DW_ROWS, 1), (DW_ROWS, vl))
+    hi = numba.carray(register_tile(dw, DW_ROWS, 1), (DW_ROWS, vl))
+    for item in range(first, stop):
+        img, p0 = item // per_image, (item % per_image) * DW_PIXELS
+        p1 = min(p0 + DW_PIXELS, pixels)
+        image, grads = src[img], dy[img]
+        for t in range(taps):
+            dw_tap = dw[t]
+            for ci0 in range(0, c_in, DW_ROWS):
+                for co0 in range(0, c_out, nr):
+                    if ci0 + DW_ROWS <= c_in and co0 + nr <= c_out:
+                        # whole tiles, in registers; the rows are spelled out, as a loop over
+                        # them is not unrolled, and a tile index that is not a constant keeps
+                        # the tile out of registers
+                        d0, d1 = dw_tap[ci0, co0:], dw_tap[ci0 + 1, co0:]
+                        d2, d3 = dw_tap[ci0 + 2, co0:], dw_tap[ci0 + 3, co0:]
+                        d4, d5 = dw_tap[ci0 + 4, co0:], dw_tap[ci0 + 5, co0:]
+                        d6, d7 = dw_tap[ci0 + 6, co0:], dw_tap[ci0 + 7, co0:]
+                        for j in range(vl):
+                            lo[0, j], lo[1, j], lo[2, j], lo[3, j] = d0[j], d1[j], d2[j], d3[j]
+                            lo[4, j], lo[5, j], lo[6, j], lo[7, j] = d4[j], d5[j], d6[j], d7[j]
+                            if DW_TILES == 2:
+                                k = vl + j
+                                hi[0, j], hi[1, j], hi[2, j], hi[3, j] = d0[k], d1[k], d2[k], d3[k]
+                                hi[4, j], hi[5, j], hi[6, j], hi[7, j] = d4[k], d5[k], d6[k], d7[k]
+                        for p in range(p0, p1):
+                            off = table[p, t]
+                            if off >= 0:
+                                a = off + ci0
+                                v0, v1, v2, v3 = image[a], image[a + 1], image[a + 2], image[a + 3]
+                                v4, v5, v6 = image[a + 4], image[a + 5], image[a + 6]
+                                v7 = image[a + 7]
+                            elif dy_finite:
+                                continue
+                            else:
+                                v0 = v1 = v2 = v3 = v4 = v5 = v6 = v7 = zero
+                            dy_row = grads[p, co0:]
+                            for j in range(vl):
+                                g = dy_row[j]
+                                lo[0, j] += v0 * g
+                                lo[1, j] += v1 * g
+                                lo[2, j] += v2 * g
+                                lo[3, j] += v3 * g
+                                lo[4, j] += v4 * g
+                                lo[5, j] += v5 * g
+                                lo[6, j] += v6 * g
+                                lo[7, j] += v7 * g
+                                if DW_TILES == 2:
+                                    g = dy_row[vl + j]
+                                    hi[0, j] += v0 * g
+                                    hi[1, j] += v1 * g
+                                    hi[2, j] += v2 * g
+                                    hi[3, j] += v3 * g
+                                    hi[4, j] += v4 * g
+                                    hi[5, j] += v5 * g
+                                    hi[6, j] += v6 * g
+                                    hi[7, j] += v7 * g
+                        for j in range(vl):
+                            d0[j], d1[j], d2[j], d3[j] = lo[0, j], lo[1, j], lo[2, j], lo[3, j]
+                            d4[j], d5[j], d6[j], d7[j] = lo[4, j], lo[5, j], lo[6, j], lo[7, j]
+                            if DW_TILES == 2:
+                                k = vl + j
+                                d0[k], d1[k], d2[k], d3[k] = hi[0, j], hi[1, j], hi[2, j], hi[3, j]
+                                d4[k], d5[k], d6[k], d7[k] = hi[4, j], hi[5, j], hi[6, j], hi[7, j]
+                    else:
+                        # the channels left over past the last whole tile, in memory
+                        n_ci, n_co = min(DW_ROWS, c_in - ci0), min(nr, c_out - co0)
+                        for p in range(p0, p1):
+                            off = table[p, t]
+                            if off < 0 and dy_finite:
+                                continue
+                            for i in range(n_ci):
+                                v = image[off + ci0 + i] if off >= 0 else zero
+                                for j in range(n_co):
+                                    dw_tap[ci0 + i, co0 + j] += v * grads[p, co0 + j]
+
+
+_JIT = {"nogil": True, "cache": True, "boundscheck": False, "fastmath": {"contract"}}
+_conv_rows = numba.njit(**_JIT)(_conv_rows_plain)
+_conv_weights = numba.njit(**_JIT)(_conv_weights_plain)
+
+
+def _padded_rows(count: int) -> int:
+    return -(-count // ROWS) * ROWS
+
+
+def _table(
+    rows: NDArray[np.intp],
+    cols: NDArray[np.intp],
+    taps_y: NDArray[np.intp],
+    taps_x: NDArray[np.intp],
+    step: tuple[int, int],
+    shape: tuple[int, int],
+    depth: int,
+) -> NDArray[np.intp]:
+    """(pixels padded to whole tiles, taps): offset of source pixel ((rows + taps_y) / step,
+    (cols + taps_x) / step) times depth, or -1 where that is not a whole in-range pixel."""
+    num_y = rows[:, None, None] + taps_y[None, :, None]
+    num_x = cols[:, None, None] + taps_x[None, None, :]
+    src_y, src_x = num_y // step[0], num_x // step[1]
+    valid = (
+        (num_y % step[0] == 0)
+        & (num_x % step[1] == 0)
+        & (src_y >= 0)
+        & (src_y < shape[0])
+        & (src_x >= 0)
+        & (src_x < shape[1])
+    )
+    offsets = np.where(valid, (src_y * shape[1] + src_x) * depth, -1).reshape(len(rows), -1)
+    table = np.full((_padded_rows(len(rows)), offsets.shape[1]), -1, dtype=np.intp)
+    table[: len(rows)] = offsets
+    return table
+
+
+@lru_cache(maxsize=TABLE_CACHE)
+def _tables(geom: ConvGeometry) -> tuple[NDArray[np.intp], ...]:
+    """(forward table, forward order, dx table, dx order) of one image, read-only.
+
+    Forward: output pixel p = (oy, ox) reads input pixel (oy * sh + ki * dh - top,
+    ox * sw + kj * dw - left) at tap (ki, kj). dx: input pixel (iy, ix) was read at tap
+    (ki, kj) by output pixel ((iy + top - ki * dh) / sh, (ix + left - kj * dw) / sw) where
+    that divides out whole; its pixels go in stride-phase order, so that the pixels of a tile
+    share the taps that read them.
+    """
+    sh, sw, dh, dw, top, left = geom.index_params
+    ki, kj = np.arange(geom.kh) * dh, np.arange(geom.kw) * dw
+    oy, ox = np.divmod(np.arange(geom.out_h * geom.out_w), geom.out_w)
+    forward = _table(oy * sh - top, ox * sw - left, ki, kj, (1, 1), (geom.h, geom.w), geom.c_in)
+    iy, ix = np.divmod(np.arange(geom.h * geom.w), geom.w)
+    order = np.lexsort((ix, iy, ix % sw, iy % sh))
+    iy, ix = iy[order], ix[order]
+    backward = _table(iy + top, ix + left, -ki, -kj, (sh, sw), (geom.out_h, geom.out_w), geom.c_out)
+    tables = (forward, np.arange(geom.out_h * geom.out_w), backward, order)
+    for table in tables:
+        table.flags.writeable = False
+    return tables
+
+
+def _weight_blocks(w_taps: NDArray[np.floating]) -> NDArray[np.floating]:
+    """(taps, depth, C) -> (blocks, taps, depth, lanes): blocks of output channels, zero-padded."""
+    taps, depth, c = w_taps.shape
+    nr = tile_lanes(w_taps.dtype)
+    n_blocks = -(-c // nr)
+    padded = np.zeros((taps, depth, n_blocks * nr), dtype=w_taps.dtype)
+    padded[..., :c] = w_taps
+    return np.ascontiguousarray(padded.reshape(taps, depth, n_blocks, nr).transpose(2, 0, 1, 3))
+
+
+def _split(total: int, macs: int) -> list[tuple[int, int]]:
+    """total work items as contiguous ranges, one per worker; one range for a small call."""
+    workers = max(1, min(worker_count(), total, macs // MIN_MACS_PER_WORKER))
+    bounds = [total * k // workers for k in range(workers + 1)]
+    return list(itertools.pairwise(bounds))
+
+
+def _taps_finite(w_taps: NDArray[np.floating]) -> NDArray[np.bool_]:
+    return np.isfinite(w_taps).all(axis=(1, 2))
+
+
+class IndirectIm2col(Backend):
+    #: one line on the strategy
+    description: ClassVar[str] = (
+        "indirection table of input rows read by a 6-pixel register-tile micro-kernel: no columns"
+    )
+    #: one of ours
+    role: ClassVar[str] = "ours"
+    #: saved holds x itself (fingerprinted) and a copy of w
+    saved_by_reference: ClassVar[tuple[str, ...]] = ("x",)
+    #: padding and missing pixels are zero rows that multiply the weights like data
+    nonfinite_spread: ClassVar[Mapping[str, str]] = {
+        "y": "channel",
+        "dx": "channel",
+        "dw": "channel",
+    }
+
+    def memory_estimate(self, geom: ConvGeometry, dtype: DTypeLike = np.float32) -> int:
+        """The two tables, the weight blocks twice and one dw partial per worker."""
+        itemsize = np.dtype(dtype).itemsize
+        nr = tile_lanes(dtype)
+        taps = geom.kh * geom.kw
+        table_rows = _padded_rows(geom.out_h * geom.out_w) + _padded_rows(geom.h * geom.w)
+        tables = table_rows * (taps + 1) * np.dtype(np.intp).itemsize
+        blocks = taps * (geom.c_in * -(-geom.c_out // nr) + geom.c_out * -(-geom.c_in // nr))
+        partials = worker_count() * taps * geom.c_in * geom.c_out
+        return tables + (blocks * nr + partials) * itemsize
+
+    def _forward(
+        self,
+        x: NDArray[np.floating],
+        w: NDArray[np.floating],
+        b: NDArray[np.floating],
+        geom: ConvGeometry,
+    ) -> tuple[NDArray[np.floating], Any]:
+        x = np.ascontiguousarray(x)
+        table, order, _, _ = _tables(geom)
+        w_taps = w.reshape(geom.kh * geom.kw, geom.c_in, geom.c_out)
+        y = np.empty(geom.y_shape, dtype=x.dtype)
+        src, out = x.reshape(geom.n, -1), y.reshape(geom.n, -1, geom.c_out)
+        args = (src, table, order, _weight_blocks(w_taps), np.ascontiguousarray(b))
+        args += (_taps_finite(w_taps), out)
+        tiles = geom.n * (table.shape[0] // ROWS)
+        run_jobs(
+            [partial(_conv_rows, *args, lo, hi) for lo, hi in _split(tiles, geom.flops_forward)]
+        )
+        return y, (x, w.copy())
+
+    def _backward(
+        self, dy: NDArray[np.floating], saved: Any, geom: ConvGeometry
+    ) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]:
+        x, w = saved
+        dy = np.ascontiguousarray(dy)
+        table, _, table_t, order_t = _tables(geom)
+        taps = geom.kh * geom.kw
+        # dx: the forward kernel over dy, with w transposed to (taps, C_out, C_in)
+        w_t = np.ascontiguousarray(w.reshape(taps, geom.c_in, geom.c_out).transpose(0, 2, 1))
+        dx = np.empty(geom.x_shape, dtype=x.dtype)
+        grads = dy.reshape(geom.n, -1, geom.c_out)
+        dx_args = (dy.reshape(geom.n, -1), table_t, order_t, _weight_blocks(w_t))
+        dx_args += (np.zeros(geom.c_in, x.dtype), _taps_finite(w_t))
+        dx_args += (dx.reshape(geom.n, -1, geom.c_in),)
+        dx_jobs = [
+            partial(_conv_rows, *dx_args, lo, hi)
+            for lo, hi in _split(geom.n * (table_t.shape[0] // ROWS), geom.flops_forward)
+        ]
+        # dw: one partial per worker, over disjoint ranges of pixels
+        items = geom.n * -(-(geom.out_h * geom.out_w) // DW_PIXELS)
+        dw_ranges = _split(items, geom.flops_forward)
+        dw_parts = np.zeros((len(dw_ranges), taps, geom.c_in, geom.c_out), dtype=x.dtype)
+        dy_finite = bool(np.isfinite(dy.min()) and np.isfinite(dy.max()))
+        dw_jobs = [
+            partial(_conv_weights, x.reshape(geom.n, -1), table, grads, dy_finite, part, lo, hi)
+            for part, (lo, hi) in zip(dw_parts, dw_ranges, strict=True)
+        ]
+        run_jobs(dx_jobs + dw_jobs)
+        db = grads.reshape(-1, geom.c_out).sum(axis=0, dtype=np.float64).astype(x.dtype)
+        return dx, dw_parts.sum(axis=0).reshape(geom.w_shape), db
