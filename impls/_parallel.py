@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from functools import cache, wraps
 from typing import Any, TypeVar
 
@@ -89,17 +89,42 @@ def worker_count() -> int:
     return _SERIAL_BLAS.threads()
 
 
-def run_jobs(jobs: list[Callable[[], Any]]) -> list[Any]:
-    """Run the jobs on at most ``worker_count()`` threads, each with single-threaded BLAS.
+def run_jobs(jobs: list[Callable[[], Any]], *, blas: bool = True) -> list[Any]:
+    """Run the jobs on at most ``worker_count()`` threads, the calling thread one of them.
 
-    The BLAS limit is process-wide: BLAS called meanwhile from another thread is
-    single-threaded too (slower, never wrong), and the setting found is always restored.
+    Each thread takes the next job not yet taken until none is left, so the calling thread
+    works instead of waiting, and one job fewer is handed over (each hand-over costs about
+    10-20 us, which shows in a small layer's call). With ``blas`` (for jobs that call BLAS),
+    BLAS runs single-threaded while the jobs run; the limit is process-wide, so BLAS called
+    meanwhile from another thread is single-threaded too (slower, never wrong), and the
+    setting found is always restored. Jobs that never call BLAS (numba kernels) pass
+    ``blas=False`` and skip setting it (another 15 us).
     """
     size = min(len(jobs), worker_count())
     if size == 1:
         return [job() for job in jobs]
-    with _SERIAL_BLAS.held():
-        return [future.result() for future in [_pool(size).submit(job) for job in jobs]]
+    results: list[Any] = [None] * len(jobs)
+    pending = iter(range(len(jobs)))
+    lock = threading.Lock()
+
+    def drain() -> None:
+        while True:
+            with lock:
+                k = next(pending, None)
+            if k is None:
+                return
+            results[k] = jobs[k]()
+
+    with _SERIAL_BLAS.held() if blas else nullcontext():
+        helpers = [_pool(size - 1).submit(drain) for _ in range(size - 1)]
+        try:
+            drain()
+        finally:
+            # every job has ended before this call returns or raises
+            wait(helpers)
+        for helper in helpers:
+            helper.result()
+    return results
 
 
 def _layer_is_threadsafe() -> bool:

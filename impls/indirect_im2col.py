@@ -46,7 +46,7 @@ DW_TILES = 2 if VECTOR_BYTES == 64 else 1
 DW_PIXELS = 256
 #: multiply-adds below which a call runs on the calling thread: handing work to the worker
 #: pool costs tens of microseconds, more than a tiny layer's whole product
-MIN_MACS_PER_WORKER = 1 << 20
+MIN_MACS_PER_WORKER = 1 << 22
 #: geometries whose tables are kept: the tables are reused by every call of one layer
 TABLE_CACHE = 8
 
@@ -335,7 +335,8 @@ class IndirectIm2col(Backend):
         args += (_taps_finite(w_taps), out)
         tiles = geom.n * (table.shape[0] // ROWS)
         run_jobs(
-            [partial(_conv_rows, *args, lo, hi) for lo, hi in _split(tiles, geom.flops_forward)]
+            [partial(_conv_rows, *args, lo, hi) for lo, hi in _split(tiles, geom.flops_forward)],
+            blas=False,
         )
         return y, (x, w.copy())
 
@@ -366,6 +367,6 @@ class IndirectIm2col(Backend):
             partial(_conv_weights, x.reshape(geom.n, -1), table, grads, dy_finite, part, lo, hi)
             for part, (lo, hi) in zip(dw_parts, dw_ranges, strict=True)
         ]
-        run_jobs(dx_jobs + dw_jobs)
+        run_jobs(dx_jobs + dw_jobs, blas=False)
         db = grads.reshape(-1, geom.c_out).sum(axis=0, dtype=np.float64).astype(x.dtype)
         return dx, dw_parts.sum(axis=0).reshape(geom.w_shape), db
