@@ -91,7 +91,7 @@ class _Buffers:
 class Mec(Backend):
     #: one line on the strategy
     description: ClassVar[str] = (
-        "MEC: lower along the width only; each output row is one BLAS product of an overlapping view"
+        "MEC: lowered along the width only; each output row one BLAS product of an overlapping view"
     )
     #: one of ours
     role: ClassVar[str] = "ours"
@@ -132,9 +132,7 @@ class Mec(Backend):
         run_jobs([partial(job, k) for k in range(workers)])
         return y, (x, w_mat)
 
-    def _backward(
-        self, dy: Array, saved: Any, geom: ConvGeometry
-    ) -> tuple[Array, Array, Array]:
+    def _backward(self, dy: Array, saved: Any, geom: ConvGeometry) -> tuple[Array, Array, Array]:
         x, w_mat = saved
         lowering = _Lowering(geom)
         w_mat_t = np.ascontiguousarray(w_mat.T)
