@@ -9,6 +9,7 @@ other setting a backend applies around its calls (``SharedSetting``).
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -87,6 +88,22 @@ _LAUNCH_LOCK = threading.Lock()
 def worker_count() -> int:
     """As many workers as BLAS has threads, so the harness's thread limit still holds."""
     return _SERIAL_BLAS.threads()
+
+
+#: multiply-adds below which a call's work stays on the calling thread: handing a job to a
+#: worker costs tens of microseconds, more than the time a second core saves on less
+MIN_MACS_PER_WORKER = 1 << 22
+
+
+def split(total: int, macs: int) -> list[tuple[int, int]]:
+    """``total`` work items as contiguous (start, stop) ranges, one per worker.
+
+    ``macs`` is the call's multiply-adds: a worker gets at least MIN_MACS_PER_WORKER of
+    them, so a small call is one range, run on the calling thread.
+    """
+    workers = max(1, min(worker_count(), total, macs // MIN_MACS_PER_WORKER))
+    bounds = [total * k // workers for k in range(workers + 1)]
+    return list(itertools.pairwise(bounds))
 
 
 def run_jobs(jobs: list[Callable[[], Any]], *, blas: bool = True) -> list[Any]:

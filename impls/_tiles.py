@@ -71,6 +71,18 @@ def _lanes_jit(a, vectors):  # type: ignore[no-untyped-def]
     return lambda a, vectors: count
 
 
+def _stack_block(dtype: Any, count: int) -> Any:
+    """Code that allocates ``count`` items of ``dtype`` on the stack and returns a pointer."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        item = context.get_value_type(dtype)
+        # alloca_once puts it in the entry block: one block per call, promotable to registers
+        block = cgutils.alloca_once(builder, llvmlite.ir.ArrayType(item, count))
+        return builder.bitcast(block, item.as_pointer())
+
+    return codegen
+
+
 @intrinsic
 def register_tile(typingctx: Any, like: Any, rows: Any, vectors: Any) -> Any:
     """In jitted code: a (rows, lanes) tile of ``like``'s dtype on the stack, uninitialised.
@@ -84,11 +96,118 @@ def register_tile(typingctx: Any, like: Any, rows: Any, vectors: Any) -> Any:
     count = rows.literal_value * tile_lanes(
         numba.np.numpy_support.as_dtype(dtype), vectors.literal_value
     )
+    return types.CPointer(dtype)(like, rows, vectors), _stack_block(dtype, count)
 
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        item = context.get_value_type(dtype)
-        # alloca_once puts it in the entry block: one tile per call, promotable to registers
-        block = cgutils.alloca_once(builder, llvmlite.ir.ArrayType(item, count))
-        return builder.bitcast(block, item.as_pointer())
 
-    return types.CPointer(dtype)(like, rows, vectors), codegen
+@intrinsic
+def stack_scratch(typingctx: Any, like: Any, count: Any) -> Any:
+    """In jitted code: ``count`` items of ``like``'s dtype on the stack, uninitialised.
+
+    ``count`` must be a constant. Unlike a heap array, LLVM knows such a block overlaps no
+    array argument, so loops that read one and write the other need no run-time overlap
+    checks (with several such pairs, the checks can cost more than a short loop itself).
+    """
+    if not isinstance(count, types.IntegerLiteral):
+        return None
+    dtype = like.dtype
+    return types.CPointer(dtype)(like, count), _stack_block(dtype, count.literal_value)
+
+
+# The tile updates the micro-kernels share, inlined into each (numba IR inlining, before LLVM
+# sees the code), so that the tile they update stays a local of the kernel, in registers.
+_INLINE = {"inline": "always", "boundscheck": False}
+
+
+@numba.njit(**_INLINE)
+def zero_rows(acc):  # type: ignore[no-untyped-def]
+    """acc[:, :] = 0 for a (ROWS, lanes(acc, VECTORS)) tile."""
+    nr = lanes(acc, VECTORS)
+    for i in range(ROWS):
+        for j in range(nr):
+            acc[i, j] = 0.0
+
+
+@numba.njit(**_INLINE)
+def madd_rows(acc, r0, r1, r2, r3, r4, r5, w_tap):  # type: ignore[no-untyped-def]
+    """acc[i] += r_i[:depth] @ w_tap for the ROWS = 6 rows r_i; w_tap is (depth, lanes).
+
+    Each step broadcasts one value of each row and loads one row of w_tap: 6 x VECTORS
+    multiply-adds per 6 + VECTORS loads.
+    """
+    nr = lanes(acc, VECTORS)
+    for c in range(w_tap.shape[0]):
+        v0, v1, v2, v3, v4, v5 = r0[c], r1[c], r2[c], r3[c], r4[c], r5[c]
+        w_row = w_tap[c]
+        for j in range(nr):
+            acc[0, j] += v0 * w_row[j]
+            acc[1, j] += v1 * w_row[j]
+            acc[2, j] += v2 * w_row[j]
+            acc[3, j] += v3 * w_row[j]
+            acc[4, j] += v4 * w_row[j]
+            acc[5, j] += v5 * w_row[j]
+
+
+#: rows of an outer-product tile (see madd_outer), spelled out in its code
+OUTER_ROWS = 8
+#: one-vector outer-product tiles side by side: two make 8 x 2 accumulators, 16 of AVX-512's
+#: 32 registers; one leaves room in AVX2's 16. Each tile row is one vector, so that every
+#: loop over a row is a single vector operation: over two vectors, LLVM leaves a loop of two
+#: steps that indexes the tile, which keeps the tile out of registers
+OUTER_TILES = 2 if VECTOR_BYTES == 64 else 1
+
+
+@numba.njit(**_INLINE)
+def load_outer(lo, hi, mat, r, c):  # type: ignore[no-untyped-def]
+    """lo[i] = mat[r + i, c : c + vl], hi[i] = mat[r + i, c + vl : c + 2 vl] for the OUTER_ROWS
+    rows (hi only with OUTER_TILES = 2); mat is a C-contiguous matrix."""
+    vl = lanes(lo, 1)
+    d0, d1, d2, d3 = mat[r, c:], mat[r + 1, c:], mat[r + 2, c:], mat[r + 3, c:]
+    d4, d5, d6, d7 = mat[r + 4, c:], mat[r + 5, c:], mat[r + 6, c:], mat[r + 7, c:]
+    for j in range(vl):
+        lo[0, j], lo[1, j], lo[2, j], lo[3, j] = d0[j], d1[j], d2[j], d3[j]
+        lo[4, j], lo[5, j], lo[6, j], lo[7, j] = d4[j], d5[j], d6[j], d7[j]
+        if OUTER_TILES == 2:
+            k = vl + j
+            hi[0, j], hi[1, j], hi[2, j], hi[3, j] = d0[k], d1[k], d2[k], d3[k]
+            hi[4, j], hi[5, j], hi[6, j], hi[7, j] = d4[k], d5[k], d6[k], d7[k]
+
+
+@numba.njit(**_INLINE)
+def store_outer(lo, hi, mat, r, c):  # type: ignore[no-untyped-def]
+    """The inverse of load_outer: mat[r + i, c : c + vl] = lo[i], and so on."""
+    vl = lanes(lo, 1)
+    d0, d1, d2, d3 = mat[r, c:], mat[r + 1, c:], mat[r + 2, c:], mat[r + 3, c:]
+    d4, d5, d6, d7 = mat[r + 4, c:], mat[r + 5, c:], mat[r + 6, c:], mat[r + 7, c:]
+    for j in range(vl):
+        d0[j], d1[j], d2[j], d3[j] = lo[0, j], lo[1, j], lo[2, j], lo[3, j]
+        d4[j], d5[j], d6[j], d7[j] = lo[4, j], lo[5, j], lo[6, j], lo[7, j]
+        if OUTER_TILES == 2:
+            k = vl + j
+            d0[k], d1[k], d2[k], d3[k] = hi[0, j], hi[1, j], hi[2, j], hi[3, j]
+            d4[k], d5[k], d6[k], d7[k] = hi[4, j], hi[5, j], hi[6, j], hi[7, j]
+
+
+@numba.njit(**_INLINE)
+def madd_outer(lo, hi, v0, v1, v2, v3, v4, v5, v6, v7, row):  # type: ignore[no-untyped-def]
+    """lo[i] += v_i * row[:vl], hi[i] += v_i * row[vl:2 vl]: one rank-1 update of the tile."""
+    vl = lanes(lo, 1)
+    for j in range(vl):
+        g = row[j]
+        lo[0, j] += v0 * g
+        lo[1, j] += v1 * g
+        lo[2, j] += v2 * g
+        lo[3, j] += v3 * g
+        lo[4, j] += v4 * g
+        lo[5, j] += v5 * g
+        lo[6, j] += v6 * g
+        lo[7, j] += v7 * g
+        if OUTER_TILES == 2:
+            g = row[vl + j]
+            hi[0, j] += v0 * g
+            hi[1, j] += v1 * g
+            hi[2, j] += v2 * g
+            hi[3, j] += v3 * g
+            hi[4, j] += v4 * g
+            hi[5, j] += v5 * g
+            hi[6, j] += v6 * g
+            hi[7, j] += v7 * g

@@ -34,14 +34,21 @@ from numpy.typing import DTypeLike, NDArray
 from ._base import Backend
 from ._geometry import ConvGeometry
 from ._parallel import run_jobs, worker_count
-from ._tiles import ROWS, VECTOR_BYTES, VECTORS, lanes, register_tile, tile_lanes
+from ._tiles import (
+    OUTER_ROWS,
+    OUTER_TILES,
+    ROWS,
+    VECTORS,
+    lanes,
+    load_outer,
+    madd_outer,
+    madd_rows,
+    register_tile,
+    store_outer,
+    tile_lanes,
+    zero_rows,
+)
 
-#: input channels per dw tile (its rows, spelled out in the kernel): 8 divides the usual
-#: channel counts
-DW_ROWS = 8
-#: one-vector dw tiles side by side: two make 8 x 2 accumulators, 16 of AVX-512's 32 registers;
-#: one leaves room in AVX2's 16
-DW_TILES = 2 if VECTOR_BYTES == 64 else 1
 #: output pixels per dw work item: its dy rows and the x rows they read stay in L2
 DW_PIXELS = 256
 #: multiply-adds below which a call runs on the calling thread: handing work to the worker
@@ -79,31 +86,22 @@ def _conv_rows_plain(src, table, order, w_blocks, bias, skippable, out, first, s
         img, p0 = tile // per_image, (tile % per_image) * ROWS
         image = src[img]
         for blk in range(n_blocks):
-            for i in range(ROWS):
-                for j in range(nr):
-                    acc[i, j] = 0.0
+            zero_rows(acc)
             for t in range(taps):
                 o0, o1, o2 = table[p0, t], table[p0 + 1, t], table[p0 + 2, t]
                 o3, o4, o5 = table[p0 + 3, t], table[p0 + 4, t], table[p0 + 5, t]
                 if skippable[t] and max(o0, o1, o2, o3, o4, o5) < 0:
                     continue
-                r0 = image[o0:] if o0 >= 0 else zeros
-                r1 = image[o1:] if o1 >= 0 else zeros
-                r2 = image[o2:] if o2 >= 0 else zeros
-                r3 = image[o3:] if o3 >= 0 else zeros
-                r4 = image[o4:] if o4 >= 0 else zeros
-                r5 = image[o5:] if o5 >= 0 else zeros
-                w_tap = w_blocks[blk, t]
-                for c in range(depth):
-                    v0, v1, v2, v3, v4, v5 = r0[c], r1[c], r2[c], r3[c], r4[c], r5[c]
-                    w_row = w_tap[c]
-                    for j in range(nr):
-                        acc[0, j] += v0 * w_row[j]
-                        acc[1, j] += v1 * w_row[j]
-                        acc[2, j] += v2 * w_row[j]
-                        acc[3, j] += v3 * w_row[j]
-                        acc[4, j] += v4 * w_row[j]
-                        acc[5, j] += v5 * w_row[j]
+                madd_rows(
+                    acc,
+                    image[o0:] if o0 >= 0 else zeros,
+                    image[o1:] if o1 >= 0 else zeros,
+                    image[o2:] if o2 >= 0 else zeros,
+                    image[o3:] if o3 >= 0 else zeros,
+                    image[o4:] if o4 >= 0 else zeros,
+                    image[o5:] if o5 >= 0 else zeros,
+                    w_blocks[blk, t],
+                )
             # whole, through memory: an index that is not a constant of the unrolled loops,
             # even in a branch, would keep the tile out of registers everywhere
             for i in range(ROWS):
@@ -121,43 +119,28 @@ def _conv_weights_plain(src, table, dy, dy_finite, dw, first, stop):  # type: ig
     src[img, table[p, tap]:][:C_in] outer dy[img, p].
 
     A work item is DW_PIXELS output pixels of one image. src is (N, S), table
-    (>= pixels, taps), dy (N, pixels, C_out) and dw (taps, C_in, C_out). Rows that read
-    padding are skipped unless dy holds a non-finite value: then they are multiplied as zeros,
-    so that value spreads to its whole channel of dw, as in the reference.
+    (>= pixels, taps), dy (N, pixels, C_out) and dw (taps, C_in, C_out). Tiles are
+    OUTER_ROWS input channels x OUTER_TILES vectors of output channels. Rows that read padding
+    are skipped unless dy holds a non-finite value: then they are multiplied as zeros, so that
+    value spreads to its whole channel of dw, as in the reference.
     """
-    vl = lanes(dw, 1)
-    nr = DW_TILES * vl
+    nr = lanes(dw, OUTER_TILES)
     taps, c_in, c_out = dw.shape
     pixels = dy.shape[1]
     per_image = -(-pixels // DW_PIXELS)
     zero = np.zeros(1, dtype=src.dtype)[0]  # in src's dtype: a float 0.0 would make v0.. float64
-    # DW_TILES tiles of one vector per row: a loop over a row is then one vector operation
-    # (over two vectors, LLVM leaves a loop of two steps that indexes the tile)
-    lo = numba.carray(register_tile(dw, DW_ROWS, 1), (DW_ROWS, vl))
-    hi = numba.carray(register_tile(dw, DW_ROWS, 1), (DW_ROWS, vl))
+    lo = numba.carray(register_tile(dw, OUTER_ROWS, 1), (OUTER_ROWS, lanes(dw, 1)))
+    hi = numba.carray(register_tile(dw, OUTER_ROWS, 1), (OUTER_ROWS, lanes(dw, 1)))
     for item in range(first, stop):
         img, p0 = item // per_image, (item % per_image) * DW_PIXELS
         p1 = min(p0 + DW_PIXELS, pixels)
         image, grads = src[img], dy[img]
         for t in range(taps):
             dw_tap = dw[t]
-            for ci0 in range(0, c_in, DW_ROWS):
+            for ci0 in range(0, c_in, OUTER_ROWS):
                 for co0 in range(0, c_out, nr):
-                    if ci0 + DW_ROWS <= c_in and co0 + nr <= c_out:
-                        # whole tiles, in registers; the rows are spelled out, as a loop over
-                        # them is not unrolled, and a tile index that is not a constant keeps
-                        # the tile out of registers
-                        d0, d1 = dw_tap[ci0, co0:], dw_tap[ci0 + 1, co0:]
-                        d2, d3 = dw_tap[ci0 + 2, co0:], dw_tap[ci0 + 3, co0:]
-                        d4, d5 = dw_tap[ci0 + 4, co0:], dw_tap[ci0 + 5, co0:]
-                        d6, d7 = dw_tap[ci0 + 6, co0:], dw_tap[ci0 + 7, co0:]
-                        for j in range(vl):
-                            lo[0, j], lo[1, j], lo[2, j], lo[3, j] = d0[j], d1[j], d2[j], d3[j]
-                            lo[4, j], lo[5, j], lo[6, j], lo[7, j] = d4[j], d5[j], d6[j], d7[j]
-                            if DW_TILES == 2:
-                                k = vl + j
-                                hi[0, j], hi[1, j], hi[2, j], hi[3, j] = d0[k], d1[k], d2[k], d3[k]
-                                hi[4, j], hi[5, j], hi[6, j], hi[7, j] = d4[k], d5[k], d6[k], d7[k]
+                    if ci0 + OUTER_ROWS <= c_in and co0 + nr <= c_out:
+                        load_outer(lo, hi, dw_tap, ci0, co0)
                         for p in range(p0, p1):
                             off = table[p, t]
                             if off >= 0:
@@ -169,37 +152,11 @@ def _conv_weights_plain(src, table, dy, dy_finite, dw, first, stop):  # type: ig
                                 continue
                             else:
                                 v0 = v1 = v2 = v3 = v4 = v5 = v6 = v7 = zero
-                            dy_row = grads[p, co0:]
-                            for j in range(vl):
-                                g = dy_row[j]
-                                lo[0, j] += v0 * g
-                                lo[1, j] += v1 * g
-                                lo[2, j] += v2 * g
-                                lo[3, j] += v3 * g
-                                lo[4, j] += v4 * g
-                                lo[5, j] += v5 * g
-                                lo[6, j] += v6 * g
-                                lo[7, j] += v7 * g
-                                if DW_TILES == 2:
-                                    g = dy_row[vl + j]
-                                    hi[0, j] += v0 * g
-                                    hi[1, j] += v1 * g
-                                    hi[2, j] += v2 * g
-                                    hi[3, j] += v3 * g
-                                    hi[4, j] += v4 * g
-                                    hi[5, j] += v5 * g
-                                    hi[6, j] += v6 * g
-                                    hi[7, j] += v7 * g
-                        for j in range(vl):
-                            d0[j], d1[j], d2[j], d3[j] = lo[0, j], lo[1, j], lo[2, j], lo[3, j]
-                            d4[j], d5[j], d6[j], d7[j] = lo[4, j], lo[5, j], lo[6, j], lo[7, j]
-                            if DW_TILES == 2:
-                                k = vl + j
-                                d0[k], d1[k], d2[k], d3[k] = hi[0, j], hi[1, j], hi[2, j], hi[3, j]
-                                d4[k], d5[k], d6[k], d7[k] = hi[4, j], hi[5, j], hi[6, j], hi[7, j]
+                            madd_outer(lo, hi, v0, v1, v2, v3, v4, v5, v6, v7, grads[p, co0:])
+                        store_outer(lo, hi, dw_tap, ci0, co0)
                     else:
                         # the channels left over past the last whole tile, in memory
-                        n_ci, n_co = min(DW_ROWS, c_in - ci0), min(nr, c_out - co0)
+                        n_ci, n_co = min(OUTER_ROWS, c_in - ci0), min(nr, c_out - co0)
                         for p in range(p0, p1):
                             off = table[p, t]
                             if off < 0 and dy_finite:
