@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from functools import cache, wraps
@@ -106,7 +106,7 @@ def split(total: int, macs: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise(bounds))
 
 
-def run_jobs(jobs: list[Callable[[], Any]], *, blas: bool = True) -> list[Any]:
+def run_jobs(jobs: Sequence[Callable[[], Any]], *, blas: bool = True) -> list[Any]:
     """Run the jobs on at most ``worker_count()`` threads, the calling thread one of them.
 
     Each thread takes the next job not yet taken until none is left, so the calling thread

@@ -15,6 +15,7 @@ Low et al., "Analytical Modeling Is Enough for High-Performance BLIS" (2016), fo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import llvmlite.binding
@@ -24,11 +25,12 @@ import numpy as np
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
+from numpy.typing import NDArray
 
 
 def _vector_bytes() -> int:
     """Bytes of one vector register on the CPU numba compiles for: 64 (AVX-512), 32 or 16."""
-    if numba.config.CPU_NAME not in (None, "host"):
+    if getattr(numba.config, "CPU_NAME", None) not in (None, "host"):
         # a named target (NUMBA_CPU_NAME=generic for portable caches, say): assume the least
         return 16
     features = llvmlite.binding.get_host_cpu_features()
@@ -52,6 +54,20 @@ VECTORS = 2
 def tile_lanes(dtype: Any, vectors: int = VECTORS) -> int:
     """Channels of a tile row for ``dtype``: ``vectors`` registers (32 float32 on AVX-512 at 2)."""
     return vectors * VECTOR_BYTES // np.dtype(dtype).itemsize
+
+
+def channel_blocks(a: NDArray[np.floating]) -> NDArray[np.floating]:
+    """(..., depth, C) -> (blocks, ..., depth, lanes): C in blocks of one tile row, zero-padded.
+
+    The weights as the micro-kernels read them: each tile-row's channels contiguous.
+    """
+    *lead, depth, c = a.shape
+    nr = tile_lanes(a.dtype)
+    n_blocks = -(-c // nr)
+    padded = np.zeros((*lead, depth, n_blocks * nr), dtype=a.dtype)
+    padded[..., :c] = a
+    blocks = padded.reshape(*lead, depth, n_blocks, nr)
+    return np.ascontiguousarray(np.moveaxis(blocks, -2, 0))
 
 
 def lanes(a: Any, vectors: int) -> int:
@@ -113,12 +129,20 @@ def stack_scratch(typingctx: Any, like: Any, count: Any) -> Any:
     return types.CPointer(dtype)(like, count), _stack_block(dtype, count.literal_value)
 
 
-# The tile updates the micro-kernels share, inlined into each (numba IR inlining, before LLVM
-# sees the code), so that the tile they update stays a local of the kernel, in registers.
-_INLINE = {"inline": "always", "boundscheck": False}
+def kernel(function: Callable[..., Any]) -> Any:
+    """``function`` compiled as every micro-kernel is: GIL-free (worker threads run it side by
+    side), cached, and with multiply-adds fused (``contract``: FMA instructions, one rounding
+    instead of two; nothing is reordered)."""
+    return numba.njit(nogil=True, cache=True, boundscheck=False, fastmath={"contract"})(function)
 
 
-@numba.njit(**_INLINE)
+def inlined(function: Callable[..., Any]) -> Any:
+    """``function`` compiled to be inlined into its callers in numba's own IR, before LLVM sees
+    the code: a tile it updates stays a local of the kernel, in registers."""
+    return numba.njit(inline="always", boundscheck=False)(function)
+
+
+@inlined
 def zero_rows(acc):  # type: ignore[no-untyped-def]
     """acc[:, :] = 0 for a (ROWS, lanes(acc, VECTORS)) tile."""
     nr = lanes(acc, VECTORS)
@@ -127,7 +151,7 @@ def zero_rows(acc):  # type: ignore[no-untyped-def]
             acc[i, j] = 0.0
 
 
-@numba.njit(**_INLINE)
+@inlined
 def madd_rows(acc, r0, r1, r2, r3, r4, r5, w_tap):  # type: ignore[no-untyped-def]
     """acc[i] += r_i[:depth] @ w_tap for the ROWS = 6 rows r_i; w_tap is (depth, lanes).
 
@@ -156,7 +180,7 @@ OUTER_ROWS = 8
 OUTER_TILES = 2 if VECTOR_BYTES == 64 else 1
 
 
-@numba.njit(**_INLINE)
+@inlined
 def load_outer(lo, hi, mat, r, c):  # type: ignore[no-untyped-def]
     """lo[i] = mat[r + i, c : c + vl], hi[i] = mat[r + i, c + vl : c + 2 vl] for the OUTER_ROWS
     rows (hi only with OUTER_TILES = 2); mat is a C-contiguous matrix."""
@@ -172,7 +196,7 @@ def load_outer(lo, hi, mat, r, c):  # type: ignore[no-untyped-def]
             hi[4, j], hi[5, j], hi[6, j], hi[7, j] = d4[k], d5[k], d6[k], d7[k]
 
 
-@numba.njit(**_INLINE)
+@inlined
 def store_outer(lo, hi, mat, r, c):  # type: ignore[no-untyped-def]
     """The inverse of load_outer: mat[r + i, c : c + vl] = lo[i], and so on."""
     vl = lanes(lo, 1)
@@ -187,7 +211,7 @@ def store_outer(lo, hi, mat, r, c):  # type: ignore[no-untyped-def]
             d4[k], d5[k], d6[k], d7[k] = hi[4, j], hi[5, j], hi[6, j], hi[7, j]
 
 
-@numba.njit(**_INLINE)
+@inlined
 def madd_outer(lo, hi, v0, v1, v2, v3, v4, v5, v6, v7, row):  # type: ignore[no-untyped-def]
     """lo[i] += v_i * row[:vl], hi[i] += v_i * row[vl:2 vl]: one rank-1 update of the tile."""
     vl = lanes(lo, 1)

@@ -22,7 +22,6 @@ buffer (src/indirection.c).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping
 from functools import lru_cache, partial
 from typing import Any, ClassVar
@@ -33,12 +32,14 @@ from numpy.typing import DTypeLike, NDArray
 
 from ._base import Backend
 from ._geometry import ConvGeometry
-from ._parallel import run_jobs, worker_count
+from ._parallel import run_jobs, split, worker_count
 from ._tiles import (
     OUTER_ROWS,
     OUTER_TILES,
     ROWS,
     VECTORS,
+    channel_blocks,
+    kernel,
     lanes,
     load_outer,
     madd_outer,
@@ -51,9 +52,6 @@ from ._tiles import (
 
 #: output pixels per dw work item: its dy rows and the x rows they read stay in L2
 DW_PIXELS = 256
-#: multiply-adds below which a call runs on the calling thread: handing work to the worker
-#: pool costs tens of microseconds, more than a tiny layer's whole product
-MIN_MACS_PER_WORKER = 1 << 22
 #: geometries whose tables are kept: the tables are reused by every call of one layer
 TABLE_CACHE = 8
 
@@ -167,9 +165,8 @@ def _conv_weights_plain(src, table, dy, dy_finite, dw, first, stop):  # type: ig
                                     dw_tap[ci0 + i, co0 + j] += v * grads[p, co0 + j]
 
 
-_JIT = {"nogil": True, "cache": True, "boundscheck": False, "fastmath": {"contract"}}
-_conv_rows = numba.njit(**_JIT)(_conv_rows_plain)
-_conv_weights = numba.njit(**_JIT)(_conv_weights_plain)
+_conv_rows = kernel(_conv_rows_plain)
+_conv_weights = kernel(_conv_weights_plain)
 
 
 def _padded_rows(count: int) -> int:
@@ -228,21 +225,27 @@ def _tables(geom: ConvGeometry) -> tuple[NDArray[np.intp], ...]:
     return tables
 
 
-def _weight_blocks(w_taps: NDArray[np.floating]) -> NDArray[np.floating]:
-    """(taps, depth, C) -> (blocks, taps, depth, lanes): blocks of output channels, zero-padded."""
-    taps, depth, c = w_taps.shape
-    nr = tile_lanes(w_taps.dtype)
-    n_blocks = -(-c // nr)
-    padded = np.zeros((taps, depth, n_blocks * nr), dtype=w_taps.dtype)
-    padded[..., :c] = w_taps
-    return np.ascontiguousarray(padded.reshape(taps, depth, n_blocks, nr).transpose(2, 0, 1, 3))
+def _row_jobs(
+    src: NDArray[np.floating],
+    table: NDArray[np.intp],
+    order: NDArray[np.intp],
+    w_taps: NDArray[np.floating],
+    bias: NDArray[np.floating],
+    out: NDArray[np.floating],
+    macs: int,
+) -> list[partial[None]]:
+    """Jobs for out[n, order[p]] = bias + sum over taps of src[n] at table[p, tap] @ w_taps[tap].
 
-
-def _split(total: int, macs: int) -> list[tuple[int, int]]:
-    """total work items as contiguous ranges, one per worker; one range for a small call."""
-    workers = max(1, min(worker_count(), total, macs // MIN_MACS_PER_WORKER))
-    bounds = [total * k // workers for k in range(workers + 1)]
-    return list(itertools.pairwise(bounds))
+    src (N, ...) and out (N, ...) are read as one flat row of values per image, w_taps is
+    (taps, depth, C); macs is the multiply-adds of the whole product.
+    """
+    n = src.shape[0]
+    blocks, finite = channel_blocks(w_taps), _taps_finite(w_taps)
+    rows = out.reshape(n, -1, bias.shape[0])
+    return [
+        partial(_conv_rows, src.reshape(n, -1), table, order, blocks, bias, finite, rows, lo, hi)
+        for lo, hi in split(n * (table.shape[0] // ROWS), macs)
+    ]
 
 
 def _taps_finite(w_taps: NDArray[np.floating]) -> NDArray[np.bool_]:
@@ -285,16 +288,12 @@ class IndirectIm2col(Backend):
     ) -> tuple[NDArray[np.floating], Any]:
         x = np.ascontiguousarray(x)
         table, order, _, _ = _tables(geom)
-        w_taps = w.reshape(geom.kh * geom.kw, geom.c_in, geom.c_out)
         y = np.empty(geom.y_shape, dtype=x.dtype)
-        src, out = x.reshape(geom.n, -1), y.reshape(geom.n, -1, geom.c_out)
-        args = (src, table, order, _weight_blocks(w_taps), np.ascontiguousarray(b))
-        args += (_taps_finite(w_taps), out)
-        tiles = geom.n * (table.shape[0] // ROWS)
-        run_jobs(
-            [partial(_conv_rows, *args, lo, hi) for lo, hi in _split(tiles, geom.flops_forward)],
-            blas=False,
+        w_taps = w.reshape(geom.kh * geom.kw, geom.c_in, geom.c_out)
+        jobs = _row_jobs(
+            x, table, order, w_taps, np.ascontiguousarray(b), y, geom.flops_forward // 2
         )
+        run_jobs(jobs, blas=False)
         return y, (x, w.copy())
 
     def _backward(
@@ -304,22 +303,18 @@ class IndirectIm2col(Backend):
         dy = np.ascontiguousarray(dy)
         table, _, table_t, order_t = _tables(geom)
         taps = geom.kh * geom.kw
-        # dx: the forward kernel over dy, with w transposed to (taps, C_out, C_in)
-        w_t = np.ascontiguousarray(w.reshape(taps, geom.c_in, geom.c_out).transpose(0, 2, 1))
         dx = np.empty(geom.x_shape, dtype=x.dtype)
-        grads = dy.reshape(geom.n, -1, geom.c_out)
-        dx_args = (dy.reshape(geom.n, -1), table_t, order_t, _weight_blocks(w_t))
-        dx_args += (np.zeros(geom.c_in, x.dtype), _taps_finite(w_t))
-        dx_args += (dx.reshape(geom.n, -1, geom.c_in),)
-        dx_jobs = [
-            partial(_conv_rows, *dx_args, lo, hi)
-            for lo, hi in _split(geom.n * (table_t.shape[0] // ROWS), geom.flops_forward)
-        ]
+        # dx: the forward kernel over dy, through the transposed table, with w as
+        # (taps, C_out, C_in)
+        w_t = w.reshape(taps, geom.c_in, geom.c_out).transpose(0, 2, 1)
+        no_bias = np.zeros(geom.c_in, x.dtype)
+        dx_jobs = _row_jobs(dy, table_t, order_t, w_t, no_bias, dx, geom.flops_forward // 2)
         # dw: one partial per worker, over disjoint ranges of pixels
         items = geom.n * -(-(geom.out_h * geom.out_w) // DW_PIXELS)
-        dw_ranges = _split(items, geom.flops_forward)
+        dw_ranges = split(items, geom.flops_forward // 2)
         dw_parts = np.zeros((len(dw_ranges), taps, geom.c_in, geom.c_out), dtype=x.dtype)
         dy_finite = bool(np.isfinite(dy.min()) and np.isfinite(dy.max()))
+        grads = dy.reshape(geom.n, -1, geom.c_out)
         dw_jobs = [
             partial(_conv_weights, x.reshape(geom.n, -1), table, grads, dy_finite, part, lo, hi)
             for part, (lo, hi) in zip(dw_parts, dw_ranges, strict=True)

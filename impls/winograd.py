@@ -35,6 +35,9 @@ from ._tiles import (
     OUTER_TILES,
     ROWS,
     VECTORS,
+    channel_blocks,
+    inlined,
+    kernel,
     lanes,
     load_outer,
     madd_outer,
@@ -42,7 +45,6 @@ from ._tiles import (
     register_tile,
     stack_scratch,
     store_outer,
-    tile_lanes,
     zero_rows,
 )
 from .tiled_im2col import TiledIm2col
@@ -94,10 +96,9 @@ A_T = np.array(
 
 # The 1-D transforms, spelled out (B^T, A^T and A above, row by row): with constant
 # coefficients a transform is a few adds per value, vectorized over the channels.
-_INLINE = {"inline": "always"}
 
 
-@numba.njit(**_INLINE)
+@inlined
 def _constants(a):  # type: ignore[no-untyped-def]
     """The transforms' coefficients 2, 4, 5 and 8 in a's dtype: a Python number times a
     float32 value would give a float64."""
@@ -106,7 +107,7 @@ def _constants(a):  # type: ignore[no-untyped-def]
     return k[0], k[1], k[2], k[3]
 
 
-@numba.njit(**_INLINE)
+@inlined
 def _apply_b_t(s0, s1, s2, s3, s4, s5, o0, o1, o2, o3, o4, o5, n, k):  # type: ignore[no-untyped-def]
     """o_i[:n] = (B^T @ (s0, ..., s5))_i, value by value: an input tile's rows or columns.
 
@@ -128,7 +129,7 @@ def _apply_b_t(s0, s1, s2, s3, s4, s5, o0, o1, o2, o3, o4, o5, n, k):  # type: i
         o5[c] = four * s1[c] - five * s3[c] + s5[c]
 
 
-@numba.njit(**_INLINE)
+@inlined
 def _apply_a_t(s0, s1, s2, s3, s4, s5, o0, o1, o2, o3, n, k):  # type: ignore[no-untyped-def]
     """o_i[:n] = (A^T @ (s0, ..., s5))_i: an output tile's rows or columns."""
     two, four, _, eight = k
@@ -142,7 +143,7 @@ def _apply_a_t(s0, s1, s2, s3, s4, s5, o0, o1, o2, o3, n, k):  # type: ignore[no
         o3[c] = (s1[c] - s2[c]) + eight * (s3[c] - s4[c]) + s5[c]
 
 
-@numba.njit(**_INLINE)
+@inlined
 def _apply_a(s0, s1, s2, s3, o0, o1, o2, o3, o4, o5, n, k):  # type: ignore[no-untyped-def]
     """o_i[:n] = (A @ (s0, ..., s3))_i: a dy tile's rows or columns, for dw."""
     two, four, _, eight = k
@@ -160,7 +161,7 @@ def _apply_a(s0, s1, s2, s3, o0, o1, o2, o3, o4, o5, n, k):  # type: ignore[no-u
         o5[c] = s3[c]
 
 
-@numba.njit(**_INLINE)
+@inlined
 def _tile_origin(t, tiles_h, tiles_w):  # type: ignore[no-untyped-def]
     """(image, first row, first column) of tile t."""
     img, r = t // (tiles_h * tiles_w), t % (tiles_h * tiles_w)
@@ -208,12 +209,12 @@ def _input_transform_plain(src, top, left, tiles_h, tiles_w, t0, count, v, zeros
 def _products_plain(v, u_blocks, m, rows):  # type: ignore[no-untyped-def]
     """m[k, :rows] = v[k, :rows] @ u[k] for the 36 positions k, in register tiles.
 
-    v is (36, R, C_in), m (36, R, blocks * lanes) and u_blocks (36, blocks, C_in, lanes),
+    v is (36, R, C_in), m (36, R, blocks * lanes) and u_blocks (blocks, 36, C_in, lanes),
     with R a multiple of ROWS and rows <= R; rows past ``rows`` are computed from whatever
     v holds there, and never read.
     """
     nr = lanes(m, VECTORS)
-    n_blocks = u_blocks.shape[1]
+    n_blocks = u_blocks.shape[0]
     acc = numba.carray(register_tile(m, ROWS, VECTORS), (ROWS, nr))
     for k in range(36):
         vk, mk = v[k], m[k]
@@ -228,7 +229,7 @@ def _products_plain(v, u_blocks, m, rows):  # type: ignore[no-untyped-def]
                     vk[r + 3],
                     vk[r + 4],
                     vk[r + 5],
-                    u_blocks[k, blk],
+                    u_blocks[blk, k],
                 )
                 co0 = blk * nr
                 for i in range(ROWS):
@@ -291,7 +292,7 @@ def _correlate_plain(src, u_blocks, bias, dst, top, left, tiles_h, tiles_w, firs
     Returns whether every value written is finite.
     """
     c_in = src.shape[3]
-    width = u_blocks.shape[1] * u_blocks.shape[3]
+    width = u_blocks.shape[0] * u_blocks.shape[3]
     v = np.zeros((36, CHUNK_TILES, c_in), dtype=src.dtype)
     m = np.zeros((36, CHUNK_TILES, width), dtype=dst.dtype)
     zeros = np.zeros(c_in, dtype=src.dtype)
@@ -380,14 +381,13 @@ def _weight_grad_plain(src, dy, top, left, tiles_h, tiles_w, first, stop, du):  
         _weight_products(v, e, du, count)
 
 
-_JIT = {"nogil": True, "cache": True, "boundscheck": False, "fastmath": {"contract"}}
-_input_transform = numba.njit(**_JIT)(_input_transform_plain)
-_products = numba.njit(**_JIT)(_products_plain)
-_output_transform = numba.njit(**_JIT)(_output_transform_plain)
-_correlate_jit = numba.njit(**_JIT)(_correlate_plain)
-_dy_transform = numba.njit(**_JIT)(_dy_transform_plain)
-_weight_products = numba.njit(**_JIT)(_weight_products_plain)
-_weight_grad = numba.njit(**_JIT)(_weight_grad_plain)
+_input_transform = kernel(_input_transform_plain)
+_products = kernel(_products_plain)
+_output_transform = kernel(_output_transform_plain)
+_correlate_jit = kernel(_correlate_plain)
+_dy_transform = kernel(_dy_transform_plain)
+_weight_products = kernel(_weight_products_plain)
+_weight_grad = kernel(_weight_grad_plain)
 
 
 #: exact direct sums, for the calls whose Winograd result has a non-finite value
@@ -414,16 +414,6 @@ def _filter_transform(w: NDArray[np.floating]) -> NDArray[np.floating]:
 
 def _tiles(size: int) -> int:
     return -(-size // TILE)
-
-
-def _blocks(u: NDArray[np.floating]) -> NDArray[np.floating]:
-    """(36, C_in, C) -> (36, blocks, C_in, lanes): blocks of output channels, zero-padded."""
-    positions, c_in, c = u.shape
-    nr = tile_lanes(u.dtype)
-    n_blocks = -(-c // nr)
-    padded = np.zeros((positions, c_in, n_blocks * nr), dtype=u.dtype)
-    padded[..., :c] = u
-    return np.ascontiguousarray(padded.reshape(positions, c_in, n_blocks, nr).transpose(0, 2, 1, 3))
 
 
 def _correlate(
@@ -456,7 +446,7 @@ def _correlate(
     tiles_h, tiles_w = _tiles(out_h), _tiles(out_w)
     n_tiles = x.shape[0] * tiles_h * tiles_w
     y = np.empty((x.shape[0], out_h, out_w, u.shape[2]), dtype=x.dtype)
-    args = (x, _blocks(u), np.ascontiguousarray(bias), y, top, left, tiles_h, tiles_w)
+    args = (x, channel_blocks(u), np.ascontiguousarray(bias), y, top, left, tiles_h, tiles_w)
     macs = n_tiles * 36 * u.shape[1] * u.shape[2]
     jobs = [partial(_correlate_jit, *args, lo, hi) for lo, hi in split(n_tiles, macs)]
     return y, all(run_jobs(jobs, blas=False))
