@@ -35,7 +35,9 @@ CASES = [
         padding="SAME",
     ),
     # more input channels than a Winograd transform block
-    Case("channel-blocks", (2, 13, 14, CHANNEL_BLOCK + 6), (3, 3, CHANNEL_BLOCK + 6, 20), padding=1),
+    Case(
+        "channel-blocks", (2, 13, 14, CHANNEL_BLOCK + 6), (3, 3, CHANNEL_BLOCK + 6, 20), padding=1
+    ),
     # dx in stride phases, dilated, lopsided padding
     Case(
         "strided-dilated",
@@ -53,7 +55,8 @@ CASES = [
 
 def test_the_cases_cross_the_thresholds() -> None:
     geom = impls.resolve_geometry(CASES[0].x_shape, CASES[0].w_shape, **CASES[0].kwargs)
-    assert geom.out_h * geom.out_w > DW_PIXELS and (geom.out_h * geom.out_w) % ROWS
+    assert geom.out_h * geom.out_w > DW_PIXELS
+    assert (geom.out_h * geom.out_w) % ROWS
     assert geom.n * -(-geom.out_h // 4) * -(-geom.out_w // 4) > CHUNK_TILES
     assert CASES[1].x_shape[3] > CHANNEL_BLOCK
 
