@@ -181,34 +181,61 @@ OUTER_TILES = 2 if VECTOR_BYTES == 64 else 1
 
 
 @inlined
-def load_outer(lo, hi, mat, r, c):  # type: ignore[no-untyped-def]
-    """lo[i] = mat[r + i, c : c + vl], hi[i] = mat[r + i, c + vl : c + 2 vl] for the OUTER_ROWS
-    rows (hi only with OUTER_TILES = 2); mat is a C-contiguous matrix."""
+def zero_outer(lo, hi):  # type: ignore[no-untyped-def]
+    """lo[:, :] = hi[:, :] = 0 (hi only with OUTER_TILES = 2)."""
     vl = lanes(lo, 1)
-    d0, d1, d2, d3 = mat[r, c:], mat[r + 1, c:], mat[r + 2, c:], mat[r + 3, c:]
-    d4, d5, d6, d7 = mat[r + 4, c:], mat[r + 5, c:], mat[r + 6, c:], mat[r + 7, c:]
     for j in range(vl):
-        lo[0, j], lo[1, j], lo[2, j], lo[3, j] = d0[j], d1[j], d2[j], d3[j]
-        lo[4, j], lo[5, j], lo[6, j], lo[7, j] = d4[j], d5[j], d6[j], d7[j]
+        lo[0, j] = lo[1, j] = lo[2, j] = lo[3, j] = lo[4, j] = lo[5, j] = lo[6, j] = lo[7, j] = 0.0
         if OUTER_TILES == 2:
-            k = vl + j
-            hi[0, j], hi[1, j], hi[2, j], hi[3, j] = d0[k], d1[k], d2[k], d3[k]
-            hi[4, j], hi[5, j], hi[6, j], hi[7, j] = d4[k], d5[k], d6[k], d7[k]
+            hi[0, j] = hi[1, j] = hi[2, j] = hi[3, j] = 0.0
+            hi[4, j] = hi[5, j] = hi[6, j] = hi[7, j] = 0.0
 
 
 @inlined
-def store_outer(lo, hi, mat, r, c):  # type: ignore[no-untyped-def]
-    """The inverse of load_outer: mat[r + i, c : c + vl] = lo[i], and so on."""
+def add_outer(lo, hi, mat, r, c):  # type: ignore[no-untyped-def]
+    """mat[r + i, c : c + vl] += lo[i], mat[r + i, c + vl : c + 2 vl] += hi[i] for the
+    OUTER_ROWS rows; mat is a C-contiguous matrix.
+
+    A tile sums its part of a reduction from zero and is then added to the running total: a
+    sum of partial sums, whose float32 rounding error grows with the number of partial sums,
+    not with the number of terms, as a single running sum's would.
+    """
     vl = lanes(lo, 1)
     d0, d1, d2, d3 = mat[r, c:], mat[r + 1, c:], mat[r + 2, c:], mat[r + 3, c:]
     d4, d5, d6, d7 = mat[r + 4, c:], mat[r + 5, c:], mat[r + 6, c:], mat[r + 7, c:]
     for j in range(vl):
-        d0[j], d1[j], d2[j], d3[j] = lo[0, j], lo[1, j], lo[2, j], lo[3, j]
-        d4[j], d5[j], d6[j], d7[j] = lo[4, j], lo[5, j], lo[6, j], lo[7, j]
-        if OUTER_TILES == 2:
-            k = vl + j
-            d0[k], d1[k], d2[k], d3[k] = hi[0, j], hi[1, j], hi[2, j], hi[3, j]
-            d4[k], d5[k], d6[k], d7[k] = hi[4, j], hi[5, j], hi[6, j], hi[7, j]
+        d0[j] += lo[0, j]
+    for j in range(vl):
+        d1[j] += lo[1, j]
+    for j in range(vl):
+        d2[j] += lo[2, j]
+    for j in range(vl):
+        d3[j] += lo[3, j]
+    for j in range(vl):
+        d4[j] += lo[4, j]
+    for j in range(vl):
+        d5[j] += lo[5, j]
+    for j in range(vl):
+        d6[j] += lo[6, j]
+    for j in range(vl):
+        d7[j] += lo[7, j]
+    if OUTER_TILES == 2:
+        for j in range(vl):
+            d0[vl + j] += hi[0, j]
+        for j in range(vl):
+            d1[vl + j] += hi[1, j]
+        for j in range(vl):
+            d2[vl + j] += hi[2, j]
+        for j in range(vl):
+            d3[vl + j] += hi[3, j]
+        for j in range(vl):
+            d4[vl + j] += hi[4, j]
+        for j in range(vl):
+            d5[vl + j] += hi[5, j]
+        for j in range(vl):
+            d6[vl + j] += hi[6, j]
+        for j in range(vl):
+            d7[vl + j] += hi[7, j]
 
 
 @inlined

@@ -38,15 +38,15 @@ from ._tiles import (
     OUTER_TILES,
     ROWS,
     VECTORS,
+    add_outer,
     channel_blocks,
     kernel,
     lanes,
-    load_outer,
     madd_outer,
     madd_rows,
     register_tile,
-    store_outer,
     tile_lanes,
+    zero_outer,
     zero_rows,
 )
 
@@ -138,7 +138,7 @@ def _conv_weights_plain(src, table, dy, dy_finite, dw, first, stop):  # type: ig
             for ci0 in range(0, c_in, OUTER_ROWS):
                 for co0 in range(0, c_out, nr):
                     if ci0 + OUTER_ROWS <= c_in and co0 + nr <= c_out:
-                        load_outer(lo, hi, dw_tap, ci0, co0)
+                        zero_outer(lo, hi)
                         for p in range(p0, p1):
                             off = table[p, t]
                             if off >= 0:
@@ -151,7 +151,7 @@ def _conv_weights_plain(src, table, dy, dy_finite, dw, first, stop):  # type: ig
                             else:
                                 v0 = v1 = v2 = v3 = v4 = v5 = v6 = v7 = zero
                             madd_outer(lo, hi, v0, v1, v2, v3, v4, v5, v6, v7, grads[p, co0:])
-                        store_outer(lo, hi, dw_tap, ci0, co0)
+                        add_outer(lo, hi, dw_tap, ci0, co0)
                     else:
                         # the channels left over past the last whole tile, in memory
                         n_ci, n_co = min(OUTER_ROWS, c_in - ci0), min(nr, c_out - co0)

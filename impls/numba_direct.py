@@ -34,16 +34,16 @@ from ._tiles import (
     OUTER_TILES,
     ROWS,
     VECTORS,
+    add_outer,
     channel_blocks,
     inlined,
     kernel,
     lanes,
-    load_outer,
     madd_outer,
     madd_rows,
     register_tile,
-    store_outer,
     tile_lanes,
+    zero_outer,
     zero_rows,
 )
 
@@ -190,7 +190,7 @@ def _backward_weight_plain(x, dy, dy_finite, dw_part, sh, sw, dh, dw, top, left,
                 for ci0 in range(0, c_in, OUTER_ROWS):
                     for co0 in range(0, c_out, nr):
                         if ci0 + OUTER_ROWS <= c_in and co0 + nr <= c_out:
-                            load_outer(lo, hi, dw_tap, ci0, co0)
+                            zero_outer(lo, hi)
                             for ox in range(out_w):
                                 ix = ox * sw - left + kj * dw
                                 if inside and 0 <= ix < w_in:
@@ -202,7 +202,7 @@ def _backward_weight_plain(x, dy, dy_finite, dw_part, sh, sw, dh, dw, top, left,
                                 else:
                                     v0 = v1 = v2 = v3 = v4 = v5 = v6 = v7 = zero
                                 madd_outer(lo, hi, v0, v1, v2, v3, v4, v5, v6, v7, grads[ox, co0:])
-                            store_outer(lo, hi, dw_tap, ci0, co0)
+                            add_outer(lo, hi, dw_tap, ci0, co0)
                         else:
                             # the channels left over past the last whole tile, in memory
                             for ox in range(out_w):

@@ -35,16 +35,16 @@ from ._tiles import (
     OUTER_TILES,
     ROWS,
     VECTORS,
+    add_outer,
     channel_blocks,
     inlined,
     kernel,
     lanes,
-    load_outer,
     madd_outer,
     madd_rows,
     register_tile,
     stack_scratch,
-    store_outer,
+    zero_outer,
     zero_rows,
 )
 from .tiled_im2col import TiledIm2col
@@ -352,13 +352,13 @@ def _weight_products_plain(v, e, du, rows):  # type: ignore[no-untyped-def]
         for ci0 in range(0, c_in, OUTER_ROWS):
             for co0 in range(0, c_out, nr):
                 if ci0 + OUTER_ROWS <= c_in and co0 + nr <= c_out:
-                    load_outer(lo, hi, duk, ci0, co0)
+                    zero_outer(lo, hi)
                     for r in range(rows):
                         a = vk[r, ci0:]
                         madd_outer(
                             lo, hi, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], ek[r, co0:]
                         )
-                    store_outer(lo, hi, duk, ci0, co0)
+                    add_outer(lo, hi, duk, ci0, co0)
                 else:
                     # the channels left over past the last whole tile, in memory
                     for r in range(rows):
