@@ -37,9 +37,16 @@ def _pool(size: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(size, thread_name_prefix="impls-worker")
 
 
+@cache
+def _blas_libraries() -> tuple[Any, ...]:
+    return tuple(_blas().select(user_api="blas").lib_controllers)
+
+
 def _blas_threads() -> int:
-    infos = _blas().select(user_api="blas").info()
-    return max(1, min(info["num_threads"] for info in infos)) if infos else 1
+    # each library's own getter (a C call), not info(), which builds a dict per library: a
+    # few microseconds that every call of a small layer paid several times
+    counts = [lib.get_num_threads() for lib in _blas_libraries()]
+    return max(1, min(counts)) if counts else 1
 
 
 class _SerialBlas:
