@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from functools import cache, wraps
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numba
 from threadpoolctl import ThreadpoolController
@@ -100,17 +100,45 @@ def worker_count() -> int:
 #: multiply-adds below which a call's work stays on the calling thread: handing a job to a
 #: worker costs tens of microseconds, more than the time a second core saves on less
 MIN_MACS_PER_WORKER = 1 << 22
+#: jobs per worker for a call that is split: the threads take them as they finish, so a core
+#: that is slower (shared with another process, or dealt the costlier part of the layer)
+#: does fewer of them instead of holding the whole call up
+JOBS_PER_WORKER = 4
 
 
 def split(total: int, macs: int) -> list[tuple[int, int]]:
-    """``total`` work items as contiguous (start, stop) ranges, one per worker.
+    """``total`` work items as contiguous (start, stop) ranges, JOBS_PER_WORKER per worker.
 
-    ``macs`` is the call's multiply-adds: a worker gets at least MIN_MACS_PER_WORKER of
-    them, so a small call is one range, run on the calling thread.
+    ``macs`` is the call's multiply-adds: a job gets at least MIN_MACS_PER_WORKER of them,
+    and a call of less than two jobs' worth is one range, run on the calling thread.
     """
-    workers = max(1, min(worker_count(), total, macs // MIN_MACS_PER_WORKER))
-    bounds = [total * k // workers for k in range(workers + 1)]
+    jobs = min(worker_count() * JOBS_PER_WORKER, total, macs // MIN_MACS_PER_WORKER)
+    jobs = 1 if jobs < 2 or worker_count() < 2 else jobs
+    bounds = [total * k // jobs for k in range(jobs + 1)]
     return list(itertools.pairwise(bounds))
+
+
+class PerThread(Generic[T]):
+    """One buffer per thread that asks for one: the partial sums a thread's jobs share.
+
+    ``make()`` creates a thread's buffer on its first ``get()``; ``values()`` lists them all
+    once the jobs are done. Jobs of one call that run on one thread never run at once, so
+    they can add into one buffer; there are at most as many as threads, however many jobs.
+    """
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make = make
+        self._buffers: dict[int, T] = {}
+
+    def get(self) -> T:
+        key = threading.get_ident()
+        if key not in self._buffers:
+            # only this thread adds this key
+            self._buffers[key] = self._make()
+        return self._buffers[key]
+
+    def values(self) -> list[T]:
+        return list(self._buffers.values())
 
 
 def run_jobs(jobs: Sequence[Callable[[], Any]], *, blas: bool = True) -> list[Any]:

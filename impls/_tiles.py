@@ -171,6 +171,32 @@ def madd_rows(acc, r0, r1, r2, r3, r4, r5, w_tap):  # type: ignore[no-untyped-de
             acc[5, j] += v5 * w_row[j]
 
 
+@inlined
+def store_rows(acc, bias, r0, r1, r2, r3, r4, r5):  # type: ignore[no-untyped-def]
+    """r_i[:lanes] = acc[i] + bias[:lanes] for the ROWS = 6 rows of a whole tile.
+
+    The bias is first read into registers, then each row is written by a loop of its own,
+    one vector wide: no store is reordered with a load or with another row's store, which
+    might overlap it, and every index into the tile is a constant once the loops are done.
+    """
+    vl = lanes(acc, 1)
+    b = numba.carray(register_tile(acc, 1, VECTORS), (1, 2 * vl))
+    for j in range(vl):
+        b[0, j], b[0, vl + j] = bias[j], bias[vl + j]
+    for j in range(vl):
+        r0[j], r0[vl + j] = acc[0, j] + b[0, j], acc[0, vl + j] + b[0, vl + j]
+    for j in range(vl):
+        r1[j], r1[vl + j] = acc[1, j] + b[0, j], acc[1, vl + j] + b[0, vl + j]
+    for j in range(vl):
+        r2[j], r2[vl + j] = acc[2, j] + b[0, j], acc[2, vl + j] + b[0, vl + j]
+    for j in range(vl):
+        r3[j], r3[vl + j] = acc[3, j] + b[0, j], acc[3, vl + j] + b[0, vl + j]
+    for j in range(vl):
+        r4[j], r4[vl + j] = acc[4, j] + b[0, j], acc[4, vl + j] + b[0, vl + j]
+    for j in range(vl):
+        r5[j], r5[vl + j] = acc[5, j] + b[0, j], acc[5, vl + j] + b[0, vl + j]
+
+
 #: rows of an outer-product tile (see madd_outer), spelled out in its code
 OUTER_ROWS = 8
 #: one-vector outer-product tiles side by side: two make 8 x 2 accumulators, 16 of AVX-512's

@@ -32,7 +32,7 @@ from numpy.typing import DTypeLike, NDArray
 
 from ._base import Backend
 from ._geometry import ConvGeometry
-from ._parallel import run_jobs, split, worker_count
+from ._parallel import PerThread, run_jobs, split, worker_count
 from ._tiles import (
     OUTER_ROWS,
     OUTER_TILES,
@@ -45,6 +45,7 @@ from ._tiles import (
     madd_outer,
     madd_rows,
     register_tile,
+    store_rows,
     tile_lanes,
     zero_outer,
     zero_rows,
@@ -80,6 +81,7 @@ def _conv_rows_plain(src, table, order, w_blocks, bias, skippable, out, first, s
     zeros = np.zeros(depth, dtype=src.dtype)
     acc = numba.carray(register_tile(out, ROWS, VECTORS), (ROWS, nr))
     stage = np.empty((ROWS, nr), dtype=out.dtype)
+    no_bias = np.zeros(nr, dtype=out.dtype)
     for tile in range(first, stop):
         img, p0 = tile // per_image, (tile % per_image) * ROWS
         image = src[img]
@@ -100,12 +102,21 @@ def _conv_rows_plain(src, table, order, w_blocks, bias, skippable, out, first, s
                     image[o5:] if o5 >= 0 else zeros,
                     w_blocks[blk, t],
                 )
-            # whole, through memory: an index that is not a constant of the unrolled loops,
-            # even in a branch, would keep the tile out of registers everywhere
-            for i in range(ROWS):
-                for j in range(nr):
-                    stage[i, j] = acc[i, j]
             co0 = blk * nr
+            if p0 + ROWS <= pixels and co0 + nr <= c_out:
+                store_rows(
+                    acc,
+                    bias[co0:],
+                    out[img, order[p0], co0:],
+                    out[img, order[p0 + 1], co0:],
+                    out[img, order[p0 + 2], co0:],
+                    out[img, order[p0 + 3], co0:],
+                    out[img, order[p0 + 4], co0:],
+                    out[img, order[p0 + 5], co0:],
+                )
+                continue
+            # a tile cut by the last pixels or channels: through memory
+            store_rows(acc, no_bias, stage[0], stage[1], stage[2], stage[3], stage[4], stage[5])
             for i in range(min(ROWS, pixels - p0)):
                 y_row = out[img, order[p0 + i]]
                 for j in range(min(nr, c_out - co0)):
@@ -309,16 +320,17 @@ class IndirectIm2col(Backend):
         w_t = w.reshape(taps, geom.c_in, geom.c_out).transpose(0, 2, 1)
         no_bias = np.zeros(geom.c_in, x.dtype)
         dx_jobs = _row_jobs(dy, table_t, order_t, w_t, no_bias, dx, geom.flops_forward // 2)
-        # dw: one partial per worker, over disjoint ranges of pixels
+        # dw: one partial per thread, over disjoint ranges of pixels
         items = geom.n * -(-(geom.out_h * geom.out_w) // DW_PIXELS)
-        dw_ranges = split(items, geom.flops_forward // 2)
-        dw_parts = np.zeros((len(dw_ranges), taps, geom.c_in, geom.c_out), dtype=x.dtype)
         dy_finite = bool(np.isfinite(dy.min()) and np.isfinite(dy.max()))
         grads = dy.reshape(geom.n, -1, geom.c_out)
-        dw_jobs = [
-            partial(_conv_weights, x.reshape(geom.n, -1), table, grads, dy_finite, part, lo, hi)
-            for part, (lo, hi) in zip(dw_parts, dw_ranges, strict=True)
-        ]
+        src = x.reshape(geom.n, -1)
+        partials = PerThread(lambda: np.zeros((taps, geom.c_in, geom.c_out), dtype=x.dtype))
+
+        def dw_job(lo: int, hi: int) -> None:
+            _conv_weights(src, table, grads, dy_finite, partials.get(), lo, hi)
+
+        dw_jobs = [partial(dw_job, lo, hi) for lo, hi in split(items, geom.flops_forward // 2)]
         run_jobs(dx_jobs + dw_jobs, blas=False)
         db = grads.reshape(-1, geom.c_out).sum(axis=0, dtype=np.float64).astype(x.dtype)
-        return dx, dw_parts.sum(axis=0).reshape(geom.w_shape), db
+        return dx, np.sum(partials.values(), axis=0).reshape(geom.w_shape), db

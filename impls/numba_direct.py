@@ -28,7 +28,7 @@ from numpy.typing import DTypeLike, NDArray
 
 from ._base import Backend
 from ._geometry import ConvGeometry
-from ._parallel import run_jobs, split, worker_count
+from ._parallel import PerThread, run_jobs, split, worker_count
 from ._tiles import (
     OUTER_ROWS,
     OUTER_TILES,
@@ -162,7 +162,7 @@ def _backward_input_plain(dy, w_blocks, taps_finite, dx, sh, sw, dh, dw, top, le
 
 
 def _backward_weight_plain(x, dy, dy_finite, dw_part, sh, sw, dh, dw, top, left, row0, row1):  # type: ignore[no-untyped-def]
-    """dw_part = sum over the flat output rows row0..row1 of x[window].T @ dy[row].
+    """dw_part += sum over the flat output rows row0..row1 of x[window].T @ dy[row].
 
     Tiles of OUTER_ROWS input x OUTER_TILES vectors of output channels sum over a row's
     pixels. Pixels outside x are skipped unless dy holds a non-finite value: then they are
@@ -175,7 +175,6 @@ def _backward_weight_plain(x, dy, dy_finite, dw_part, sh, sw, dh, dw, top, left,
     zero = np.zeros(1, dtype=x.dtype)[0]  # in x's dtype: a float 0.0 would make v0.. float64
     lo = numba.carray(register_tile(dw_part, OUTER_ROWS, 1), (OUTER_ROWS, lanes(dw_part, 1)))
     hi = numba.carray(register_tile(dw_part, OUTER_ROWS, 1), (OUTER_ROWS, lanes(dw_part, 1)))
-    dw_part[:] = 0.0
     for row in range(row0, row1):
         img, oy = row // out_h, row % out_h
         grads = dy[img, oy]
@@ -287,19 +286,15 @@ class NumbaDirect(Backend):
         dx = np.empty(geom.x_shape, dtype=x.dtype)
         dx_args = (dy, w_blocks, _taps_finite(w_t), dx, *params)
         dx_tasks = split(geom.n * geom.h * w_blocks.shape[0], macs)
-        dw_rows = split(geom.n * geom.out_h, macs)
-        dw_parts = np.empty((len(dw_rows), *geom.w_shape), dtype=x.dtype)
         dy_finite = _all_finite(dy)
-        # each worker writes only its own dx rows or its own dw partial
-        run_jobs(
-            [
-                *(partial(_backward_input_jit, *dx_args, lo, hi) for lo, hi in dx_tasks),
-                *(
-                    partial(_backward_weight_jit, x, dy, dy_finite, dw_parts[k], *params, lo, hi)
-                    for k, (lo, hi) in enumerate(dw_rows)
-                ),
-            ],
-            blas=False,
-        )
+        partials = PerThread(lambda: np.zeros(geom.w_shape, dtype=x.dtype))
+
+        def dw_job(lo: int, hi: int) -> None:
+            _backward_weight_jit(x, dy, dy_finite, partials.get(), *params, lo, hi)
+
+        dw_jobs = [partial(dw_job, lo, hi) for lo, hi in split(geom.n * geom.out_h, macs)]
+        # each job writes only its own dx rows, or adds into its thread's dw partial
+        dx_jobs = [partial(_backward_input_jit, *dx_args, lo, hi) for lo, hi in dx_tasks]
+        run_jobs(dx_jobs + dw_jobs, blas=False)
         db = dy.reshape(-1, geom.c_out).sum(axis=0, dtype=np.float64).astype(x.dtype)
-        return dx, dw_parts.sum(axis=0), db
+        return dx, np.sum(partials.values(), axis=0), db

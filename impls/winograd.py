@@ -32,7 +32,7 @@ from numpy.typing import DTypeLike, NDArray
 
 from ._base import Backend
 from ._geometry import ConvGeometry, IntOrPair, PaddingSpec, resolve_geometry
-from ._parallel import run_jobs, split
+from ._parallel import PerThread, run_jobs, split
 from ._tiles import (
     OUTER_ROWS,
     OUTER_TILES,
@@ -523,17 +523,15 @@ class Winograd(Backend):
         # dw: the adjoint of the forward's bilinear form, over the forward's own tiling
         tiles_h, tiles_w = _tiles(geom.out_h), _tiles(geom.out_w)
         n_tiles = geom.n * tiles_h * tiles_w
+        partials = PerThread(lambda: np.zeros((36, geom.c_in, geom.c_out), dtype=dtype))
+
+        def du_job(lo: int, hi: int) -> None:
+            _weight_grad(x, dy, top, left, tiles_h, tiles_w, lo, hi, partials.get())
+
         ranges = split(n_tiles, n_tiles * 36 * geom.c_in * geom.c_out)
-        du_parts = np.zeros((len(ranges), 36, geom.c_in, geom.c_out), dtype=dtype)
-        run_jobs(
-            [
-                partial(_weight_grad, x, dy, top, left, tiles_h, tiles_w, lo, hi, du)
-                for du, (lo, hi) in zip(du_parts, ranges, strict=True)
-            ],
-            blas=False,
-        )
+        run_jobs([partial(du_job, lo, hi) for lo, hi in ranges], blas=False)
         with _quiet():
-            du_total = du_parts.sum(axis=0, dtype=np.float64)
+            du_total = np.sum(partials.values(), axis=0, dtype=np.float64)
             dw = _sandwich(G.T, du_total.reshape(6, 6, geom.c_in, geom.c_out)).astype(dtype)
         if not (dx_finite and np.isfinite(dw).all()):
             _, ctx = _DIRECT.forward(x, w, None, padding=geom.pad)
