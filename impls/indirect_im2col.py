@@ -33,6 +33,7 @@ from numpy.typing import DTypeLike, NDArray
 from ._base import Backend
 from ._geometry import ConvGeometry
 from ._parallel import PerThread, run_jobs, split, worker_count
+from ._reductions import bias_grad
 from ._tiles import (
     OUTER_ROWS,
     OUTER_TILES,
@@ -322,7 +323,9 @@ class IndirectIm2col(Backend):
         dx_jobs = _row_jobs(dy, table_t, order_t, w_t, no_bias, dx, geom.flops_forward // 2)
         # dw: one partial per thread, over disjoint ranges of pixels
         items = geom.n * -(-(geom.out_h * geom.out_w) // DW_PIXELS)
-        dy_finite = bool(np.isfinite(dy.min()) and np.isfinite(dy.max()))
+        db = bias_grad(dy)
+        # a non-finite dy value makes its channel's sum non-finite
+        dy_finite = bool(np.isfinite(db).all())
         grads = dy.reshape(geom.n, -1, geom.c_out)
         src = x.reshape(geom.n, -1)
         partials = PerThread(lambda: np.zeros((taps, geom.c_in, geom.c_out), dtype=x.dtype))
@@ -332,5 +335,4 @@ class IndirectIm2col(Backend):
 
         dw_jobs = [partial(dw_job, lo, hi) for lo, hi in split(items, geom.flops_forward // 2)]
         run_jobs(dx_jobs + dw_jobs, blas=False)
-        db = grads.reshape(-1, geom.c_out).sum(axis=0, dtype=np.float64).astype(x.dtype)
         return dx, np.sum(partials.values(), axis=0).reshape(geom.w_shape), db

@@ -27,6 +27,7 @@ from numpy.typing import DTypeLike, NDArray
 from ._base import Backend
 from ._geometry import ConvGeometry
 from ._parallel import run_jobs, worker_count
+from ._reductions import bias_grad
 
 Array = NDArray[np.floating]
 
@@ -162,5 +163,5 @@ class Mec(Backend):
             return dw_mat
 
         dw_mat = sum(run_jobs([partial(job, k) for k in range(workers)]))
-        db = dy.reshape(-1, geom.c_out).sum(axis=0, dtype=np.float64).astype(x.dtype)
+        db = bias_grad(dy)
         return dx, np.asarray(dw_mat).reshape(geom.w_shape), db

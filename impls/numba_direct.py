@@ -29,6 +29,7 @@ from numpy.typing import DTypeLike, NDArray
 from ._base import Backend
 from ._geometry import ConvGeometry
 from ._parallel import PerThread, run_jobs, split, worker_count
+from ._reductions import bias_grad
 from ._tiles import (
     OUTER_ROWS,
     OUTER_TILES,
@@ -222,11 +223,6 @@ _backward_input_jit: Callable[..., None] = kernel(_backward_input_plain)
 _backward_weight_jit: Callable[..., None] = kernel(_backward_weight_plain)
 
 
-def _all_finite(a: NDArray[np.floating]) -> bool:
-    # min and max carry a NaN through, and are vectorized passes without a temporary
-    return bool(np.isfinite(a.min()) and np.isfinite(a.max()))
-
-
 def _taps_finite(w: NDArray[np.floating]) -> NDArray[np.bool_]:
     """(kh, kw): whether each kernel tap's weights are all finite."""
     return np.isfinite(w).all(axis=(2, 3))
@@ -286,7 +282,9 @@ class NumbaDirect(Backend):
         dx = np.empty(geom.x_shape, dtype=x.dtype)
         dx_args = (dy, w_blocks, _taps_finite(w_t), dx, *params)
         dx_tasks = split(geom.n * geom.h * w_blocks.shape[0], macs)
-        dy_finite = _all_finite(dy)
+        db = bias_grad(dy)
+        # a non-finite dy value makes its channel's sum non-finite
+        dy_finite = bool(np.isfinite(db).all())
         partials = PerThread(lambda: np.zeros(geom.w_shape, dtype=x.dtype))
 
         def dw_job(lo: int, hi: int) -> None:
@@ -296,5 +294,4 @@ class NumbaDirect(Backend):
         # each job writes only its own dx rows, or adds into its thread's dw partial
         dx_jobs = [partial(_backward_input_jit, *dx_args, lo, hi) for lo, hi in dx_tasks]
         run_jobs(dx_jobs + dw_jobs, blas=False)
-        db = dy.reshape(-1, geom.c_out).sum(axis=0, dtype=np.float64).astype(x.dtype)
         return dx, np.sum(partials.values(), axis=0), db

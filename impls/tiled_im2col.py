@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from ._base import Backend
 from ._geometry import ConvGeometry
 from ._parallel import run_jobs, worker_count
+from ._reductions import bias_grad
 
 
 def _l2_bytes(default: int = 1 << 20) -> int:
@@ -189,5 +190,5 @@ class TiledIm2col(Backend):
             return dw_mat
 
         dw_mat = sum(run_jobs([partial(job, t) for t in range(workers)]))
-        db = dy_mat.sum(axis=0, dtype=np.float64).astype(x.dtype)
+        db = bias_grad(dy_mat)
         return dx, np.asarray(dw_mat).reshape(geom.w_shape), db

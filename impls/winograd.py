@@ -33,6 +33,7 @@ from numpy.typing import DTypeLike, NDArray
 from ._base import Backend
 from ._geometry import ConvGeometry, IntOrPair, PaddingSpec, resolve_geometry
 from ._parallel import PerThread, run_jobs, split
+from ._reductions import bias_grad
 from ._tiles import (
     OUTER_ROWS,
     OUTER_TILES,
@@ -536,5 +537,5 @@ class Winograd(Backend):
         if not (dx_finite and np.isfinite(dw).all()):
             _, ctx = _DIRECT.forward(x, w, None, padding=geom.pad)
             return _DIRECT.backward(dy, ctx)
-        db = dy.reshape(-1, geom.c_out).sum(axis=0, dtype=np.float64).astype(dtype)
+        db = bias_grad(dy)
         return dx, dw, db
