@@ -154,10 +154,9 @@ def _conv_weights_plain(src, table, dy, dy_finite, dw, first, stop):  # type: ig
                         for p in range(p0, p1):
                             off = table[p, t]
                             if off >= 0:
-                                a = off + ci0
-                                v0, v1, v2, v3 = image[a], image[a + 1], image[a + 2], image[a + 3]
-                                v4, v5, v6 = image[a + 4], image[a + 5], image[a + 6]
-                                v7 = image[a + 7]
+                                a = image[off + ci0 : off + ci0 + OUTER_ROWS]
+                                v0, v1, v2, v3 = a[0], a[1], a[2], a[3]
+                                v4, v5, v6, v7 = a[4], a[5], a[6], a[7]
                             elif dy_finite:
                                 continue
                             else:
