@@ -7,7 +7,9 @@ Backward regathers each block for dw and scatters each block's column gradient i
 workers own whole images there, so the scatter needs no locks. Where the column matrix is x
 itself (a 1x1 kernel at stride 1, no padding), nothing is gathered or scattered: each block
 of x, of dy and of dx takes part in its products as it is.
-Memory: one (BLOCK_BYTES) column buffer per worker, never the full k²-inflated matrix.
+Memory: one (BLOCK_BYTES) column buffer and two dw blocks (kh * kw * C_in * C_out each) per
+worker, and the weight matrix twice (as it is and transposed); never the full k²-inflated
+matrix.
 Reference: Goto & van de Geijn, "Anatomy of High-Performance Matrix Multiplication" (2008),
 for blocking to the cache; Chellapilla et al. (2006) for im2col.
 """
@@ -21,7 +23,7 @@ from typing import Any, ClassVar
 
 import numba
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import DTypeLike, NDArray
 
 from ._base import Backend
 from ._geometry import ConvGeometry
@@ -113,6 +115,14 @@ class TiledIm2col(Backend):
     role: ClassVar[str] = "ours"
     #: saved holds x itself (fingerprinted) and a copy of w
     saved_by_reference: ClassVar[tuple[str, ...]] = ("x",)
+
+    def memory_estimate(self, geom: ConvGeometry, dtype: DTypeLike = np.float32) -> int:
+        """Per worker a column buffer and two dw blocks, and the weight matrix twice."""
+        itemsize = np.dtype(dtype).itemsize
+        rows, k = geom.cols_shape
+        block = min(self._block_rows(geom, itemsize), rows) * k
+        weights = k * geom.c_out
+        return (worker_count() * (block + 2 * weights) + 2 * weights) * itemsize
 
     def _block_rows(self, geom: ConvGeometry, itemsize: int) -> int:
         return max(1, BLOCK_BYTES // (geom.cols_shape[1] * itemsize))

@@ -13,8 +13,9 @@ windows never touch it, and large finite inputs (|x| near 1e36 in float32) overf
 them: both leave a non-finite output, which the output transform flags as it writes, and
 the call is then redone by tiled_im2col's direct sums. Finite, well-scaled data never is.
 Memory: two (36, CHUNK_TILES, C) chunk buffers per worker and the transformed filter (36 *
-C_in * C_out, in channel blocks); nothing is kept for backward but x and a copy of w. Only
-3x3 kernels at stride 1 and dilation 1 (any padding).
+C_in * C_out, in channel blocks); for dw, one transformed partial (36 * C_in * C_out) per
+worker and their float64 sum. Nothing is kept for backward but x and a copy of w. Only 3x3
+kernels at stride 1 and dilation 1 (any padding).
 Measured float32 error, max |err| / max |expected| against the float64 reference (normal
 data, w scaled by 1/sqrt(9 C_in)): at N=16 56x56 64->64, y 5.9e-6, dx 8.9e-6, dw 4.5e-6,
 db 3.1e-8; at N=8 128x128 32->32, y 5.2e-6, dx 6.5e-6, dw 4.9e-6 (tolerance: 1e-4).
@@ -32,7 +33,7 @@ from numpy.typing import DTypeLike, NDArray
 
 from ._base import Backend
 from ._geometry import ConvGeometry, IntOrPair, PaddingSpec, resolve_geometry
-from ._parallel import PerThread, run_jobs, split
+from ._parallel import PerThread, run_jobs, split, worker_count
 from ._reductions import bias_grad
 from ._tiles import (
     OUTER_ROWS,
@@ -48,6 +49,7 @@ from ._tiles import (
     madd_rows,
     register_tile,
     stack_scratch,
+    tile_lanes,
     zero_outer,
     zero_rows,
 )
@@ -470,6 +472,18 @@ class Winograd(Backend):
     role: ClassVar[str] = "ours"
     #: saved holds x itself (fingerprinted) and a copy of w
     saved_by_reference: ClassVar[tuple[str, ...]] = ("x",)
+
+    def memory_estimate(self, geom: ConvGeometry, dtype: DTypeLike = np.float32) -> int:
+        """The transformed filter, per worker two chunk buffers, and dw's partials and sum."""
+        itemsize = np.dtype(dtype).itemsize
+        nr = tile_lanes(dtype)
+        width = max(-(-geom.c_out // nr), -(-geom.c_in // nr)) * nr
+        chunks = 36 * CHUNK_TILES * (geom.c_in + width)
+        filters = 36 * geom.c_in * width
+        workers = worker_count()
+        # dw: per worker a partial, then their sum in float64
+        partials = 36 * geom.c_in * geom.c_out * (workers * itemsize + 8)
+        return (workers * chunks + filters) * itemsize + partials
 
     def supports(
         self,
