@@ -119,9 +119,7 @@ def register_tile(typingctx: Any, like: Any, rows: Any, vectors: Any) -> Any:
 def stack_scratch(typingctx: Any, like: Any, count: Any) -> Any:
     """In jitted code: ``count`` items of ``like``'s dtype on the stack, uninitialised.
 
-    ``count`` must be a constant. Unlike a heap array, LLVM knows such a block overlaps no
-    array argument, so loops that read one and write the other need no run-time overlap
-    checks (with several such pairs, the checks can cost more than a short loop itself).
+    ``count`` must be a constant: scratch that costs no allocation per call.
     """
     if not isinstance(count, types.IntegerLiteral):
         return None
@@ -133,13 +131,13 @@ def kernel(function: Callable[..., Any]) -> Any:
     """``function`` compiled as every micro-kernel is: GIL-free (worker threads run it side by
     side), cached, and with multiply-adds fused (``contract``: FMA instructions, one rounding
     instead of two; nothing is reordered)."""
-    return numba.njit(nogil=True, cache=True, boundscheck=False, fastmath={"contract"})(function)
+    return numba.njit(nogil=True, cache=True, fastmath={"contract"})(function)
 
 
 def inlined(function: Callable[..., Any]) -> Any:
     """``function`` compiled to be inlined into its callers in numba's own IR, before LLVM sees
     the code: a tile it updates stays a local of the kernel, in registers."""
-    return numba.njit(inline="always", boundscheck=False)(function)
+    return numba.njit(inline="always")(function)
 
 
 @inlined
