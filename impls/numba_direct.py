@@ -1,201 +1,226 @@
-"""Direct convolution in numba: no im2col, just the seven loops, blocked and threaded.
+"""Direct convolution in numba: no im2col, just the seven loops, register-blocked and threaded.
 
-Forward: a task is one output row and one block of output channels; per kernel tap it
-gathers the input row and adds rows @ w[ki, kj] four pixels at a time, so each weight
-vector loaded feeds four FMAs, with the innermost loop over C_out, which LLVM vectorizes.
-dx runs the same kernel per input row, gathering every output pixel whose window covers it
-(right for any stride and dilation); dw accumulates one partial per worker. Worker threads
-(one per core) run GIL-free serial kernels on disjoint ranges.
-Memory: one row accumulator per worker and one dw partial per worker; nothing k²-inflated.
+Forward: a task is one output row and one block of output channels; 6 output pixels x 2
+vectors of output channels accumulate in registers over every kernel tap and input channel
+(a micro-kernel whose accumulators never go through memory), each input value broadcast
+once per tile and each weight vector loaded once per 6 pixels. The input pixel of each
+(output pixel, tap) is worked out on the fly, where the indirect backend reads a table.
+dx is the same kernel per input row, over the output pixels that read it: taken in stride
+phase (input columns ix = phase + k * stride), those are consecutive output pixels, right
+for any stride and dilation. dw sums 8 input x 2 vectors of output channels per tile over
+each output row. Worker threads (one per core) run GIL-free serial kernels on disjoint
+ranges; a small call runs on the calling thread.
+Memory: one dw partial (kh * kw * C_in * C_out) per worker and the weights in channel
+blocks, twice; nothing k²-inflated.
 Reference: Georganas et al., "Anatomy of High-Performance Deep Learning Convolutions on
 SIMD Architectures" (SC 2018).
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, ClassVar
 
 import numba
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import DTypeLike, NDArray
 
 from ._base import Backend
 from ._geometry import ConvGeometry
-from ._parallel import run_jobs, worker_count
+from ._parallel import PerThread, run_jobs, split, worker_count
+from ._reductions import bias_grad
+from ._tiles import (
+    OUTER_ROWS,
+    OUTER_TILES,
+    ROWS,
+    VECTORS,
+    add_outer,
+    channel_blocks,
+    inlined,
+    kernel,
+    lanes,
+    madd_outer,
+    madd_rows,
+    register_tile,
+    tile_lanes,
+    zero_outer,
+    zero_rows,
+)
 
-#: output channels per task: the row accumulator (OW x CO_BLOCK) should stay in L1
-CO_BLOCK = 64
-#: pixels per register block: each loaded weight vector feeds this many FMAs
-PIXELS = 4
 
+def _store_plain(acc, stage, bias, out_row, first, step, count, co0):  # type: ignore[no-untyped-def]
+    """out_row[first + i * step, co0 + j] = acc[i, j] + bias[co0 + j] for i < count, within C.
 
-def _accumulate_plain(acc, rows, w_tap, n_rows):  # type: ignore[no-untyped-def]
-    """acc[:n_rows] += rows[:n_rows] @ w_tap, PIXELS rows at a time.
-
-    acc (P, C_o) and rows (P, C_i) have P >= n_rows rounded up to PIXELS; w_tap is (C_i, C_o).
+    Through stage, whole: an index of the tile that is not a constant of unrolled loops,
+    even in a branch, would keep the tile out of registers everywhere.
     """
-    c_in, c_out = w_tap.shape
-    for p in range(0, n_rows, PIXELS):
-        a0, a1, a2, a3 = acc[p], acc[p + 1], acc[p + 2], acc[p + 3]
-        r0, r1, r2, r3 = rows[p], rows[p + 1], rows[p + 2], rows[p + 3]
-        for ci in range(c_in):
-            w_row = w_tap[ci]
-            v0, v1, v2, v3 = r0[ci], r1[ci], r2[ci], r3[ci]
-            for co in range(c_out):
-                a0[co] += v0 * w_row[co]
-                a1[co] += v1 * w_row[co]
-                a2[co] += v2 * w_row[co]
-                a3[co] += v3 * w_row[co]
+    nr = lanes(acc, VECTORS)
+    for i in range(ROWS):
+        for j in range(nr):
+            stage[i, j] = acc[i, j]
+    n_co = min(nr, out_row.shape[1] - co0)
+    for i in range(count):
+        pixel = out_row[first + i * step]
+        for j in range(n_co):
+            pixel[co0 + j] = stage[i, j] + bias[co0 + j]
 
 
-def _accumulate_outer_plain(dw_tap, rows, dy_rows, n_rows):  # type: ignore[no-untyped-def]
-    """dw_tap += rows[:n_rows].T @ dy_rows[:n_rows], PIXELS rows at a time."""
-    c_in, c_out = dw_tap.shape
-    for p in range(0, n_rows, PIXELS):
-        d0, d1, d2, d3 = dy_rows[p], dy_rows[p + 1], dy_rows[p + 2], dy_rows[p + 3]
-        for ci in range(c_in):
-            dw_row = dw_tap[ci]
-            v0, v1, v2, v3 = rows[p, ci], rows[p + 1, ci], rows[p + 2, ci], rows[p + 3, ci]
-            for co in range(c_out):
-                dw_row[co] += v0 * d0[co] + v1 * d1[co] + v2 * d2[co] + v3 * d3[co]
-
-
-_accumulate = numba.njit(cache=True)(_accumulate_plain)
-_accumulate_outer = numba.njit(cache=True)(_accumulate_outer_plain)
-
-
-def _gather_row_plain(rows, src, img, iy, mul, off, div, size):  # type: ignore[no-untyped-def]
-    """rows[p] = src[img, iy, (p * mul + off) / div] for p < size where that is a whole
-    in-range pixel, else zeros; rows past size are zeroed too."""
-    for p in range(rows.shape[0]):
-        num = p * mul + off
-        if p < size and num >= 0 and num % div == 0 and num // div < src.shape[2]:
-            rows[p, :] = src[img, iy, num // div]
-        else:
-            rows[p, :] = 0.0
-
-
-_gather_row = numba.njit(cache=True)(_gather_row_plain)
+_store = inlined(_store_plain)
 
 
 def _forward_plain(x, w_blocks, taps_finite, b, y, sh, sw, dh, dw, top, left, task0, task1):  # type: ignore[no-untyped-def]
     """y[n, oy, ox] = b + sum over taps of x[n, iy, ix] @ w[ki, kj], for tasks task0..task1.
 
-    A task is one output row x one C_out block; w_blocks is (n_blocks, kh, kw, C_in,
-    CO_BLOCK), the last block zero-padded. Padded rows are skipped, unless the tap
-    (taps_finite is (kh, kw)) holds a non-finite weight: then they are multiplied as zeros,
-    like padded columns, so that weight spreads to its whole channel, as in the reference.
+    A task is one output row x one block of output channels; w_blocks is (blocks, kh, kw,
+    C_in, lanes), zero past C_out. Pixels outside x are zero rows; taps that read only those
+    are skipped unless the tap (taps_finite is (kh, kw)) holds a non-finite weight: then they
+    are multiplied as zeros, so that weight spreads to its whole channel, as in the reference.
     """
-    h, c_in = x.shape[1], x.shape[3]
-    n_blocks, kh, kw, _, co_block = w_blocks.shape
-    _, out_h, out_w, c_out = y.shape
-    padded_w = -(-out_w // PIXELS) * PIXELS
-    acc = np.empty((padded_w, co_block), dtype=y.dtype)
-    rows = np.empty((padded_w, c_in), dtype=x.dtype)
+    nr = lanes(y, VECTORS)
+    h, w_in, c_in = x.shape[1], x.shape[2], x.shape[3]
+    n_blocks, kh, kw = w_blocks.shape[0], w_blocks.shape[1], w_blocks.shape[2]
+    out_h, out_w = y.shape[1], y.shape[2]
+    zeros = np.zeros(c_in, dtype=x.dtype)
+    acc = numba.carray(register_tile(y, ROWS, VECTORS), (ROWS, nr))
+    stage = np.empty((ROWS, nr), dtype=y.dtype)
     for task in range(task0, task1):
         row, blk = task // n_blocks, task % n_blocks
         img, oy = row // out_h, row % out_h
-        co0 = blk * co_block
-        n_co = min(co_block, c_out - co0)
-        acc[:] = 0.0
-        for ki in range(kh):
-            iy = oy * sh - top + ki * dh
-            inside = 0 <= iy < h
-            for kj in range(kw):
-                if inside:
-                    _gather_row(rows, x, img, iy, sw, kj * dw - left, 1, out_w)
-                elif taps_finite[ki, kj]:
-                    continue
-                else:
-                    rows[:] = 0.0
-                _accumulate(acc, rows, w_blocks[blk, ki, kj], out_w)
-        for ox in range(out_w):
-            y[img, oy, ox, co0 : co0 + n_co] = acc[ox, :n_co] + b[co0 : co0 + n_co]
+        for ox0 in range(0, out_w, ROWS):
+            zero_rows(acc)
+            for ki in range(kh):
+                iy = oy * sh - top + ki * dh
+                inside = 0 <= iy < h
+                src = x[img, iy if inside else 0]
+                for kj in range(kw):
+                    if not inside and taps_finite[ki, kj]:
+                        continue
+                    ix = ox0 * sw - left + kj * dw
+                    w_tap = w_blocks[blk, ki, kj]
+                    madd_rows(
+                        acc,
+                        src[ix] if inside and 0 <= ix < w_in else zeros,
+                        src[ix + sw] if inside and 0 <= ix + sw < w_in else zeros,
+                        src[ix + 2 * sw] if inside and 0 <= ix + 2 * sw < w_in else zeros,
+                        src[ix + 3 * sw] if inside and 0 <= ix + 3 * sw < w_in else zeros,
+                        src[ix + 4 * sw] if inside and 0 <= ix + 4 * sw < w_in else zeros,
+                        src[ix + 5 * sw] if inside and 0 <= ix + 5 * sw < w_in else zeros,
+                        w_tap,
+                    )
+            _store(acc, stage, b, y[img, oy], ox0, 1, min(ROWS, out_w - ox0), blk * nr)
 
 
-def _backward_input_plain(dy, w_t, taps_finite, dx, sh, sw, dh, dw, top, left, row0, row1):  # type: ignore[no-untyped-def]
+def _backward_input_plain(dy, w_blocks, taps_finite, dx, sh, sw, dh, dw, top, left, task0, task1):  # type: ignore[no-untyped-def]
     """dx[n, iy, ix] = sum over the (tap, output pixel) pairs that read it of dy @ w_t[tap],
-    for the flat input rows row0..row1.
+    for tasks task0..task1.
 
-    w_t is (kh, kw, C_out, C_in). Gathering only output pixels whose index divides out
-    whole is what makes this right for stride > 1 (no flipped-kernel shortcut). Missing
-    output pixels are gathered as zeros; missing output rows are skipped unless the tap holds
-    a non-finite weight, which thus spreads to its whole input channel either way.
+    A task is one input row x one block of input channels; w_blocks is (blocks, kh, kw,
+    C_out, lanes), the transposed weights, zero past C_in. The input columns of one stride
+    phase, ix = phase + k * sw, are read at tap kj by consecutive output columns (or by none,
+    in every row), so 6 of them make a tile of consecutive dy pixels. Missing output pixels
+    are zero rows, skipped where the tap's weights are finite: a non-finite weight thus
+    spreads to its whole input channel either way.
     """
-    _, h, w_in, c_in = dx.shape
-    kh, kw, c_out = w_t.shape[0], w_t.shape[1], w_t.shape[2]
-    out_h = dy.shape[1]
-    padded_w = -(-w_in // PIXELS) * PIXELS
-    acc = np.empty((padded_w, c_in), dtype=dx.dtype)
-    rows = np.empty((padded_w, c_out), dtype=dy.dtype)
-    for row in range(row0, row1):
+    nr = lanes(dx, VECTORS)
+    h, w_in = dx.shape[1], dx.shape[2]
+    n_blocks, kh, kw = w_blocks.shape[0], w_blocks.shape[1], w_blocks.shape[2]
+    out_h, out_w, c_out = dy.shape[1], dy.shape[2], dy.shape[3]
+    zeros = np.zeros(c_out, dtype=dy.dtype)
+    no_bias = np.zeros(dx.shape[3], dtype=dx.dtype)
+    acc = numba.carray(register_tile(dx, ROWS, VECTORS), (ROWS, nr))
+    stage = np.empty((ROWS, nr), dtype=dx.dtype)
+    for task in range(task0, task1):
+        row, blk = task // n_blocks, task % n_blocks
         img, iy = row // h, row % h
-        acc[:] = 0.0
-        for ki in range(kh):
-            oy_num = iy + top - ki * dh
-            present = oy_num >= 0 and oy_num % sh == 0 and oy_num // sh < out_h
-            for kj in range(kw):
-                if present:
-                    _gather_row(rows, dy, img, oy_num // sh, 1, left - kj * dw, sw, w_in)
-                elif taps_finite[ki, kj]:
-                    continue
-                else:
-                    rows[:] = 0.0
-                _accumulate(acc, rows, w_t[ki, kj], w_in)
-        dx[img, iy] = acc[:w_in]
+        for phase in range(min(sw, w_in)):
+            columns = -(-(w_in - phase) // sw)
+            for k0 in range(0, columns, ROWS):
+                zero_rows(acc)
+                for ki in range(kh):
+                    oy_num = iy + top - ki * dh
+                    present = oy_num >= 0 and oy_num % sh == 0 and oy_num // sh < out_h
+                    src = dy[img, oy_num // sh if present else 0]
+                    for kj in range(kw):
+                        ox_num = phase + k0 * sw + left - kj * dw
+                        aligned = present and ox_num % sw == 0
+                        if not aligned and taps_finite[ki, kj]:
+                            continue
+                        ox = ox_num // sw
+                        w_tap = w_blocks[blk, ki, kj]
+                        madd_rows(
+                            acc,
+                            src[ox] if aligned and 0 <= ox < out_w else zeros,
+                            src[ox + 1] if aligned and 0 <= ox + 1 < out_w else zeros,
+                            src[ox + 2] if aligned and 0 <= ox + 2 < out_w else zeros,
+                            src[ox + 3] if aligned and 0 <= ox + 3 < out_w else zeros,
+                            src[ox + 4] if aligned and 0 <= ox + 4 < out_w else zeros,
+                            src[ox + 5] if aligned and 0 <= ox + 5 < out_w else zeros,
+                            w_tap,
+                        )
+                count = min(ROWS, columns - k0)
+                _store(acc, stage, no_bias, dx[img, iy], phase + k0 * sw, sw, count, blk * nr)
 
 
 def _backward_weight_plain(x, dy, dy_finite, dw_part, sh, sw, dh, dw, top, left, row0, row1):  # type: ignore[no-untyped-def]
-    """dw_part = sum over the flat output rows row0..row1 of x[window].T @ dy[row].
+    """dw_part += sum over the flat output rows row0..row1 of x[window].T @ dy[row].
 
-    Padded rows are skipped unless dy holds a non-finite value: then, like padded columns,
-    they are multiplied as zeros, so that value spreads to its whole channel of dw.
+    Tiles of OUTER_ROWS input x OUTER_TILES vectors of output channels sum over a row's
+    pixels. Pixels outside x are skipped unless dy holds a non-finite value: then they are
+    multiplied as zeros, so that value spreads to its whole channel of dw.
     """
-    h, c_in = x.shape[1], x.shape[3]
+    nr = lanes(dw_part, OUTER_TILES)
+    h, w_in, c_in = x.shape[1], x.shape[2], x.shape[3]
     kh, kw = dw_part.shape[0], dw_part.shape[1]
-    _, out_h, out_w, c_out = dy.shape
-    padded_w = -(-out_w // PIXELS) * PIXELS
-    dw_part[:] = 0.0
-    rows = np.empty((padded_w, c_in), dtype=x.dtype)
-    dy_rows = np.empty((padded_w, c_out), dtype=dy.dtype)
+    out_h, out_w, c_out = dy.shape[1], dy.shape[2], dy.shape[3]
+    zero = np.zeros(1, dtype=x.dtype)[0]  # in x's dtype: a float 0.0 would make v0.. float64
+    lo = numba.carray(register_tile(dw_part, OUTER_ROWS, 1), (OUTER_ROWS, lanes(dw_part, 1)))
+    hi = numba.carray(register_tile(dw_part, OUTER_ROWS, 1), (OUTER_ROWS, lanes(dw_part, 1)))
     for row in range(row0, row1):
         img, oy = row // out_h, row % out_h
-        _gather_row(dy_rows, dy, img, oy, 1, 0, 1, out_w)
+        grads = dy[img, oy]
         for ki in range(kh):
             iy = oy * sh - top + ki * dh
             inside = 0 <= iy < h
             if not inside and dy_finite:
                 continue
+            src = x[img, iy if inside else 0]
             for kj in range(kw):
-                if inside:
-                    _gather_row(rows, x, img, iy, sw, kj * dw - left, 1, out_w)
-                else:
-                    rows[:] = 0.0
-                _accumulate_outer(dw_part[ki, kj], rows, dy_rows, out_w)
+                dw_tap = dw_part[ki, kj]
+                for ci0 in range(0, c_in, OUTER_ROWS):
+                    for co0 in range(0, c_out, nr):
+                        if ci0 + OUTER_ROWS <= c_in and co0 + nr <= c_out:
+                            zero_outer(lo, hi)
+                            for ox in range(out_w):
+                                ix = ox * sw - left + kj * dw
+                                if inside and 0 <= ix < w_in:
+                                    a = src[ix, ci0:]
+                                    v0, v1, v2, v3 = a[0], a[1], a[2], a[3]
+                                    v4, v5, v6, v7 = a[4], a[5], a[6], a[7]
+                                elif dy_finite:
+                                    continue
+                                else:
+                                    v0 = v1 = v2 = v3 = v4 = v5 = v6 = v7 = zero
+                                madd_outer(lo, hi, v0, v1, v2, v3, v4, v5, v6, v7, grads[ox, co0:])
+                            add_outer(lo, hi, dw_tap, ci0, co0)
+                        else:
+                            # the channels left over past the last whole tile, in memory
+                            for ox in range(out_w):
+                                ix = ox * sw - left + kj * dw
+                                real = inside and 0 <= ix < w_in
+                                if not real and dy_finite:
+                                    continue
+                                for i in range(ci0, min(ci0 + OUTER_ROWS, c_in)):
+                                    value = src[ix, i] if real else zero
+                                    for j in range(co0, min(co0 + nr, c_out)):
+                                        dw_tap[i, j] += value * grads[ox, j]
 
 
 # serial and GIL-free: worker threads run them on disjoint ranges (numba's parallel=True
 # compiled for minutes on 2 cores)
-_forward_jit: Callable[..., None] = numba.njit(nogil=True, cache=True)(_forward_plain)
-_backward_input_jit: Callable[..., None] = numba.njit(nogil=True, cache=True)(_backward_input_plain)
-_backward_weight_jit: Callable[..., None] = numba.njit(nogil=True, cache=True)(
-    _backward_weight_plain
-)
-
-
-def _split(total: int) -> list[tuple[int, int]]:
-    """total tasks as one contiguous range per worker."""
-    workers = max(1, min(worker_count(), total))
-    bounds = [total * k // workers for k in range(workers + 1)]
-    return list(itertools.pairwise(bounds))
-
-
-def _all_finite(a: NDArray[np.floating]) -> bool:
-    # min and max carry a NaN through, and are vectorized passes without a temporary
-    return bool(np.isfinite(a.min()) and np.isfinite(a.max()))
+_forward_jit: Callable[..., None] = kernel(_forward_plain)
+_backward_input_jit: Callable[..., None] = kernel(_backward_input_plain)
+_backward_weight_jit: Callable[..., None] = kernel(_backward_weight_plain)
 
 
 def _taps_finite(w: NDArray[np.floating]) -> NDArray[np.bool_]:
@@ -203,22 +228,10 @@ def _taps_finite(w: NDArray[np.floating]) -> NDArray[np.bool_]:
     return np.isfinite(w).all(axis=(2, 3))
 
 
-def _weight_blocks(w: NDArray[np.floating]) -> NDArray[np.floating]:
-    """(kh, kw, C_in, C_out) -> (n_blocks, kh, kw, C_in, CO_BLOCK), zero-padded past C_out."""
-    kh, kw, c_in, c_out = w.shape
-    co_block = min(CO_BLOCK, c_out)
-    n_blocks = -(-c_out // co_block)
-    padded = np.zeros((kh, kw, c_in, n_blocks * co_block), dtype=w.dtype)
-    padded[..., :c_out] = w
-    return np.ascontiguousarray(
-        padded.reshape(kh, kw, c_in, n_blocks, co_block).transpose(3, 0, 1, 2, 4)
-    )
-
-
 class NumbaDirect(Backend):
     #: one line on the strategy
     description: ClassVar[str] = (
-        "direct loops in numba, one output row x C_out block per task, 4-pixel SIMD over C_out"
+        "direct loops in numba: 6 pixels x 2 vectors of C_out in registers over all taps"
     )
     #: one of ours
     role: ClassVar[str] = "ours"
@@ -231,6 +244,14 @@ class NumbaDirect(Backend):
         "dw": "channel",
     }
 
+    def memory_estimate(self, geom: ConvGeometry, dtype: DTypeLike = np.float32) -> int:
+        """The weights in channel blocks, twice, and one dw partial per worker."""
+        nr = tile_lanes(dtype)
+        taps = geom.kh * geom.kw
+        blocks = taps * (geom.c_in * -(-geom.c_out // nr) + geom.c_out * -(-geom.c_in // nr))
+        partials = worker_count() * taps * geom.c_in * geom.c_out
+        return (blocks * nr + partials) * np.dtype(dtype).itemsize
+
     def _forward(
         self,
         x: NDArray[np.floating],
@@ -239,17 +260,13 @@ class NumbaDirect(Backend):
         geom: ConvGeometry,
     ) -> tuple[NDArray[np.floating], Any]:
         x = np.ascontiguousarray(x)
-        w_blocks = _weight_blocks(w)
-        b = np.ascontiguousarray(b)
+        w_blocks = channel_blocks(w)
         y = np.empty(geom.y_shape, dtype=x.dtype)
-        params = geom.index_params
-        tasks = _split(geom.n * geom.out_h * w_blocks.shape[0])
-        taps_finite = _taps_finite(w)
+        args = (x, w_blocks, _taps_finite(w), np.ascontiguousarray(b), y, *geom.index_params)
+        tasks = geom.n * geom.out_h * w_blocks.shape[0]
+        macs = geom.flops_forward // 2
         run_jobs(
-            [
-                partial(_forward_jit, x, w_blocks, taps_finite, b, y, *params, lo, hi)
-                for lo, hi in tasks
-            ]
+            [partial(_forward_jit, *args, lo, hi) for lo, hi in split(tasks, macs)], blas=False
         )
         return y, (x, w.copy())
 
@@ -258,24 +275,23 @@ class NumbaDirect(Backend):
     ) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]:
         x, w = saved
         dy = np.ascontiguousarray(dy)
-        w_t = np.ascontiguousarray(w.transpose(0, 1, 3, 2))
+        w_t = w.transpose(0, 1, 3, 2)
+        w_blocks = channel_blocks(w_t)
         params = geom.index_params
+        macs = geom.flops_forward // 2
         dx = np.empty(geom.x_shape, dtype=x.dtype)
-        out_rows = _split(geom.n * geom.out_h)
-        dw_parts = np.empty((len(out_rows), *geom.w_shape), dtype=x.dtype)
-        taps_finite, dy_finite = _taps_finite(w), _all_finite(dy)
-        # each worker writes only its own dx rows or its own dw partial
-        run_jobs(
-            [
-                *(
-                    partial(_backward_input_jit, dy, w_t, taps_finite, dx, *params, lo, hi)
-                    for lo, hi in _split(geom.n * geom.h)
-                ),
-                *(
-                    partial(_backward_weight_jit, x, dy, dy_finite, dw_parts[k], *params, lo, hi)
-                    for k, (lo, hi) in enumerate(out_rows)
-                ),
-            ]
-        )
-        db = dy.reshape(-1, geom.c_out).sum(axis=0, dtype=np.float64).astype(x.dtype)
-        return dx, dw_parts.sum(axis=0), db
+        dx_args = (dy, w_blocks, _taps_finite(w_t), dx, *params)
+        dx_tasks = split(geom.n * geom.h * w_blocks.shape[0], macs)
+        db = bias_grad(dy)
+        # a non-finite dy value makes its channel's sum non-finite
+        dy_finite = bool(np.isfinite(db).all())
+        partials = PerThread(lambda: np.zeros(geom.w_shape, dtype=x.dtype))
+
+        def dw_job(lo: int, hi: int) -> None:
+            _backward_weight_jit(x, dy, dy_finite, partials.get(), *params, lo, hi)
+
+        dw_jobs = [partial(dw_job, lo, hi) for lo, hi in split(geom.n * geom.out_h, macs)]
+        # each job writes only its own dx rows, or adds into its thread's dw partial
+        dx_jobs = [partial(_backward_input_jit, *dx_args, lo, hi) for lo, hi in dx_tasks]
+        run_jobs(dx_jobs + dw_jobs, blas=False)
+        return dx, np.sum(partials.values(), axis=0), db

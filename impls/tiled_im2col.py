@@ -4,8 +4,12 @@ Each worker thread gathers a block of output pixels' input windows into its own 
 column buffer (numba, GIL released) and multiplies it with single-threaded BLAS straight
 into its slice of y, so the gather and the product of one block share one core's L2.
 Backward regathers each block for dw and scatters each block's column gradient into dx;
-workers own whole images there, so the scatter needs no locks.
-Memory: one (BLOCK_BYTES) column buffer per worker, never the full k²-inflated matrix.
+workers own whole images there, so the scatter needs no locks. Where the column matrix is x
+itself (a 1x1 kernel at stride 1, no padding), nothing is gathered or scattered: each block
+of x, of dy and of dx takes part in its products as it is.
+Memory: one (BLOCK_BYTES) column buffer and two dw blocks (kh * kw * C_in * C_out each) per
+worker, and the weight matrix twice (as it is and transposed); never the full k²-inflated
+matrix.
 Reference: Goto & van de Geijn, "Anatomy of High-Performance Matrix Multiplication" (2008),
 for blocking to the cache; Chellapilla et al. (2006) for im2col.
 """
@@ -19,11 +23,12 @@ from typing import Any, ClassVar
 
 import numba
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import DTypeLike, NDArray
 
 from ._base import Backend
 from ._geometry import ConvGeometry
 from ._parallel import run_jobs, worker_count
+from ._reductions import bias_grad
 
 
 def _l2_bytes(default: int = 1 << 20) -> int:
@@ -91,6 +96,11 @@ _gather = numba.njit(nogil=True, cache=True)(_gather_plain)
 _scatter = numba.njit(nogil=True, cache=True)(_scatter_plain)
 
 
+def _columns_are_x(geom: ConvGeometry) -> bool:
+    """Whether the column matrix is x itself: a 1x1 kernel at stride 1 without padding."""
+    return (geom.kh, geom.kw, geom.stride, geom.pad) == (1, 1, (1, 1), ((0, 0), (0, 0)))
+
+
 def _ranges(start: int, stop: int, step: int) -> Iterator[tuple[int, int]]:
     for p0 in range(start, stop, step):
         yield p0, min(p0 + step, stop)
@@ -105,6 +115,14 @@ class TiledIm2col(Backend):
     role: ClassVar[str] = "ours"
     #: saved holds x itself (fingerprinted) and a copy of w
     saved_by_reference: ClassVar[tuple[str, ...]] = ("x",)
+
+    def memory_estimate(self, geom: ConvGeometry, dtype: DTypeLike = np.float32) -> int:
+        """Per worker a column buffer and two dw blocks, and the weight matrix twice."""
+        itemsize = np.dtype(dtype).itemsize
+        rows, k = geom.cols_shape
+        block = min(self._block_rows(geom, itemsize), rows) * k
+        weights = k * geom.c_out
+        return (worker_count() * (block + 2 * weights) + 2 * weights) * itemsize
 
     def _block_rows(self, geom: ConvGeometry, itemsize: int) -> int:
         return max(1, BLOCK_BYTES // (geom.cols_shape[1] * itemsize))
@@ -126,12 +144,19 @@ class TiledIm2col(Backend):
         workers = min(worker_count(), -(-rows // block))
         params = _window_params(geom)
 
+        # a 1x1 kernel at stride 1 without padding: the column matrix is x itself
+        x_mat = x.reshape(rows, k) if _columns_are_x(geom) else None
+
         def job(first: int) -> None:
-            cols = np.empty((block, k), dtype=x.dtype)
+            cols = np.empty((block, k), dtype=x.dtype) if x_mat is None else x_mat
             for p0 in range(first * block, rows, workers * block):
                 p1 = min(p0 + block, rows)
-                _gather(x, cols, p0, p1, *params)
-                np.matmul(cols[: p1 - p0], w_mat, out=y_mat[p0:p1])
+                if x_mat is None:
+                    _gather(x, cols, p0, p1, *params)
+                    block_cols = cols[: p1 - p0]
+                else:
+                    block_cols = x_mat[p0:p1]
+                np.matmul(block_cols, w_mat, out=y_mat[p0:p1])
                 y_mat[p0:p1] += b
 
         run_jobs([partial(job, t) for t in range(workers)])
@@ -144,11 +169,15 @@ class TiledIm2col(Backend):
         rows, k = geom.cols_shape
         dy_mat = np.ascontiguousarray(dy).reshape(rows, geom.c_out)
         w_mat_t = np.ascontiguousarray(w_mat.T)
-        dx = np.zeros(geom.x_shape, dtype=x.dtype)
         block = self._block_rows(geom, x.itemsize)
         per_image = geom.out_h * geom.out_w
         workers = min(worker_count(), geom.n)
         params = _window_params(geom)
+
+        # a 1x1 kernel at stride 1 without padding: the column matrix is x, its gradient dx
+        x_mat = x.reshape(rows, k) if _columns_are_x(geom) else None
+        dx = (np.empty if x_mat is not None else np.zeros)(geom.x_shape, dtype=x.dtype)
+        dx_mat = dx.reshape(-1, geom.c_in)
 
         def job(first: int) -> NDArray[np.floating]:
             # a worker owns images first, first + workers, ...: its dx scatter never collides
@@ -158,6 +187,11 @@ class TiledIm2col(Backend):
             for image in range(first, geom.n, workers):
                 for p0, p1 in _ranges(image * per_image, (image + 1) * per_image, block):
                     m = p1 - p0
+                    if x_mat is not None:
+                        np.matmul(x_mat[p0:p1].T, dy_mat[p0:p1], out=dw_block)
+                        dw_mat += dw_block
+                        np.matmul(dy_mat[p0:p1], w_mat_t, out=dx_mat[p0:p1])
+                        continue
                     _gather(x, cols, p0, p1, *params)
                     np.matmul(cols[:m].T, dy_mat[p0:p1], out=dw_block)
                     dw_mat += dw_block
@@ -166,5 +200,5 @@ class TiledIm2col(Backend):
             return dw_mat
 
         dw_mat = sum(run_jobs([partial(job, t) for t in range(workers)]))
-        db = dy_mat.sum(axis=0, dtype=np.float64).astype(x.dtype)
+        db = bias_grad(dy_mat)
         return dx, np.asarray(dw_mat).reshape(geom.w_shape), db

@@ -2,19 +2,23 @@
 
 Each 6x6 input tile d and 3x3 filter g become B^T d B and G g G^T; one 4x4 output tile is
 A^T [(G g G^T) * (B^T d B)] A, so the channel sums for each of the 36 transformed positions
-are one BLAS product (tiles, C_in) @ (C_in, C_out): 36 multiplies per 4x4 output tile
-instead of the direct sum's 144. Tiles go through in cache-sized chunks, one worker thread per core.
+are one product (tiles, C_in) @ (C_in, C_out): 36 multiplies per 4x4 output tile instead of
+the direct sum's 144. Tiles go through in cache-sized chunks, one numba job per core: the
+transforms, spelled out with their constant coefficients, and the products, in register
+tiles of 6 tiles x 2 vectors of channels (no BLAS call per chunk).
 dx is the same pass over dy with the flipped kernel (exact at stride 1); dw is the adjoint
 bilinear form G^T [sum over tiles (A dY A^T) * (B^T d B)] G over the forward's tiling.
 The transforms mix a whole tile, so one non-finite input would spoil up to 16 outputs whose
 windows never touch it, and large finite inputs (|x| near 1e36 in float32) overflow inside
 them: both leave a non-finite output, which the output transform flags as it writes, and
 the call is then redone by tiled_im2col's direct sums. Finite, well-scaled data never is.
-Memory: two (36, CHUNK_TILES, C) chunk buffers per worker; nothing is kept for backward
-but x and a copy of w. Only 3x3 kernels at stride 1 and dilation 1 (any padding).
+Memory: two (36, CHUNK_TILES, C) chunk buffers per worker and the transformed filter (36 *
+C_in * C_out, in channel blocks); for dw, one transformed partial (36 * C_in * C_out) per
+worker and their float64 sum. Nothing is kept for backward but x and a copy of w. Only 3x3
+kernels at stride 1 and dilation 1 (any padding).
 Measured float32 error, max |err| / max |expected| against the float64 reference (normal
-data, w scaled by 1/sqrt(9 C_in)): at N=16 56x56 64->64, y 4.7e-6, dx 6.5e-6, dw 4.0e-6,
-db 3.5e-8; at N=8 128x128 32->32, y 4.3e-6, dx 6.0e-6, dw 4.1e-6 (tolerance: 1e-4).
+data, w scaled by 1/sqrt(9 C_in)): at N=16 56x56 64->64, y 5.9e-6, dx 8.9e-6, dw 4.5e-6,
+db 3.1e-8; at N=8 128x128 32->32, y 5.2e-6, dx 6.5e-6, dw 4.9e-6 (tolerance: 1e-4).
 Reference: Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016).
 """
 
@@ -29,13 +33,37 @@ from numpy.typing import DTypeLike, NDArray
 
 from ._base import Backend
 from ._geometry import ConvGeometry, IntOrPair, PaddingSpec, resolve_geometry
-from ._parallel import run_jobs, worker_count
+from ._parallel import PerThread, run_jobs, split, worker_count
+from ._reductions import bias_grad
+from ._tiles import (
+    OUTER_ROWS,
+    OUTER_TILES,
+    ROWS,
+    VECTORS,
+    add_outer,
+    channel_blocks,
+    inlined,
+    kernel,
+    lanes,
+    madd_outer,
+    madd_rows,
+    register_tile,
+    stack_scratch,
+    tile_lanes,
+    zero_outer,
+    zero_rows,
+)
 from .tiled_im2col import TiledIm2col
 
 #: output tile side m of F(m x m, 3 x 3); the input tile is m + 2
 TILE = 4
-#: tiles per chunk: a chunk's transformed input and output (36 x CHUNK_TILES x C each) stay in cache
-CHUNK_TILES = 64
+#: channels a transform handles at a time: its 6 x 6 intermediate values live on the stack
+CHANNEL_BLOCK = 64
+# the stack scratch sizes (constants, as numba needs them): a 6 x 6 and a 4 x 6 tile, 4 rows
+_SCRATCH_36, _SCRATCH_24, _SCRATCH_4 = 36 * CHANNEL_BLOCK, 24 * CHANNEL_BLOCK, 4 * CHANNEL_BLOCK
+#: tiles per chunk, a multiple of the register tile's ROWS: a chunk's transformed input and
+#: output (36 x CHUNK_TILES x C each) stay in cache
+CHUNK_TILES = 48
 #: input transform B^T, (6, 6)
 B_T = np.array(
     [
@@ -72,49 +100,300 @@ A_T = np.array(
 )
 
 
-def _to_tiles_plain(src, mat, dst, top, left, tiles_h, tiles_w, t0, t1):  # type: ignore[no-untyped-def]
-    """dst[:, t - t0] = mat @ patch @ mat.T for tiles t0 <= t < t1 of src.
+# The 1-D transforms, spelled out (B^T, A^T and A above, row by row): with constant
+# coefficients a transform is a few adds per value, vectorized over the channels.
 
-    Tile t = (image, ty, tx) reads an (a, a) patch of src (N, H, W, C) from
-    (ty * TILE - top, tx * TILE - left), zero outside; mat is (b, a), dst (b * b, >= t1 - t0, C).
+
+@inlined
+def _constants(a):  # type: ignore[no-untyped-def]
+    """The transforms' coefficients 2, 4, 5 and 8 in a's dtype: a Python number times a
+    float32 value would give a float64."""
+    k = np.empty(4, dtype=a.dtype)
+    k[0], k[1], k[2], k[3] = 2, 4, 5, 8
+    return k[0], k[1], k[2], k[3]
+
+
+@inlined
+def _apply_b_t(s0, s1, s2, s3, s4, s5, o0, o1, o2, o3, o4, o5, n, k):  # type: ignore[no-untyped-def]
+    """o_i[:n] = (B^T @ (s0, ..., s5))_i, value by value: an input tile's rows or columns.
+
+    One loop per output: a loop that writes several arrays makes LLVM check at run time, for
+    each pair, that they do not overlap, which for loops this short costs more than the loop.
     """
-    _, src_h, src_w, c = src.shape
-    b, a = mat.shape
-    patch = np.empty((a, a, c), dtype=src.dtype)
-    half = np.empty((b, a, c), dtype=src.dtype)
-    for t in range(t0, t1):
-        img, r = t // (tiles_h * tiles_w), t % (tiles_h * tiles_w)
-        y0, x0 = (r // tiles_w) * TILE - top, (r % tiles_w) * TILE - left
-        for i in range(a):
-            for j in range(a):
-                if 0 <= y0 + i < src_h and 0 <= x0 + j < src_w:
-                    for ci in range(c):
-                        patch[i, j, ci] = src[img, y0 + i, x0 + j, ci]
+    two, four, five, _ = k
+    for c in range(n):
+        o0[c] = four * s0[c] - five * s2[c] + s4[c]
+    for c in range(n):
+        o1[c] = s3[c] + s4[c] - four * (s1[c] + s2[c])
+    for c in range(n):
+        o2[c] = four * (s1[c] - s2[c]) + s4[c] - s3[c]
+    for c in range(n):
+        o3[c] = two * (s3[c] - s1[c]) + s4[c] - s2[c]
+    for c in range(n):
+        o4[c] = two * (s1[c] - s3[c]) + s4[c] - s2[c]
+    for c in range(n):
+        o5[c] = four * s1[c] - five * s3[c] + s5[c]
+
+
+@inlined
+def _apply_a_t(s0, s1, s2, s3, s4, s5, o0, o1, o2, o3, n, k):  # type: ignore[no-untyped-def]
+    """o_i[:n] = (A^T @ (s0, ..., s5))_i: an output tile's rows or columns."""
+    two, four, _, eight = k
+    for c in range(n):
+        o0[c] = s0[c] + (s1[c] + s2[c]) + (s3[c] + s4[c])
+    for c in range(n):
+        o1[c] = (s1[c] - s2[c]) + two * (s3[c] - s4[c])
+    for c in range(n):
+        o2[c] = (s1[c] + s2[c]) + four * (s3[c] + s4[c])
+    for c in range(n):
+        o3[c] = (s1[c] - s2[c]) + eight * (s3[c] - s4[c]) + s5[c]
+
+
+@inlined
+def _apply_a(s0, s1, s2, s3, o0, o1, o2, o3, o4, o5, n, k):  # type: ignore[no-untyped-def]
+    """o_i[:n] = (A @ (s0, ..., s3))_i: a dy tile's rows or columns, for dw."""
+    two, four, _, eight = k
+    for c in range(n):
+        o0[c] = s0[c]
+    for c in range(n):
+        o1[c] = (s0[c] + s2[c]) + (s1[c] + s3[c])
+    for c in range(n):
+        o2[c] = (s0[c] + s2[c]) - (s1[c] + s3[c])
+    for c in range(n):
+        o3[c] = (s0[c] + four * s2[c]) + (two * s1[c] + eight * s3[c])
+    for c in range(n):
+        o4[c] = (s0[c] + four * s2[c]) - (two * s1[c] + eight * s3[c])
+    for c in range(n):
+        o5[c] = s3[c]
+
+
+@inlined
+def _tile_origin(t, tiles_h, tiles_w):  # type: ignore[no-untyped-def]
+    """(image, first row, first column) of tile t."""
+    img, r = t // (tiles_h * tiles_w), t % (tiles_h * tiles_w)
+    return img, (r // tiles_w) * TILE, (r % tiles_w) * TILE
+
+
+def _input_transform_plain(src, top, left, tiles_h, tiles_w, t0, count, v, zeros):  # type: ignore[no-untyped-def]
+    """v[k * 6 + l, t] = (B^T d B)[k, l] for the tiles t0 + t, t < count, of src (N, H, W, C).
+
+    Tile (img, ty, tx) reads the 6x6 patch d of src from (ty * 4 - top, tx * 4 - left),
+    zeros outside; zeros is (C,). CHANNEL_BLOCK channels at a time, through stack scratch.
+    """
+    _, h, w, c = src.shape
+    k = _constants(src)
+    half = numba.carray(stack_scratch(src, _SCRATCH_36), (6, 6, CHANNEL_BLOCK))
+    for t in range(count):
+        img, y0, x0 = _tile_origin(t0 + t, tiles_h, tiles_w)
+        y0, x0 = y0 - top, x0 - left
+        for c0 in range(0, c, CHANNEL_BLOCK):
+            n = min(CHANNEL_BLOCK, c - c0)
+            # rows first: half[i] = (B^T d[i]^T)^T
+            for i in range(6):
+                h_i = half[i]
+                # rows outside src read zeros: their image row is any in-range one
+                inside = 0 <= y0 + i < h
+                row = src[img, y0 + i if inside else 0]
+                _apply_b_t(
+                    row[x0, c0:] if inside and 0 <= x0 < w else zeros[c0:],
+                    row[x0 + 1, c0:] if inside and 0 <= x0 + 1 < w else zeros[c0:],
+                    row[x0 + 2, c0:] if inside and 0 <= x0 + 2 < w else zeros[c0:],
+                    row[x0 + 3, c0:] if inside and 0 <= x0 + 3 < w else zeros[c0:],
+                    row[x0 + 4, c0:] if inside and 0 <= x0 + 4 < w else zeros[c0:],
+                    row[x0 + 5, c0:] if inside and 0 <= x0 + 5 < w else zeros[c0:],
+                    h_i[0], h_i[1], h_i[2], h_i[3], h_i[4], h_i[5], n, k,
+                )  # fmt: skip
+            # then columns
+            for j in range(6):
+                _apply_b_t(
+                    half[0, j], half[1, j], half[2, j], half[3, j], half[4, j], half[5, j],
+                    v[j, t, c0:], v[6 + j, t, c0:], v[12 + j, t, c0:],
+                    v[18 + j, t, c0:], v[24 + j, t, c0:], v[30 + j, t, c0:], n, k,
+                )  # fmt: skip
+
+
+def _products_plain(v, u_blocks, m, rows):  # type: ignore[no-untyped-def]
+    """m[k, :rows] = v[k, :rows] @ u[k] for the 36 positions k, in register tiles.
+
+    v is (36, R, C_in), m (36, R, blocks * lanes) and u_blocks (blocks, 36, C_in, lanes),
+    with R a multiple of ROWS and rows <= R; rows past ``rows`` are computed from whatever
+    v holds there, and never read.
+    """
+    nr = lanes(m, VECTORS)
+    n_blocks = u_blocks.shape[0]
+    acc = numba.carray(register_tile(m, ROWS, VECTORS), (ROWS, nr))
+    for k in range(36):
+        vk, mk = v[k], m[k]
+        for r in range(0, rows, ROWS):
+            for blk in range(n_blocks):
+                zero_rows(acc)
+                madd_rows(
+                    acc,
+                    vk[r],
+                    vk[r + 1],
+                    vk[r + 2],
+                    vk[r + 3],
+                    vk[r + 4],
+                    vk[r + 5],
+                    u_blocks[blk, k],
+                )
+                co0 = blk * nr
+                for i in range(ROWS):
+                    out = mk[r + i, co0:]
+                    for j in range(nr):
+                        out[j] = acc[i, j]
+
+
+def _output_transform_plain(m, bias, dst, tiles_h, tiles_w, t0, count):  # type: ignore[no-untyped-def]
+    """Output tile t0 + t = A^T M A + bias, M[k, l] = m[k * 6 + l, t], for t < count.
+
+    dst is (N, OH, OW, C); the parts of edge tiles past OH or OW are dropped. Returns whether
+    every output written is finite.
+    """
+    _, out_h, out_w, c = dst.shape
+    k = _constants(dst)
+    half = numba.carray(stack_scratch(dst, _SCRATCH_24), (TILE, 6, CHANNEL_BLOCK))
+    edge = numba.carray(stack_scratch(dst, _SCRATCH_4), (TILE, CHANNEL_BLOCK))
+    # stays zero while every output is finite: v - v is 0 for a finite v and NaN otherwise
+    spoiled = numba.carray(stack_scratch(dst, CHANNEL_BLOCK), (CHANNEL_BLOCK,))
+    spoiled[:] = 0.0
+    for t in range(count):
+        img, y0, x0 = _tile_origin(t0 + t, tiles_h, tiles_w)
+        cols = min(TILE, out_w - x0)
+        for c0 in range(0, c, CHANNEL_BLOCK):
+            n = min(CHANNEL_BLOCK, c - c0)
+            # columns first
+            for j in range(6):
+                _apply_a_t(
+                    m[j, t, c0:], m[6 + j, t, c0:], m[12 + j, t, c0:],
+                    m[18 + j, t, c0:], m[24 + j, t, c0:], m[30 + j, t, c0:],
+                    half[0, j], half[1, j], half[2, j], half[3, j], n, k,
+                )  # fmt: skip
+            # then rows, into dst; an edge tile's columns past OW are dropped
+            for i in range(min(TILE, out_h - y0)):
+                row = dst[img, y0 + i]
+                h_i = half[i]
+                if cols == TILE:
+                    outs = (row[x0, c0:], row[x0 + 1, c0:], row[x0 + 2, c0:], row[x0 + 3, c0:])
                 else:
-                    for ci in range(c):
-                        patch[i, j, ci] = 0.0
-        # rows first: half = mat @ patch
-        for i in range(b):
-            for j in range(a):
-                for ci in range(c):
-                    half[i, j, ci] = 0.0
-            for k in range(a):
-                m = mat[i, k]
-                if m != 0.0:
-                    for j in range(a):
-                        for ci in range(c):
-                            half[i, j, ci] += m * patch[k, j, ci]
-        # then columns: half @ mat.T
-        for i in range(b):
-            for j in range(b):
-                out = dst[i * b + j, t - t0]
-                for ci in range(c):
-                    out[ci] = 0.0
-                for k in range(a):
-                    m = mat[j, k]
-                    if m != 0.0:
-                        for ci in range(c):
-                            out[ci] += m * half[i, k, ci]
+                    outs = (edge[0], edge[1], edge[2], edge[3])
+                _apply_a_t(
+                    h_i[0], h_i[1], h_i[2], h_i[3], h_i[4], h_i[5],
+                    outs[0], outs[1], outs[2], outs[3], n, k,
+                )  # fmt: skip
+                for j in range(cols):
+                    out = row[x0 + j, c0:]
+                    if cols < TILE:
+                        out[:n] = edge[j, :n]
+                    for ci in range(n):
+                        out[ci] += bias[c0 + ci]
+                    for ci in range(n):
+                        spoiled[ci] += out[ci] - out[ci]
+    return not np.any(spoiled != 0.0)
+
+
+def _correlate_plain(src, u_blocks, bias, dst, top, left, tiles_h, tiles_w, first, stop):  # type: ignore[no-untyped-def]
+    """Tiles first..stop of the Winograd correlation of src with u into dst, chunk by chunk.
+
+    Returns whether every value written is finite.
+    """
+    c_in = src.shape[3]
+    width = u_blocks.shape[0] * u_blocks.shape[3]
+    v = np.zeros((36, CHUNK_TILES, c_in), dtype=src.dtype)
+    m = np.zeros((36, CHUNK_TILES, width), dtype=dst.dtype)
+    zeros = np.zeros(c_in, dtype=src.dtype)
+    finite = True
+    for t0 in range(first, stop, CHUNK_TILES):
+        count = min(CHUNK_TILES, stop - t0)
+        _input_transform(src, top, left, tiles_h, tiles_w, t0, count, v, zeros)
+        _products(v, u_blocks, m, count)
+        finite &= _output_transform(m, bias, dst, tiles_h, tiles_w, t0, count)
+    return finite
+
+
+def _dy_transform_plain(dy, tiles_h, tiles_w, t0, count, e, zeros):  # type: ignore[no-untyped-def]
+    """e[k * 6 + l, t] = (A g A^T)[k, l] for the 4x4 tiles g of dy (N, OH, OW, C) at
+    (ty * 4, tx * 4), zeros past OH and OW; zeros is (C,)."""
+    _, out_h, out_w, c = dy.shape
+    k = _constants(dy)
+    half = numba.carray(stack_scratch(dy, _SCRATCH_24), (TILE, 6, CHANNEL_BLOCK))
+    for t in range(count):
+        img, y0, x0 = _tile_origin(t0 + t, tiles_h, tiles_w)
+        for c0 in range(0, c, CHANNEL_BLOCK):
+            n = min(CHANNEL_BLOCK, c - c0)
+            # rows first
+            for i in range(TILE):
+                h_i = half[i]
+                # rows past OH read zeros: their dy row is any in-range one
+                inside = y0 + i < out_h
+                row = dy[img, y0 + i if inside else 0]
+                _apply_a(
+                    row[x0, c0:] if inside else zeros[c0:],
+                    row[x0 + 1, c0:] if inside and x0 + 1 < out_w else zeros[c0:],
+                    row[x0 + 2, c0:] if inside and x0 + 2 < out_w else zeros[c0:],
+                    row[x0 + 3, c0:] if inside and x0 + 3 < out_w else zeros[c0:],
+                    h_i[0], h_i[1], h_i[2], h_i[3], h_i[4], h_i[5], n, k,
+                )  # fmt: skip
+            # then columns
+            for j in range(6):
+                _apply_a(
+                    half[0, j], half[1, j], half[2, j], half[3, j],
+                    e[j, t, c0:], e[6 + j, t, c0:], e[12 + j, t, c0:],
+                    e[18 + j, t, c0:], e[24 + j, t, c0:], e[30 + j, t, c0:], n, k,
+                )  # fmt: skip
+
+
+def _weight_products_plain(v, e, du, rows):  # type: ignore[no-untyped-def]
+    """du[k] += v[k, :rows].T @ e[k, :rows] for the 36 positions k, in register tiles.
+
+    v is (36, R, C_in), e (36, R, C_out), du (36, C_in, C_out); the tiles are OUTER_ROWS
+    input channels x OUTER_TILES vectors of output channels, summed over the rows.
+    """
+    nr = lanes(du, OUTER_TILES)
+    c_in, c_out = du.shape[1], du.shape[2]
+    lo = numba.carray(register_tile(du, OUTER_ROWS, 1), (OUTER_ROWS, lanes(du, 1)))
+    hi = numba.carray(register_tile(du, OUTER_ROWS, 1), (OUTER_ROWS, lanes(du, 1)))
+    for k in range(36):
+        vk, ek, duk = v[k], e[k], du[k]
+        for ci0 in range(0, c_in, OUTER_ROWS):
+            for co0 in range(0, c_out, nr):
+                if ci0 + OUTER_ROWS <= c_in and co0 + nr <= c_out:
+                    zero_outer(lo, hi)
+                    for r in range(rows):
+                        a = vk[r, ci0:]
+                        madd_outer(
+                            lo, hi, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], ek[r, co0:]
+                        )
+                    add_outer(lo, hi, duk, ci0, co0)
+                else:
+                    # the channels left over past the last whole tile, in memory
+                    for r in range(rows):
+                        for i in range(ci0, min(ci0 + OUTER_ROWS, c_in)):
+                            value = vk[r, i]
+                            for j in range(co0, min(co0 + nr, c_out)):
+                                duk[i, j] += value * ek[r, j]
+
+
+def _weight_grad_plain(src, dy, top, left, tiles_h, tiles_w, first, stop, du):  # type: ignore[no-untyped-def]
+    """du += sum over tiles first..stop of (B^T d B) * (A g A^T), per channel pair."""
+    c_in, c_out = src.shape[3], dy.shape[3]
+    v = np.zeros((36, CHUNK_TILES, c_in), dtype=src.dtype)
+    e = np.zeros((36, CHUNK_TILES, c_out), dtype=dy.dtype)
+    zeros = np.zeros(max(c_in, c_out), dtype=src.dtype)
+    for t0 in range(first, stop, CHUNK_TILES):
+        count = min(CHUNK_TILES, stop - t0)
+        _input_transform(src, top, left, tiles_h, tiles_w, t0, count, v, zeros)
+        _dy_transform(dy, tiles_h, tiles_w, t0, count, e, zeros)
+        _weight_products(v, e, du, count)
+
+
+_input_transform = kernel(_input_transform_plain)
+_products = kernel(_products_plain)
+_output_transform = kernel(_output_transform_plain)
+_correlate_jit = kernel(_correlate_plain)
+_dy_transform = kernel(_dy_transform_plain)
+_weight_products = kernel(_weight_products_plain)
+_weight_grad = kernel(_weight_grad_plain)
 
 
 #: exact direct sums, for the calls whose Winograd result has a non-finite value
@@ -124,51 +403,6 @@ _DIRECT = TiledIm2col()
 def _quiet() -> np.errstate:
     """No numpy warnings for the transforms' overflows and NaNs: such calls are redone exactly."""
     return np.errstate(over="ignore", invalid="ignore")
-
-
-def _from_tiles_plain(src, mat, bias, dst, tiles_h, tiles_w, t0, t1):  # type: ignore[no-untyped-def]
-    """Output tile t = mat @ src[:, t - t0] @ mat.T + bias, the inverse direction of _to_tiles.
-
-    src is (a * a, >= t1 - t0, C), mat is (TILE, a) and dst is (N, OH, OW, C); the parts
-    of edge tiles past OH or OW are dropped. Returns whether every output written is finite.
-    """
-    _, out_h, out_w, c = dst.shape
-    b, a = mat.shape
-    half = np.empty((b, a, c), dtype=dst.dtype)
-    # stays 0 while every output is finite: v - v is 0 for a finite v and NaN otherwise, a
-    # test that vectorizes with the loop that writes the outputs
-    spoiled = np.zeros(c, dtype=dst.dtype)
-    for t in range(t0, t1):
-        img, r = t // (tiles_h * tiles_w), t % (tiles_h * tiles_w)
-        y0, x0 = (r // tiles_w) * TILE, (r % tiles_w) * TILE
-        for i in range(b):
-            for j in range(a):
-                for ci in range(c):
-                    half[i, j, ci] = 0.0
-            for k in range(a):
-                m = mat[i, k]
-                if m != 0.0:
-                    for j in range(a):
-                        row = src[k * a + j, t - t0]
-                        for ci in range(c):
-                            half[i, j, ci] += m * row[ci]
-        for i in range(min(b, out_h - y0)):
-            for j in range(min(b, out_w - x0)):
-                out = dst[img, y0 + i, x0 + j]
-                for ci in range(c):
-                    out[ci] = bias[ci]
-                for k in range(a):
-                    m = mat[j, k]
-                    if m != 0.0:
-                        for ci in range(c):
-                            out[ci] += m * half[i, k, ci]
-                for ci in range(c):
-                    spoiled[ci] += out[ci] - out[ci]
-    return not np.any(spoiled != 0.0)
-
-
-_to_tiles = numba.njit(nogil=True, cache=True)(_to_tiles_plain)
-_from_tiles = numba.njit(nogil=True, cache=True)(_from_tiles_plain)
 
 
 def _sandwich(mat: NDArray[np.floating], t: NDArray[np.floating]) -> NDArray[np.floating]:
@@ -188,10 +422,10 @@ def _tiles(size: int) -> int:
     return -(-size // TILE)
 
 
-def _chunks(n_tiles: int) -> tuple[int, int]:
-    """(tiles per chunk, workers): a chunk's two transformed blocks stay in cache."""
-    chunk = min(CHUNK_TILES, n_tiles)
-    return chunk, min(worker_count(), -(-n_tiles // chunk))
+def _cost(u: NDArray[np.floating], n_tiles: int) -> int:
+    """A call's work in multiply-adds, for splitting it: the products', twice, as the
+    transforms take about as long."""
+    return 2 * n_tiles * 36 * u.shape[1] * u.shape[2]
 
 
 def _correlate(
@@ -220,38 +454,36 @@ def _correlate(
     finite : bool
         Whether every value of y is finite; where one is not, y cannot be trusted.
     """
-    dtype = x.dtype
     x = np.ascontiguousarray(x)
-    b_t, a_t = B_T.astype(dtype), A_T.astype(dtype)
     tiles_h, tiles_w = _tiles(out_h), _tiles(out_w)
     n_tiles = x.shape[0] * tiles_h * tiles_w
-    y = np.empty((x.shape[0], out_h, out_w, u.shape[2]), dtype=dtype)
-    chunk, workers = _chunks(n_tiles)
-
-    def job(first: int) -> bool:
-        v = np.empty((36, chunk, x.shape[3]), dtype=dtype)
-        m = np.empty((36, chunk, u.shape[2]), dtype=dtype)
-        finite = True
-        with _quiet():
-            for t0 in range(first * chunk, n_tiles, workers * chunk):
-                t1 = min(t0 + chunk, n_tiles)
-                _to_tiles(x, b_t, v, top, left, tiles_h, tiles_w, t0, t1)
-                np.matmul(v[:, : t1 - t0], u, out=m[:, : t1 - t0])
-                finite &= _from_tiles(m, a_t, bias, y, tiles_h, tiles_w, t0, t1)
-        return finite
-
-    return y, all(run_jobs([partial(job, t) for t in range(workers)]))
+    y = np.empty((x.shape[0], out_h, out_w, u.shape[2]), dtype=x.dtype)
+    args = (x, channel_blocks(u), np.ascontiguousarray(bias), y, top, left, tiles_h, tiles_w)
+    jobs = [partial(_correlate_jit, *args, lo, hi) for lo, hi in split(n_tiles, _cost(u, n_tiles))]
+    return y, all(run_jobs(jobs, blas=False))
 
 
 class Winograd(Backend):
     #: one line on the strategy
     description: ClassVar[str] = (
-        "Winograd F(4x4,3x3): 36 batched BLAS channel products, 4x fewer multiplies (3x3, s1)"
+        "Winograd F(4x4,3x3): 36 register-tiled channel products, 4x fewer multiplies (3x3, s1)"
     )
     #: one of ours
     role: ClassVar[str] = "ours"
     #: saved holds x itself (fingerprinted) and a copy of w
     saved_by_reference: ClassVar[tuple[str, ...]] = ("x",)
+
+    def memory_estimate(self, geom: ConvGeometry, dtype: DTypeLike = np.float32) -> int:
+        """The transformed filter, per worker two chunk buffers, and dw's partials and sum."""
+        itemsize = np.dtype(dtype).itemsize
+        nr = tile_lanes(dtype)
+        width = max(-(-geom.c_out // nr), -(-geom.c_in // nr)) * nr
+        chunks = 36 * CHUNK_TILES * (geom.c_in + width)
+        filters = 36 * geom.c_in * width
+        workers = worker_count()
+        # dw: per worker a partial, then their sum in float64
+        partials = 36 * geom.c_in * geom.c_out * (workers * itemsize + 8)
+        return (workers * chunks + filters) * itemsize + partials
 
     def supports(
         self,
@@ -309,33 +541,20 @@ class Winograd(Backend):
             geom.w,
         )
         # dw: the adjoint of the forward's bilinear form, over the forward's own tiling
-        b_t, a = B_T.astype(dtype), A_T.T.astype(dtype)
         tiles_h, tiles_w = _tiles(geom.out_h), _tiles(geom.out_w)
         n_tiles = geom.n * tiles_h * tiles_w
-        chunk, workers = _chunks(n_tiles)
+        partials = PerThread(lambda: np.zeros((36, geom.c_in, geom.c_out), dtype=dtype))
 
-        def job(first: int) -> NDArray[np.floating]:
-            v = np.empty((36, chunk, geom.c_in), dtype=dtype)
-            dy_hat = np.empty((36, chunk, geom.c_out), dtype=dtype)
-            du = np.zeros((36, geom.c_in, geom.c_out), dtype=dtype)
-            du_chunk = np.empty_like(du)
-            with _quiet():
-                for t0 in range(first * chunk, n_tiles, workers * chunk):
-                    t1 = min(t0 + chunk, n_tiles)
-                    _to_tiles(x, b_t, v, top, left, tiles_h, tiles_w, t0, t1)
-                    _to_tiles(dy, a, dy_hat, 0, 0, tiles_h, tiles_w, t0, t1)
-                    v_t = v[:, : t1 - t0].transpose(0, 2, 1)
-                    np.matmul(v_t, dy_hat[:, : t1 - t0], out=du_chunk)
-                    du += du_chunk
-            return du
+        def du_job(lo: int, hi: int) -> None:
+            _weight_grad(x, dy, top, left, tiles_h, tiles_w, lo, hi, partials.get())
 
+        ranges = split(n_tiles, _cost(u_flip, n_tiles))
+        run_jobs([partial(du_job, lo, hi) for lo, hi in ranges], blas=False)
         with _quiet():
-            du_total = np.sum(
-                run_jobs([partial(job, t) for t in range(workers)]), axis=0, dtype=np.float64
-            )
+            du_total = np.sum(partials.values(), axis=0, dtype=np.float64)
             dw = _sandwich(G.T, du_total.reshape(6, 6, geom.c_in, geom.c_out)).astype(dtype)
         if not (dx_finite and np.isfinite(dw).all()):
             _, ctx = _DIRECT.forward(x, w, None, padding=geom.pad)
             return _DIRECT.backward(dy, ctx)
-        db = dy.reshape(-1, geom.c_out).sum(axis=0, dtype=np.float64).astype(dtype)
+        db = bias_grad(dy)
         return dx, dw, db
