@@ -15,13 +15,14 @@ import inspect
 from functools import cache
 from pathlib import Path
 
-from ._base import Backend, Context, UnavailableBackend
+from ._base import Backend, Context, SizeThreshold, UnavailableBackend
 from ._geometry import ConvGeometry, check_dtypes, pad_input, resolve_geometry
 
 __all__ = [
     "Backend",
     "Context",
     "ConvGeometry",
+    "SizeThreshold",
     "UnavailableBackend",
     "backend_names",
     "check_dtypes",
