@@ -24,7 +24,7 @@ import pytest
 import impls
 
 from . import timing
-from .machine import apply_threads, available_memory, machine_extras
+from .machine import CpuSample, CpuUse, apply_threads, available_memory, machine_extras
 from .matrix import BlasCase, Case, build_matrix, contenders, result_row
 from .options import Settings
 
@@ -35,6 +35,8 @@ if TYPE_CHECKING:  # reports imports pandas and matplotlib: only when a run is s
 BENCHMARKS_DIR = Path(__file__).parent
 #: what ``im2col_bench`` in the run's JSON looks like; 1 named the resnet configuration "reference"
 JSON_FORMAT = 2
+#: seconds spent looking at the machine's load before the first benchmark
+QUIET_CHECK_S = 0.5
 
 
 class CtrlC:
@@ -98,8 +100,14 @@ class Harness:
         self.ctrl_c = CtrlC()
         self.limiter: Any = None
         self.verdicts: list[Verdict] = []
+        #: the flag ("contended", "noisy" or "") of every timed benchmark, once saved
+        self.flags: list[str] = []
+        #: what other processes took of the machine just before the first benchmark
+        self.before_start: CpuUse | None = None
         #: the line printed last: the report's path, or why there is none
         self.outcome: str | None = None
+        #: the run's JSON, once saved
+        self.saved: Path | None = None
 
     # which modules a run collects
 
@@ -144,6 +152,17 @@ class Harness:
             blas = [BlasCase(conv) for conv in self.settings.preset.limit_convs()]
             metafunc.parametrize("blas_case", blas, ids=[c.id for c in blas])
 
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        if self.settings.rerun is None:
+            return
+        keep = [item for item in items if item.nodeid in self.settings.flagged]
+        dropped = [item for item in items if item.nodeid not in self.settings.flagged]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = keep
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         config = self.config
         timing_on = not (
@@ -165,11 +184,20 @@ class Harness:
     # timing
 
     def start(self) -> None:
-        """Set the thread count, now that the backends have imported numba and torch."""
+        """Set the thread count, now that the backends have imported numba and torch, and
+        look at what other processes take of the machine."""
         if self.limiter is None:
             self.limiter = apply_threads(self.settings.threads)
         if self.first_case_at is None:
+            before = CpuSample.now()
+            time.sleep(QUIET_CHECK_S)
+            self.before_start = CpuUse.between(before, CpuSample.now())
             self.first_case_at = time.perf_counter()
+            if self.before_start.contended(self.settings.threads):
+                self.write_line(
+                    f"im2col-bench: other processes are using {self.before_start.others_cores:.1f}"
+                    f" of {self.before_start.cores} cores: timings will be contended"
+                )
 
     def skip(self, case: Case | BlasCase, reason: str) -> None:
         self.skipped.append(self.row(case, status="skipped", reason=reason))
@@ -186,8 +214,9 @@ class Harness:
         if reason:
             self.skip(case, reason)
         self.prepare(benchmark, case, f"{case.pass_} {case.conv.id}")
-        if timing.time_case(benchmark, backend, case, self.estimates) is not None:
-            self.benchmarks.append(benchmark.stats)
+        blocks = timing.time_case(benchmark, backend, case, self.estimates)
+        if blocks is not None:
+            self.record(benchmark, blocks)
             self.conv_timed += 1
 
     def time_blas(self, benchmark: Any, case: BlasCase) -> None:
@@ -196,8 +225,16 @@ class Harness:
         if reason:
             self.skip(case, reason)
         self.prepare(benchmark, case, "blas limit")
-        if timing.time_blas(benchmark, case, self.estimates) is not None:
-            self.benchmarks.append(benchmark.stats)
+        blocks = timing.time_blas(benchmark, case, self.estimates)
+        if blocks is not None:
+            self.record(benchmark, blocks)
+
+    def record(self, benchmark: Any, blocks: timing.Blocks) -> None:
+        """Keep a timed benchmark, with its protocol and the CPU use over its rounds."""
+        use = blocks.cpu_use()
+        benchmark.extra_info.update(blocks.info())
+        benchmark.extra_info.update(use.info(self.settings.threads))
+        self.benchmarks.append(benchmark.stats)
 
     def prepare(self, benchmark: Any, case: Case | BlasCase, group: str) -> None:
         benchmark.group = group
@@ -228,10 +265,10 @@ class Harness:
             return reason
         estimate = self.estimates.estimate(case)
         preset = self.settings.preset
-        if estimate is not None and estimate > preset.max_call_s:
+        if estimate is not None and estimate.seconds > preset.max_call_s:
             return (
-                f"too slow: estimated {estimate:.3g} s per call from smaller sizes, over the "
-                f"{preset.name} preset's {preset.max_call_s:g} s limit"
+                f"too slow: {estimate.describe()}, over the {preset.name} preset's "
+                f"{preset.max_call_s:g} s limit"
             )
         return None
 
@@ -279,7 +316,31 @@ class Harness:
         machine_info.update(machine_extras(self.settings.threads))
 
     def pytest_benchmark_update_json(self, output_json: dict[str, Any]) -> None:
-        output_json["im2col_bench"] = {
+        output_json["im2col_bench"] = self.run_extra()
+        if self.settings.rerun is not None:
+            self.carry_over(output_json, self.settings.rerun)
+
+    def carry_over(self, output_json: dict[str, Any], rerun: Path) -> None:
+        """Add the rows of the run given to ``--rerun-flagged`` that this run did not time."""
+        from reports import read_run
+
+        previous = read_run(rerun)
+        timed = {b["fullname"] for b in output_json["benchmarks"]}
+        source = str(rerun)
+        output_json["benchmarks"] += [
+            {**b, "extra_info": {**(b.get("extra_info") or {}), "carried_from": source}}
+            for b in previous["benchmarks"]
+            if b.get("fullname") not in timed
+        ]
+        extra, old = output_json["im2col_bench"], previous.get("im2col_bench") or {}
+        for key in ("skipped", "failed"):
+            extra[key] = old.get(key, []) + extra[key]
+        extra["left_out"] = old.get("left_out", extra["left_out"])
+        extra["rerun_of"] = source
+
+    def run_extra(self) -> dict[str, Any]:
+        """What the run's JSON keeps under ``im2col_bench``."""
+        return {
             "format": JSON_FORMAT,
             "preset": self.settings.preset.name,
             "threads": self.settings.threads,
@@ -290,6 +351,10 @@ class Harness:
             "failed": self.failed,
             "interrupted": self.interrupted,
             "wall_s": time.perf_counter() - self.started,
+            "protocol": timing.protocol(),
+            "before_start": self.before_start.info(self.settings.threads)
+            if self.before_start
+            else None,
         }
 
     def run_json(self) -> dict[str, Any]:
@@ -333,13 +398,20 @@ class Harness:
         try:
             with self.ctrl_c.hold():
                 from reports import build_report, update_index
+                from reports.data import flag
+                from reports.stats import is_noisy, median_interval
                 from reports.storage import RUNS, write_new
 
                 text = json.dumps(self.run_json(), indent=1, default=str)
                 run_json = write_new(report_dir / RUNS, stem, ".json", text)
+                self.saved = run_json
             html = run_json.with_suffix(".html")
             self.outcome = f"the run is in {run_json}; the report failed"
             (self.verdicts,) = build_report([run_json], html).values()
+            self.flags = [
+                flag(b.extra_info.get("contended") is True, is_noisy(median_interval(b.stats.data)))
+                for b in self.benchmarks
+            ]
             update_index(report_dir)
             self.outcome = str(html)
         except KeyboardInterrupt:
@@ -364,17 +436,44 @@ class Harness:
                 f"{len(self.verdicts) - len(measured)} of {len(self.verdicts)} goals not "
                 "measured in this run; the report says what each one needs"
             )
+        for line in self.trust_lines():
+            terminalreporter.write_line(line)
+
+    def trust_lines(self) -> list[str]:
+        """How many timed rows are contended or noisy, and what to do about it; [] if none."""
+        contended, noisy = self.flags.count("contended"), self.flags.count("noisy")
+        if not (contended or noisy):
+            return []
+        from reports.stats import NOISY_HALF_WIDTH
+
+        return [
+            f"{contended} of {len(self.flags)} timed rows are contended (other processes took "
+            f"cores their threads needed) and {noisy} are noisy (the 95% interval of the "
+            f"median is wider than +-{100 * NOISY_HALF_WIDTH:g}%); goals resting on them are "
+            "inconclusive.",
+            "For numbers you can trust: run on a quieter machine, or with --threads 1, or "
+            "rerun just those rows: pytest --benchmark-only --rerun-flagged "
+            f"{self.saved or 'RUN.json'}",
+        ]
+
+    def write_line(self, line: str) -> None:
+        """One line on the terminal, through pytest's reporter where there is one, even while
+        a test's output is being captured."""
+        plugins = self.config.pluginmanager
+        reporter = plugins.get_plugin("terminalreporter")
+        capture = plugins.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            if reporter is not None:
+                reporter.write_line(line)
+            else:
+                print(line)
 
     def pytest_unconfigure(self) -> None:
         self.ctrl_c.uninstall()
         if self.limiter is not None:
             self.limiter.restore_original_limits()
         if self.outcome:
-            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-            if reporter is not None:
-                reporter.write_line(self.outcome)
-            else:
-                print(self.outcome)
+            self.write_line(self.outcome)
 
 
 def _case_of(item: pytest.Item) -> Case | BlasCase | None:

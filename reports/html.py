@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .data import BASELINE, PASS_ORDER, contenders, headline, timed
+from .data import BASELINE, PASS_ORDER, YARDSTICK, contenders, headline, timed
 from .goals import Verdict
 from .plots import PLOTS
+from .stats import NOISY_HALF_WIDTH, Interval
 from .storage import reported_runs
 
 CSS = """
@@ -22,6 +23,8 @@ td.skipped, td.failed { color: #888; }
 td.failed { color: #b00; }
 .met { color: #070; font-weight: bold; } .notmet { color: #b00; font-weight: bold; }
 .extra { font-style: italic; color: #a60; }
+.flag, td.contended, td.noisy { color: #a60; }
+.trust { border-left: 4px solid #a60; padding-left: 0.5em; }
 figure { margin: 1em 0; } svg { max-width: 100%; height: auto; }
 """
 
@@ -41,15 +44,34 @@ def _shape(row: pd.Series) -> str:
     )
 
 
+def _ratio(value: float, low: float, high: float) -> str:
+    """A ratio with its interval: ``13.1x [12.6, 13.5]``."""
+    return Interval(value, low, high).text()
+
+
+def _time_interval(row: pd.Series) -> str:
+    """A median time with its interval: ``27 ms [26.5 ms, 27.6 ms]``."""
+    if pd.isna(row["median_low"]):
+        return f"{_fmt_time(row['median'])} [no interval]"
+    low, high = _fmt_time(row["median_low"]), _fmt_time(row["median_high"])
+    return f"{_fmt_time(row['median'])} [{low}, {high}]"
+
+
 def _cell(row: pd.Series) -> str:
     if row["status"] != "ok":
         return escape(f"{row['status']}: {row['reason']}")
-    parts = [
-        f"{_fmt_time(row['median'])} (IQR {_fmt_time(row['iqr'])}, {row['rounds']:.0f} rounds)"
-    ]
+    parts = [f"{_time_interval(row)} (IQR {_fmt_time(row['iqr'])}, {row['rounds']:.0f} rounds)"]
+    if row["flag"]:
+        parts.append(f"\u26a0 {row['flag']}")
     if pd.notna(row["speedup"]):
-        mark = " extrapolated" if row["speedup_extrapolated"] else ""
-        parts.append(f"{row['speedup']:.3g}x vs {BASELINE}{mark}")
+        if row["speedup_extrapolated"]:
+            parts.append(f"{row['speedup']:.3g}x vs {BASELINE} extrapolated")
+        else:
+            speedup = _ratio(row["speedup"], row["speedup_low"], row["speedup_high"])
+            parts.append(f"{speedup} vs {BASELINE}")
+    if pd.notna(row["vs_yardstick"]) and row["backend"] != YARDSTICK:
+        ratio = _ratio(row["vs_yardstick"], row["vs_yardstick_low"], row["vs_yardstick_high"])
+        parts.append(f"{ratio} the time of {YARDSTICK}")
     if pd.notna(row["gflops"]) and row["flops"] > 0:
         pct = "" if pd.isna(row["pct_limit"]) else f" ({row['pct_limit']:.0f}% of limit)"
         parts.append(f"{row['gflops']:.3g} GFLOP/s{pct}")
@@ -79,7 +101,7 @@ def render_table(df: pd.DataFrame) -> str:
                 cells.append("<td></td>")
                 continue
             row = rows.iloc[0]
-            cls = "fastest" if column == fastest else row["status"]
+            cls = "fastest" if column == fastest else row["flag"] or row["status"]
             star = "&#9733; " if column == fastest else ""
             cells.append(f"<td class='{cls}'>{star}{_cell(row)}</td>")
         out.append(
@@ -96,38 +118,63 @@ def render_headline(df: pd.DataFrame) -> str:
         return "<p>No contender (seed or ours) was timed on the default sweep.</p>"
     items = []
     for _, row in rows.iterrows():
-        if pd.isna(row["speedup"]):
+        where = f"at {row['size']}x{row['size']} ({escape(_time_interval(row))})"
+        if row["baseline_fastest"]:
+            speed = f"no contender beats {BASELINE} here"
+        elif pd.isna(row["speedup"]):
             speed = f"no {BASELINE} time to compare with"
+        elif not row["speedup_low"] > 1:
+            speedup = _ratio(row["speedup"], row["speedup_low"], row["speedup_high"])
+            speed = f"{escape(speedup)} the speed of {BASELINE}: not clearly faster"
         else:
-            mark = (
-                " <span class='extra'>(against extrapolated naive_loop)</span>"
-                if row["extrapolated"]
-                else ""
-            )
-            speed = f"<b>{row['speedup']:.3g}x</b> faster than {BASELINE}{mark}"
+            speedup = _ratio(row["speedup"], row["speedup_low"], row["speedup_high"])
+            speed = f"<b>{escape(speedup)}</b> faster than {BASELINE}"
+        if row["flag"]:
+            speed += f" <span class='flag'>(\u26a0 {escape(row['flag'])})</span>"
         run = f" on {escape(str(row['run']))}" if df["run"].nunique() > 1 else ""
         items.append(
-            f"<li>{escape(row['pass'])}{run}: <b>{escape(row['backend'])}</b> is fastest at "
-            f"{row['size']}x{row['size']} ({escape(_fmt_time(row['median']))}), {speed}</li>"
+            f"<li>{escape(row['pass'])}{run}: <b>{escape(row['backend'])}</b> is fastest "
+            f"{where}, {speed}</li>"
         )
     return "<ul>" + "".join(items) + "</ul>"
 
 
 def render_goals(verdicts: dict[str, list[Verdict]]) -> str:
-    """Each run's goals: what is compared, the verdict, the measured ratio and the bound."""
+    """Each run's goals: what is compared, the verdict, the ratio with its interval, the bound."""
     items = []
     for run, found in verdicts.items():
         for verdict in found:
-            cls = {True: "met", False: "notmet", None: ""}[verdict.met]
-            ratio = "" if verdict.ratio is None else f" at {verdict.ratio:.3g}x"
+            cls = {True: "met", False: "notmet", None: "flag" if verdict.flag else ""}
+            ratio = "" if verdict.ratio is None else f" at {verdict.interval.text()}"
             prefix = f"{escape(run)}: " if len(verdicts) > 1 else ""
             goal = verdict.goal
             items.append(
-                f"<li>{prefix}{escape(goal.name)}: <span class='{cls}'>{verdict.state}</span>"
+                f"<li>{prefix}{escape(goal.name)}: <span class='{cls[verdict.met]}'>"
+                f"{escape(verdict.state)}</span>"
                 f"{escape(ratio)}. Goal: {escape(goal.bound)} at the {escape(goal.config)} "
                 f"configuration; {escape(verdict.detail)}.</li>"
             )
-    return "<ul id='goals'>" + "".join(items) + "</ul>"
+    return (
+        "<p>Each ratio is shown with its 95% interval; a goal is met or not met only when "
+        "the whole interval says so.</p><ul id='goals'>" + "".join(items) + "</ul>"
+    )
+
+
+def render_trust(df: pd.DataFrame) -> str:
+    """How many timed rows are contended or noisy, what that means and what to do; "" if none."""
+    rows = df[df["status"] == "ok"]
+    contended, noisy = int(rows["contended"].sum()), int((rows["flag"] == "noisy").sum())
+    if not (contended or noisy):
+        return ""
+    return (
+        f"<p class='trust' id='trust'>&#9888; {contended} of {len(rows)} timed rows are "
+        f"<b>contended</b> (other processes took the cores their threads needed) and {noisy} "
+        f"are <b>noisy</b> (the 95% interval of the median is wider than "
+        f"&plusmn;{100 * NOISY_HALF_WIDTH:g}%); they are marked &#9888; below, and a goal "
+        "that rests on one is inconclusive. For numbers you can trust, run on a quiet "
+        "machine, or with <code>--threads 1</code> (a busy core then stalls no thread pool), "
+        "or rerun just these rows with <code>--rerun-flagged RUN.json</code>.</p>"
+    )
 
 
 def render_machines(runs: pd.DataFrame) -> str:
@@ -211,17 +258,21 @@ def render(
 <style>{CSS}</style></head><body>
 <h1>{escape(title)}</h1>
 {warn}
+{render_trust(df)}
 <h2>Headline</h2>
 <p>Fastest contender (seeds and ours: {escape(", ".join(ours) or "none")}; peers excluded)
-per pass at the largest image size they all share.</p>
+per pass, at the largest image size every contender reached (in every pass where possible),
+with its median and its speedup over {BASELINE}, each with its 95% interval.</p>
 {render_headline(df)}
 <h2>Goals</h2>
 {render_goals(verdicts)}
 <p>Backends in this report: {escape(", ".join(backends))}.</p>
 {figs}
 <h2>Results</h2>
-<p>Median, IQR and rounds per backend, shape and pass; &#9733; marks the fastest cell of a row.
-Speedups against an extrapolated {BASELINE} time are marked "extrapolated".</p>
+<p>Median with its 95% interval, IQR and rounds per backend, shape and pass; &#9733; marks
+the fastest cell of a row, &#9888; a contended or noisy one. Speedups over {BASELINE} and
+ratios to {YARDSTICK} carry their 95% interval; speedups against an extrapolated
+{BASELINE} time are marked "extrapolated" and have none.</p>
 {render_table(df)}
 <h2>Machines</h2>
 {render_machines(runs)}
