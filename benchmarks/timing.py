@@ -5,9 +5,9 @@ timed call waits for the device.
 
 The protocol: a benchmark's rounds run in blocks (:class:`Blocks`). Before each block the
 process waits until its own threads have stopped spinning (:func:`settle`: the previous
-library's thread pool no longer holds a core), then makes one untimed call (this library's
-pool wakes up), then times the block's rounds back to back. So every round is the library's
-steady state, whatever ran before it.
+library's thread pool no longer holds a core), then makes untimed calls for WARM_S (this
+library's pool wakes up), then times the block's rounds back to back. So every round is the
+library's steady state, whatever ran before it.
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ SETTLE_POLL_S = 0.01
 SETTLE_MAX_S = 1.0
 #: the shortest window over which other processes' CPU use is measured
 MIN_WINDOW_S = 0.2
+#: untimed calls open each block for at least this long: after a pause a small call runs
+#: 2-5x slower for its first one to five calls (measured), a 10 ms call not at all
+WARM_S = 0.02
 
 
 def settle(max_s: float = SETTLE_MAX_S) -> float:
@@ -65,7 +68,7 @@ def protocol() -> dict[str, Any]:
         "max_blocks": MAX_BLOCKS,
         "settled_cores": SETTLED_CORES,
         "settle_max_s": SETTLE_MAX_S,
-        "untimed_calls_per_block": 1,
+        "warm_s": WARM_S,
         "min_window_s": MIN_WINDOW_S,
         "contended_cores": CONTENDED_CORES,
     }
@@ -81,7 +84,7 @@ class Blocks:
     """One benchmark's rounds in blocks; :meth:`setup` is pytest-benchmark's per-round setup.
 
     pytest-benchmark still times every round (``benchmark.pedantic``); the setup, untimed,
-    settles the process and makes the untimed call where a block starts, and samples the
+    settles the process and makes the untimed calls where a block starts, and samples the
     CPU counters so the rounds' CPU use is known.
     """
 
@@ -92,6 +95,8 @@ class Blocks:
         self.starts = set(itertools.accumulate(self.sizes[:-1], initial=0))
         self.done = 0
         self.settle_s = 0.0
+        self.untimed_calls = 0
+        self.topped_up_s = 0.0
         self.first: CpuSample | None = None
 
     @property
@@ -103,10 +108,19 @@ class Blocks:
             if self.first is None:
                 self.first = CpuSample.now()
             self.settle_s += settle()
-            args, kwargs = self.make_args() if self.make_args else ((), {})
-            self.target(*args, **kwargs)
+            self.warm_up()
         self.done += 1
         return self.make_args() if self.make_args else None
+
+    def warm_up(self) -> None:
+        """Untimed calls for at least WARM_S, one at least: this library's threads wake up."""
+        started = time.perf_counter()
+        while True:
+            args, kwargs = self.make_args() if self.make_args else ((), {})
+            self.target(*args, **kwargs)
+            self.untimed_calls += 1
+            if time.perf_counter() - started >= WARM_S:
+                return
 
     def cpu_use(self) -> CpuUse:
         """The CPU use from the first block's settle until now (call it after the rounds).
@@ -116,12 +130,18 @@ class Blocks:
         """
         if self.first is None:
             raise RuntimeError("no block has started")
-        time.sleep(max(MIN_WINDOW_S - (time.perf_counter() - self.first.wall), 0))
+        self.topped_up_s = max(MIN_WINDOW_S - (time.perf_counter() - self.first.wall), 0)
+        time.sleep(self.topped_up_s)
         return CpuUse.between(self.first, CpuSample.now())
 
     def info(self) -> dict[str, Any]:
         """The protocol as run, for the benchmark's ``extra_info``."""
-        return {"blocks": self.sizes, "settle_s": self.settle_s}
+        return {
+            "blocks": self.sizes,
+            "settle_s": self.settle_s,
+            "untimed_calls": self.untimed_calls,
+            "window_topped_up_s": self.topped_up_s,
+        }
 
 
 def make_target(backend: Backend, case: Case) -> tuple[Target, Setup | None]:
@@ -177,6 +197,7 @@ def time_case(benchmark: Any, backend: Backend, case: Case, estimates: Estimates
     if not benchmark.enabled:
         benchmark.pedantic(target, setup=setup, rounds=1)
         return None
+    settle()  # the previous benchmark's threads stop spinning: warm_s sizes the rounds
     args, _ = setup() if setup else ((), {})
     started = time.perf_counter()
     target(*args)  # warm-up: JIT compilation and caches
@@ -207,6 +228,7 @@ def time_blas(benchmark: Any, case: BlasCase, estimates: Estimates) -> Blocks | 
     if not benchmark.enabled:
         benchmark.pedantic(product)
         return None
+    settle()
     started = time.perf_counter()
     product()
     blocks = Blocks(product, None, estimates.rounds(time.perf_counter() - started))

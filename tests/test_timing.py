@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
+from benchmarks import timing
 from benchmarks.machine import CONTENDED_CORES, CpuSample, CpuUse
 from benchmarks.matrix import PRESETS, Case, Conv, sweep_conv
-from benchmarks.timing import Blocks, Estimates, block_sizes, settle
+from benchmarks.timing import WARM_S, Blocks, Estimates, block_sizes, settle
 
 
 @pytest.mark.parametrize(
@@ -26,25 +28,54 @@ def test_rounds_are_split_into_at_most_three_blocks_of_five_or_more(
     assert block_sizes(rounds) == sizes
 
 
-def test_each_block_opens_with_one_untimed_call() -> None:
+def slow_call() -> None:
+    """A call longer than the protocol's warm-up, so one untimed call opens a block."""
+    time.sleep(WARM_S * 1.5)
+
+
+def test_each_block_opens_with_untimed_calls() -> None:
     calls: list[str] = []
-    blocks = Blocks(lambda: calls.append("untimed"), None, rounds=15)
+
+    def call() -> None:
+        slow_call()
+        calls.append("untimed")
+
+    blocks = Blocks(call, None, rounds=15)
     for _ in range(blocks.rounds):
         # pytest-benchmark calls the setup before each timed round, then times the target
         assert blocks.setup() is None
         calls.append("timed")
     assert calls == (["untimed"] + ["timed"] * 5) * 3
     assert blocks.info()["blocks"] == [5, 5, 5]
+    assert blocks.info()["untimed_calls"] == 3
+
+
+def test_a_short_call_is_repeated_until_the_block_is_warm(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr(timing, "time", SimpleNamespace(perf_counter=lambda: clock.now))
+
+    def call() -> None:  # each call takes a fifth of the warm-up, on the fake clock
+        clock.now += WARM_S / 5
+
+    blocks = Blocks(call, None, rounds=5)
+    blocks.warm_up()
+    assert blocks.untimed_calls == 5
 
 
 def test_a_backward_block_gets_a_fresh_context_for_its_untimed_call_and_each_round() -> None:
     contexts = iter(range(100))
     used: list[int] = []
 
+    def backward(context: int) -> None:
+        slow_call()
+        used.append(context)
+
     def fresh() -> tuple[tuple[int], dict[str, int]]:
         return (next(contexts),), {}
 
-    blocks = Blocks(used.append, fresh, rounds=5)
+    blocks = Blocks(backward, fresh, rounds=5)
     given = [blocks.setup() for _ in range(blocks.rounds)]
     assert used == [0]  # the untimed call
     assert given == [((n,), {}) for n in range(1, 6)]  # a new context for every round
