@@ -99,6 +99,8 @@ class Harness:
         self.interrupted = False
         self.ctrl_c = CtrlC()
         self.limiter: Any = None
+        #: what machine_extras said when the timing started
+        self.machine: dict[str, Any] | None = None
         self.verdicts: list[Verdict] = []
         #: the flag ("contended", "noisy" or "") of every timed benchmark, once saved
         self.flags: list[str] = []
@@ -188,6 +190,8 @@ class Harness:
         look at what other processes take of the machine."""
         if self.limiter is None:
             self.limiter = apply_threads(self.settings.threads)
+            # now, not when saving: the report's imports (scipy) load a BLAS of their own
+            self.machine = machine_extras(self.settings.threads)
         if self.first_case_at is None:
             before = CpuSample.now()
             time.sleep(QUIET_CHECK_S)
@@ -313,7 +317,7 @@ class Harness:
         self.interrupted = True
 
     def pytest_benchmark_update_machine_info(self, machine_info: dict[str, Any]) -> None:
-        machine_info.update(machine_extras(self.settings.threads))
+        machine_info.update(self.machine or machine_extras(self.settings.threads))
 
     def pytest_benchmark_update_json(self, output_json: dict[str, Any]) -> None:
         output_json["im2col_bench"] = self.run_extra()

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from .data import benchmark_names, json_object, read_run
+from .data import benchmark_names, machine, read_run
 from .stats import SIGNIFICANCE, p_slower, ratio_interval
 
 
@@ -75,26 +75,3 @@ def machine_differences(old: str | Path, new: str | Path) -> list[str]:
         for what in before
         if before[what] and after[what] and before[what] != after[what]
     ]
-
-
-#: vector extensions, widest first, as py-cpuinfo names them in machine_info["cpu"]["flags"]
-VECTOR_EXTENSIONS = ("avx512f", "avx2", "avx", "sse4_2", "neon", "asimd")
-
-
-def machine(run: dict[str, Any]) -> dict[str, str]:
-    """The fields of a run's machine that change timings; "" where the run did not record one."""
-    info = run["machine_info"]
-    cpu = json_object(info.get("cpu"))
-    blas = info.get("blas")
-    pools = [p for p in blas if isinstance(p, dict)] if isinstance(blas, list) else []
-    flags: list[Any] = cpu["flags"] if isinstance(cpu.get("flags"), list) else []
-    model = " ".join(f"{key} {cpu[key]}" for key in ("family", "model") if cpu.get(key) is not None)
-    brand = str(cpu.get("brand_raw") or info.get("processor") or "")
-    return {
-        "CPU": f"{brand} ({model})" if brand and model else brand,
-        "vector extensions": next((f for f in VECTOR_EXTENSIONS if f in flags), ""),
-        "BLAS": "; ".join(f"{p.get('internal_api')} {p.get('version')}" for p in pools),
-        "BLAS kernel": "; ".join(str(p["architecture"]) for p in pools if p.get("architecture")),
-        "cores": str(cpu.get("count") or ""),
-        "threads": str(info.get("threads") or ""),
-    }

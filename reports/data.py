@@ -168,7 +168,8 @@ def load(paths: Iterable[str | Path]) -> pd.DataFrame:
 
 
 def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
-    """One row per run: machine, BLAS, versions, GPU, threads, preset and what was left out."""
+    """One row per run: machine, BLAS and its kernel, vector extensions, versions, GPU, threads,
+    preset and what was left out."""
     rows = []
     for label, run in _read_all(paths):
         info = run["machine_info"]
@@ -190,6 +191,8 @@ def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
                 "system": f"{info.get('system')} {info.get('release')}",
                 "python": info.get("python_version"),
                 "blas": blas or "unknown",
+                "blas_kernel": machine(run)["BLAS kernel"] or "unknown",
+                "vector_extensions": machine(run)["vector extensions"] or "unknown",
                 "numpy": info.get("numpy_version"),
                 "numba": info.get("numba_version"),
                 "numba_cuda": info.get("numba_cuda_version"),
@@ -204,6 +207,29 @@ def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+#: vector extensions, widest first, as py-cpuinfo names them in machine_info["cpu"]["flags"]
+VECTOR_EXTENSIONS = ("avx512f", "avx2", "avx", "sse4_2", "neon", "asimd")
+
+
+def machine(run: dict[str, Any]) -> dict[str, str]:
+    """The fields of a run's machine that change timings; "" where the run did not record one."""
+    info = run["machine_info"]
+    cpu = json_object(info.get("cpu"))
+    blas = info.get("blas")
+    pools = [p for p in blas if isinstance(p, dict)] if isinstance(blas, list) else []
+    flags: list[Any] = cpu["flags"] if isinstance(cpu.get("flags"), list) else []
+    model = " ".join(f"{key} {cpu[key]}" for key in ("family", "model") if cpu.get(key) is not None)
+    brand = str(cpu.get("brand_raw") or info.get("processor") or "")
+    return {
+        "CPU": f"{brand} ({model})" if brand and model else brand,
+        "vector extensions": next((f for f in VECTOR_EXTENSIONS if f in flags), ""),
+        "BLAS": "; ".join(f"{p.get('internal_api')} {p.get('version')}" for p in pools),
+        "BLAS kernel": "; ".join(str(p["architecture"]) for p in pools if p.get("architecture")),
+        "cores": str(cpu.get("count") or ""),
+        "threads": str(info.get("threads") or ""),
+    }
 
 
 def json_object(value: Any) -> dict[str, Any]:
