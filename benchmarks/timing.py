@@ -197,20 +197,25 @@ def time_case(benchmark: Any, backend: Backend, case: Case, estimates: Estimates
     if not benchmark.enabled:
         benchmark.pedantic(target, setup=setup, rounds=1)
         return None
-    settle()  # the previous benchmark's threads stop spinning: warm_s sizes the rounds
-    args, _ = setup() if setup else ((), {})
-    started = time.perf_counter()
-    target(*args)  # warm-up: JIT compilation and caches
-    warm_s = time.perf_counter() - started
+    settle()  # the previous benchmark's threads stop spinning: the first calls size the rounds
+    first_s, second_s = (_untimed_call(target, setup) for _ in range(2))  # JIT, then caches
     estimate = estimates.estimate(case)
-    per_call = min(warm_s, estimate.seconds) if estimate is not None else warm_s
+    per_call = min(first_s, second_s, estimate.seconds if estimate else math.inf)
     if case.pass_ == "step":
         benchmark.extra_info.update(peak_memory(backend, target, case.conv))
-    benchmark.extra_info["warmup_s"] = warm_s
+    benchmark.extra_info.update(warmup_s=first_s, second_call_s=second_s)
     blocks = Blocks(target, setup, estimates.rounds(per_call))
     benchmark.pedantic(target, setup=blocks.setup, rounds=blocks.rounds)
     estimates.add(case, min(benchmark.stats.stats.data))
     return blocks
+
+
+def _untimed_call(target: Target, setup: Setup | None) -> float:
+    """One call outside pytest-benchmark's rounds; its seconds, to size the rounds."""
+    args, kwargs = setup() if setup else ((), {})
+    started = time.perf_counter()
+    target(*args, **kwargs)
+    return time.perf_counter() - started
 
 
 def time_blas(benchmark: Any, case: BlasCase, estimates: Estimates) -> Blocks | None:
@@ -229,9 +234,8 @@ def time_blas(benchmark: Any, case: BlasCase, estimates: Estimates) -> Blocks | 
         benchmark.pedantic(product)
         return None
     settle()
-    started = time.perf_counter()
-    product()
-    blocks = Blocks(product, None, estimates.rounds(time.perf_counter() - started))
+    per_call = min(_untimed_call(product, None) for _ in range(2))
+    blocks = Blocks(product, None, estimates.rounds(per_call))
     benchmark.pedantic(product, setup=blocks.setup, rounds=blocks.rounds)
     return blocks
 

@@ -348,7 +348,7 @@ def _ratios(group: pd.DataFrame, name: str, inverted: bool) -> dict[Any, Interva
 
 
 def ratio_flag(*rows: pd.Series) -> str:
-    """ "contended" or "noisy" when a row a ratio rests on is, else ""; contended wins."""
+    """The flag of a ratio: "contended" or "noisy" if a row it rests on is (contended first)."""
     flags = {str(row.get("flag") or "") for row in rows}
     return "contended" if "contended" in flags else "noisy" if "noisy" in flags else ""
 
