@@ -69,7 +69,8 @@ def _compare(old: str, new: str, threshold_text: str) -> int:
                 _change(row.change, row.change_low, row.change_high) for row in present.itertuples()
             ],
             "p": present["p"].map(lambda p: "no rounds" if pd.isna(p) else f"{p:.3f}"),
-            "slower": present["regressed"].map({True: "SLOWER", False: ""}),
+            "slower": present["regressed"].map({True: "SLOWER", False: ""})
+            + present["contended"].map({True: " (contended)", False: ""}),
         }
     )
     print(shown.to_string())
@@ -79,10 +80,13 @@ def _compare(old: str, new: str, threshold_text: str) -> int:
         for name in missing:
             print(f"  {name}")
     worse = int(present["regressed"].sum())
+    contended = int((present["regressed"] & present["contended"]).sum())
     print(
         f"{worse} of {len(present)} benchmarks slowed by more than {100 * threshold:g}% "
         f"(significant: Mann-Whitney p < {SIGNIFICANCE:g} on their rounds)"
-    )
+        + (f"; {contended} of them contended in a run: time them again on a quiet machine"
+           if contended else "")
+    )  # fmt: skip
     return 1 if worse or missing else 0
 
 

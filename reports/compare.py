@@ -30,6 +30,9 @@ def _benchmarks(run: dict[str, Any]) -> pd.DataFrame:
         {
             "median": [float(b["stats"]["median"]) for b in run["benchmarks"]],
             "times": [b["stats"].get("data") for b in run["benchmarks"]],
+            "contended": [
+                (b.get("extra_info") or {}).get("contended") is True for b in run["benchmarks"]
+            ],
         },
         index=benchmark_names(run),
     )
@@ -45,7 +48,8 @@ def compare(old: str | Path, new: str | Path, threshold: float) -> pd.DataFrame:
         change (new / old - 1) with change_low, change_high (its 95% interval, NaN where a
         run kept no rounds), p (the one-sided Mann-Whitney p-value of "NEW is slower"),
         regressed (p below the significance level and change above the threshold; without
-        rounds on both sides, the change alone decides), missing (not in NEW).
+        rounds on both sides, the change alone decides), contended (either run's row was),
+        missing (not in NEW).
         Benchmarks only NEW has are left out.
     """
     before, after = _benchmarks(read_run(old)), _benchmarks(read_run(new))
@@ -60,6 +64,9 @@ def compare(old: str | Path, new: str | Path, threshold: float) -> pd.DataFrame:
         highs.append(ratio.high - 1)
         pvalues.append(p_slower(old_times, new_times))
     table["change_low"], table["change_high"], table["p"] = lows, highs, pvalues
+    table["contended"] = before["contended"] | after["contended"].reindex(
+        before.index, fill_value=False
+    )
     significant = (table["p"] < SIGNIFICANCE) | table["p"].isna()
     table["regressed"] = (table["change"] > threshold) & significant
     table["missing"] = table["new"].isna()

@@ -225,8 +225,11 @@ def machine(run: dict[str, Any]) -> dict[str, str]:
     return {
         "CPU": f"{brand} ({model})" if brand and model else brand,
         "vector extensions": next((f for f in VECTOR_EXTENSIONS if f in flags), ""),
-        "BLAS": "; ".join(f"{p.get('internal_api')} {p.get('version')}" for p in pools),
-        "BLAS kernel": "; ".join(str(p["architecture"]) for p in pools if p.get("architecture")),
+        # threadpoolctl lists the libraries in the order they were loaded: sort them
+        "BLAS": "; ".join(sorted(f"{p.get('internal_api')} {p.get('version')}" for p in pools)),
+        "BLAS kernel": "; ".join(
+            sorted(str(p["architecture"]) for p in pools if p.get("architecture"))
+        ),
         "cores": str(cpu.get("count") or ""),
         "threads": str(info.get("threads") or ""),
     }
