@@ -416,6 +416,7 @@ HEADLINE_COLUMNS = [
     "speedup_low",
     "speedup_high",
     "baseline_fastest",
+    "tied",
     "same_size",
     "flag",
 ]
@@ -428,7 +429,9 @@ def headline(df: pd.DataFrame) -> pd.DataFrame:
     True), or, where the passes share none, the largest every contender of that pass
     reached. The speedup over the baseline is measured at that size, never extrapolated;
     where the baseline itself is fastest, baseline_fastest is True and the speedup is 1.
-    flag is "contended" or "noisy" when the fastest row or the baseline's row is.
+    tied names the contenders not significantly slower than the fastest (the interval of
+    their time over its time reaches 1), comma-separated. flag is "contended" or "noisy"
+    when the fastest row or the baseline's row is.
 
     Returns
     -------
@@ -448,6 +451,12 @@ def headline(df: pd.DataFrame) -> pd.DataFrame:
             best = at.loc[at["median"].idxmin()]
             base = at[at["backend"] == BASELINE]
             fastest = best["backend"] == BASELINE
+            tied = [
+                row["backend"]
+                for _, row in at.sort_values("median").iterrows()
+                if row["backend"] != best["backend"]
+                and ratio_interval(row["times"], best["times"]).low <= 1
+            ]
             rows.append(
                 {
                     "run": run,
@@ -461,6 +470,7 @@ def headline(df: pd.DataFrame) -> pd.DataFrame:
                     "speedup_low": np.nan if fastest else best["speedup_low"],
                     "speedup_high": np.nan if fastest else best["speedup_high"],
                     "baseline_fastest": bool(fastest),
+                    "tied": ", ".join(tied),
                     "same_size": bool(everywhere),
                     "flag": ratio_flag(best, *(r for _, r in base.iterrows())),
                 }

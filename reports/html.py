@@ -129,6 +129,8 @@ def render_headline(df: pd.DataFrame) -> str:
         else:
             speedup = _ratio(row["speedup"], row["speedup_low"], row["speedup_high"])
             speed = f"<b>{escape(speedup)}</b> faster than {BASELINE}"
+        if row["tied"]:
+            speed += f"; tied within the intervals with {escape(row['tied'])}"
         if row["flag"]:
             speed += f" <span class='flag'>(\u26a0 {escape(row['flag'])})</span>"
         run = f" on {escape(str(row['run']))}" if df["run"].nunique() > 1 else ""

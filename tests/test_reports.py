@@ -267,6 +267,22 @@ def test_the_headline_is_at_the_largest_size_every_contender_reached_in_every_pa
                      r"<b>20x \[[\d.]+, [\d.]+\]</b> faster than naive_loop", html)  # fmt: skip
 
 
+def test_contenders_within_the_intervals_of_the_fastest_are_named_tied(tmp_path: Path) -> None:
+    path = sweep_run(
+        tmp_path,
+        {
+            "naive_loop": {"forward": {32: 4.0}},
+            "fast": {"forward": {32: 0.2}},
+            "close": {"forward": {32: 0.201}},
+            "slow": {"forward": {32: 0.3}},
+        },
+    )
+    (row,) = reports.headline(reports.load([path])).to_dict("records")
+    assert (row["backend"], row["tied"]) == ("fast", "close")
+    reports.build_report([path], tmp_path / "out.html")
+    assert "; tied within the intervals with close" in (tmp_path / "out.html").read_text()
+
+
 def test_where_the_passes_share_no_size_each_pass_takes_its_own(tmp_path: Path) -> None:
     path = sweep_run(
         tmp_path,
