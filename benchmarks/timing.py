@@ -3,11 +3,12 @@
 Inputs, JIT compilation and host/device transfers stay outside the timed calls, and every
 timed call waits for the device.
 
-The protocol: a benchmark's rounds run in blocks (:class:`Blocks`). Before each block the
-process waits until its own threads have stopped spinning (:func:`settle`: the previous
-library's thread pool no longer holds a core), then makes untimed calls for WARM_S (this
-library's pool wakes up), then times the block's rounds back to back. So every round is the
-library's steady state, whatever ran before it.
+The protocol: a benchmark starts when the process's own threads have stopped spinning
+(:func:`settle`: the previous library's thread pool no longer holds a core), with two
+untimed calls (JIT compilation, caches; they size the rounds). Its rounds then run in blocks
+(:class:`Blocks`); each block opens with untimed calls for at least WARM_S (this library's
+pool wakes up; the two calls count for the first block), and each later block first
+settles again. So every round is the library's steady state, whatever ran before it.
 """
 
 from __future__ import annotations
@@ -88,9 +89,13 @@ class Blocks:
     CPU counters so the rounds' CPU use is known.
     """
 
-    def __init__(self, target: Target, make_args: Setup | None, rounds: int) -> None:
+    def __init__(
+        self, target: Target, make_args: Setup | None, rounds: int, warmed_s: float = 0.0
+    ) -> None:
         self.target = target
         self.make_args = make_args
+        #: seconds of untimed calls just made, settled before them: they open the first block
+        self.warmed_s = warmed_s
         self.sizes = block_sizes(rounds)
         self.starts = set(itertools.accumulate(self.sizes[:-1], initial=0))
         self.done = 0
@@ -107,19 +112,22 @@ class Blocks:
         if self.done in self.starts:
             if self.first is None:
                 self.first = CpuSample.now()
-            self.settle_s += settle()
-            self.warm_up()
+                if self.warmed_s < WARM_S:
+                    self.warm_up(WARM_S - self.warmed_s)
+            else:
+                self.settle_s += settle()
+                self.warm_up(WARM_S)
         self.done += 1
         return self.make_args() if self.make_args else None
 
-    def warm_up(self) -> None:
-        """Untimed calls for at least WARM_S, one at least: this library's threads wake up."""
+    def warm_up(self, seconds: float) -> None:
+        """Untimed calls for at least ``seconds``, one at least: this library's threads wake."""
         started = time.perf_counter()
         while True:
             args, kwargs = self.make_args() if self.make_args else ((), {})
             self.target(*args, **kwargs)
             self.untimed_calls += 1
-            if time.perf_counter() - started >= WARM_S:
+            if time.perf_counter() - started >= seconds:
                 return
 
     def cpu_use(self) -> CpuUse:
@@ -204,7 +212,7 @@ def time_case(benchmark: Any, backend: Backend, case: Case, estimates: Estimates
     if case.pass_ == "step":
         benchmark.extra_info.update(peak_memory(backend, target, case.conv))
     benchmark.extra_info.update(warmup_s=first_s, second_call_s=second_s)
-    blocks = Blocks(target, setup, estimates.rounds(per_call))
+    blocks = Blocks(target, setup, estimates.rounds(per_call), warmed_s=second_s)
     benchmark.pedantic(target, setup=blocks.setup, rounds=blocks.rounds)
     estimates.add(case, min(benchmark.stats.stats.data))
     return blocks
@@ -234,8 +242,8 @@ def time_blas(benchmark: Any, case: BlasCase, estimates: Estimates) -> Blocks | 
         benchmark.pedantic(product)
         return None
     settle()
-    per_call = min(_untimed_call(product, None) for _ in range(2))
-    blocks = Blocks(product, None, estimates.rounds(per_call))
+    first_s, second_s = (_untimed_call(product, None) for _ in range(2))
+    blocks = Blocks(product, None, estimates.rounds(min(first_s, second_s)), warmed_s=second_s)
     benchmark.pedantic(product, setup=blocks.setup, rounds=blocks.rounds)
     return blocks
 

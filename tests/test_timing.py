@@ -50,6 +50,20 @@ def test_each_block_opens_with_untimed_calls() -> None:
     assert blocks.info()["untimed_calls"] == 3
 
 
+def test_untimed_calls_just_made_open_the_first_block() -> None:
+    calls: list[str] = []
+
+    def call() -> None:
+        slow_call()
+        calls.append("untimed")
+
+    blocks = Blocks(call, None, rounds=10, warmed_s=WARM_S)
+    for _ in range(blocks.rounds):
+        blocks.setup()
+        calls.append("timed")
+    assert calls == ["timed"] * 5 + ["untimed"] + ["timed"] * 5
+
+
 def test_a_short_call_is_repeated_until_the_block_is_warm(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -60,7 +74,7 @@ def test_a_short_call_is_repeated_until_the_block_is_warm(
         clock.now += WARM_S / 5
 
     blocks = Blocks(call, None, rounds=5)
-    blocks.warm_up()
+    blocks.warm_up(WARM_S)
     assert blocks.untimed_calls == 5
 
 
