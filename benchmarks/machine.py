@@ -25,7 +25,7 @@ def apply_threads(threads: int) -> Any:
 
         # set_num_threads starts numba's thread pool (an OpenMP runtime beside torch's): only
         # where the run asks for fewer threads than numba would use anyway
-        if threads < numba.config.NUMBA_NUM_THREADS:
+        if threads < getattr(numba.config, "NUMBA_NUM_THREADS", threads):
             numba.set_num_threads(threads)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
