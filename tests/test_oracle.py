@@ -41,6 +41,12 @@ GEOMETRIES = [
         (7, 4),
         ((2, 2), (1, 1)),
     ),
+    # explicit padding on every side, none of it zero
+    (
+        Case("explicit-all-sides", (1, 5, 6, 1), (3, 3, 1, 1), padding=((1, 2), (2, 1))),
+        (6, 7),
+        ((1, 2), (2, 1)),
+    ),
     # a width leftover under the stride: the last pixel is never read
     (Case("s3-leftover", (1, 10, 10, 1), (3, 3, 1, 1), stride=3), (3, 3), ((0, 0), (0, 0))),
     (
