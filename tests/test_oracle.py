@@ -73,6 +73,33 @@ def test_geometry_gives_the_output_size_and_padding_by_hand(
     )
 
 
+@pytest.mark.parametrize(("shape", "out_hw", "pad"), GEOMETRIES, ids=[g[0].id for g in GEOMETRIES])
+def test_what_the_geometry_derives_matches_first_principles(
+    shape: Case, out_hw: tuple[int, int], pad: Any
+) -> None:
+    n, h, w, c_in = (2, *shape.x_shape[1:3], 3)
+    kh, kw, c_out = (*shape.w_shape[:2], 5)
+    geom = impls.resolve_geometry((n, h, w, c_in), (kh, kw, c_in, c_out), **shape.kwargs)
+    (out_h, out_w), ((top, bottom), (left, right)) = out_hw, pad
+    (sh, sw), (dh, dw) = oracle.pair(shape.stride), oracle.pair(shape.dilation)
+    assert geom.x_shape == (n, h, w, c_in)
+    assert geom.w_shape == (kh, kw, c_in, c_out)
+    assert geom.y_shape == (n, out_h, out_w, c_out)
+    assert geom.padded_hw == (h + top + bottom, w + left + right)
+    assert geom.cols_shape == (n * out_h * out_w, kh * kw * c_in)
+    assert geom.cols_bytes(8) == n * out_h * out_w * kh * kw * c_in * 8
+    assert geom.flops_forward == 2 * n * out_h * out_w * c_out * kh * kw * c_in
+    assert geom.flops_backward == 2 * geom.flops_forward
+    assert geom.index_params == (sh, sw, dh, dw, top, left)
+    padded = np.arange((h + top + bottom) * (w + left + right)).reshape(h + top + bottom, -1)
+    for ki, kj in [(0, 0), (kh - 1, kw - 1)]:
+        rows, cols = geom.window_starts(ki, kj)
+        expected = padded[np.ix_(np.arange(out_h) * sh + ki * dh, np.arange(out_w) * sw + kj * dw)]
+        np.testing.assert_array_equal(padded[rows, cols], expected)
+    rows, cols = geom.interior()
+    assert (rows, cols) == (slice(top, top + h), slice(left, left + w))
+
+
 #: uneven stride and dilation pairs, odd and non-square shapes, lopsided padding
 CASES = [
     Case("s1x2", (1, 8, 8, 2), (1, 1, 2, 3), stride=(1, 2)),
