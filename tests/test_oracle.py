@@ -187,3 +187,9 @@ def test_the_oracle_agrees_with_torch_given_the_raw_arguments(grid_case: Case) -
     for name, got, want in (("y", y, expected_y), ("dx", dx, expected_dx), ("dw", dw, expected_dw)):
         assert got.shape == want.shape, name
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+def test_large_channel_counts_are_compared_by_value() -> None:
+    # past CPython's cache of small ints, equal counts are distinct objects
+    geom = impls.resolve_geometry((1, 3, 3, int("300")), (1, 1, int("300"), int("257")))
+    assert geom.w_shape == (1, 1, 300, 257)
