@@ -64,6 +64,11 @@ def test_dy_of_the_wrong_shape_or_dtype(backend_name: str) -> None:
         backend.backward(backend.to_device(np.zeros((2, 6, 5, 3), np.float32)), ctx)
     with pytest.raises(ValueError, match="dy has dtype"):
         backend.backward(backend.to_device(np.zeros((2, 6, 5, 4), np.float64)), ctx)
+    # and the other way round: a float32 dy for a float64 forward
+    x64, w64, b64 = (backend.to_device(a.astype(np.float64)) for a in (X, W, B))
+    _, ctx = backend.forward(x64, w64, b64, padding="SAME")
+    with pytest.raises(ValueError, match="dy has dtype"):
+        backend.backward(backend.to_device(np.zeros((2, 6, 5, 4), np.float32)), ctx)
 
 
 def test_dy_that_is_none_or_unreadable(backend_name: str) -> None:
