@@ -125,3 +125,13 @@ def test_blocked_backends_match_the_reference(
         actual = run_backend(backend, x, w, b, dy_seed=1, **shape.kwargs)
     for name, got, want in zip(("y", "dx", "dw", "db"), actual, expected, strict=True):
         assert_close(got, want, dtype, f"{backend_name} {name} on {shape.id}")
+
+
+@pytest.mark.parametrize(
+    ("count", "block", "crossed"),
+    [(10, 4, True), (5, 4, True), (8, 4, False), (4, 4, False), (3, 4, False), (1, 1, False)],
+)
+def test_partial_means_more_than_one_block_and_the_last_one_cut(
+    count: int, block: int, crossed: bool
+) -> None:
+    assert impls.SizeThreshold.partial(count, block) is crossed

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import impls
@@ -182,3 +183,15 @@ def test_the_oracle_is_never_a_contender() -> None:
     timed, left_out = contenders(["naive_loop", "reference", "winograd"])
     assert timed == ["naive_loop", "winograd"]
     assert left_out == {"reference": "oracle, not a contender"}
+
+
+class _Plain(impls.Backend):
+    """A backend that keeps the base class's memory estimate."""
+
+
+def test_the_default_memory_estimate_is_two_column_matrices_and_two_padded_inputs() -> None:
+    geom = impls.resolve_geometry((2, 7, 6, 3), (3, 2, 3, 4), stride=(2, 1), padding=1)
+    # out 4 x 7; columns (2 * 4 * 7, 3 * 2 * 3); padded input 2 x 9 x 8 x 3
+    expected = 2 * (2 * 4 * 7 * 3 * 2 * 3 + 2 * 9 * 8 * 3) * 8
+    assert _Plain().memory_estimate(geom, np.float64) == expected
+    assert _Plain().memory_estimate(geom) == expected // 2

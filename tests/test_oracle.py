@@ -193,3 +193,15 @@ def test_large_channel_counts_are_compared_by_value() -> None:
     # past CPython's cache of small ints, equal counts are distinct objects
     geom = impls.resolve_geometry((1, 3, 3, int("300")), (1, 1, int("300"), int("257")))
     assert geom.w_shape == (1, 1, 300, 257)
+
+
+def test_the_defaults_are_stride_1_valid_and_dilation_1() -> None:
+    case = Case("defaults", (1, 6, 5, 2), (3, 2, 2, 3))
+    x, w, b = make_inputs(case, np.float64, seed=25)
+    backend = impls.get_backend("batched_im2col")
+    y, _ = backend.forward(x, w, b)
+    np.testing.assert_allclose(y, oracle.conv2d(x, w, b), rtol=1e-12, atol=1e-12)
+    geom = backend.check(x, w, b)
+    assert (geom.stride, geom.dilation, geom.pad) == ((1, 1), (1, 1), ((0, 0), (0, 0)))
+    # winograd takes 3x3 at stride 1 and dilation 1 only: the defaults must be those
+    assert impls.get_backend("winograd").supports((1, 8, 8, 2), (3, 3, 2, 2)) is None
