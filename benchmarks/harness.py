@@ -311,11 +311,16 @@ class Harness:
                 benchmark.skipped = True
             raise
 
-    @pytest.hookimpl(wrapper=True)
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        # tryfirst: the outermost wrapper, after pytest-benchmark's, which unmarks the fixture
         report = yield
         case = _case_of(item)
         if case is not None and report.failed:
+            # its failure has its own line: no warning that the fixture went unused
+            benchmark = getattr(item, "funcargs", {}).get("benchmark")
+            if benchmark is not None:
+                benchmark.skipped = True
             crash = getattr(report.longrepr, "reprcrash", None)
             message = crash.message if crash else str(report.longrepr).strip().splitlines()[-1]
             self.failed.append(self.row(case, status="failed", reason=f"{report.when}: {message}"))

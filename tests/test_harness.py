@@ -91,6 +91,8 @@ def test_a_raising_backend_fails_only_its_own_benchmarks(broken_run: tuple[Any, 
     assert {f["backend"] for f in failed} == {"fake_broken"}
     assert len(failed) == 2 * 3  # two sizes that fit in memory, three passes
     assert all("planted failure" in f["reason"] for f in failed)
+    # its failure lines say what failed, with no warning that the fixture went unused
+    assert "not used at all" not in proc.stdout + proc.stderr
 
 
 def test_every_pass_and_the_blas_limit_are_in_the_json(broken_run: tuple[Any, Path]) -> None:
