@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 import impls
-from impls import ConvGeometry, resolve_geometry
+from impls import TRAFFIC_PASSES, ConvGeometry, resolve_geometry
 
 #: the passes every backend is timed on; "transfer" is added for GPU backends only
 PASSES = ("forward", "backward", "step")
@@ -206,6 +206,11 @@ class Case:
             "dtype": self.conv.dtype,
             "flops": self.flops(),
             "cols_bytes": geom.cols_bytes(self.conv.itemsize),
+            # what the roofline's intensity divides by: the backend's own traffic model
+            "traffic_bytes": backend.traffic_bytes(geom, self.pass_, self.conv.dtype)
+            if self.pass_ in TRAFFIC_PASSES
+            else None,
+            "memory_estimate_bytes": backend.memory_estimate(geom, self.conv.dtype),
         }
 
 

@@ -35,6 +35,8 @@ PALETTE: dict[str, tuple[str, str]] = {
     "tiled_im2col": ("#1f77b4", "o"),
     "winograd": ("#2ca02c", "s"),
     "numba_direct": ("#9467bd", "D"),
+    "indirect_im2col": ("#393b79", "d"),
+    "mec": ("#637939", "p"),
     "naive_loop": ("#d62728", "v"),
     "batched_im2col": ("#ff7f0e", "^"),
     "strided_tensordot": ("#8c564b", "<"),
@@ -444,6 +446,66 @@ def plot_yardstick(df: pd.DataFrame) -> Figure:
         _roles(ours),
         [(filled, f"time / {YARDSTICK}"), (hollow, "time / BLAS limit (ideal at its GFLOP/s)")],
     )
+    return fig
+
+
+def roofline_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The timed rows the roofline draws: the resnet configuration where a run has it, else the
+    default sweep's largest size; only rows with an intensity and a measured peak."""
+    rows = df[(df["kind"] == "conv") & (df["status"] == "ok") & (df["device"] != "gpu")]
+    rows = rows.dropna(subset=["intensity", "gflops", "peak_gflops", "bandwidth_gbs"])
+    picked = []
+    for _, run_rows in rows.groupby("run", sort=False):
+        at = run_rows[run_rows["config"] == RESNET]
+        if at.empty:
+            sweep = run_rows[run_rows["config"] == "default"]
+            at = sweep[sweep["h"] == sweep["h"].max()]
+        picked.append(at)
+    return pd.concat(picked) if picked else rows
+
+
+def plot_roofline(df: pd.DataFrame) -> Figure:
+    """GFLOP/s against arithmetic intensity, log-log, under the run's measured roof."""
+    title = "Roofline: GFLOP/s against FLOPs per byte moved (the roof is the machine's limit)"
+    rows = roofline_rows(df)
+    if rows.empty:
+        return _empty(title, "no run here measured the machine's peak and bandwidth")
+    fig, panels = _grid(_runs(rows), _passes(rows), title)
+    roof_style: dict[str, Any] = {"color": "black", "linewidth": 1.4}
+    gemm_style: dict[str, Any] = {"color": "black", "linestyle": ":", "linewidth": 1}
+    xs, ys = list(rows["intensity"]), list(rows["gflops"])
+    for _, run_rows in rows.groupby("run", sort=False):
+        first = run_rows.iloc[0]
+        peak, bandwidth = first["peak_gflops"], first["bandwidth_gbs"]
+        xs += [peak / bandwidth / 4, peak / bandwidth * 2]
+        ys += [peak, *run_rows["matmul_gflops"].dropna()]
+    lo, hi = min(xs) / 2, max(xs) * 2
+    for (run, pass_), ax in panels.items():
+        at = rows[(rows["run"] == run) & (rows["pass"] == pass_)]
+        run_rows = rows[rows["run"] == run]
+        if not run_rows.empty:
+            first = run_rows.iloc[0]
+            peak, bandwidth = first["peak_gflops"], first["bandwidth_gbs"]
+            grid = np.geomspace(lo, hi, 200)
+            ax.plot(grid, np.minimum(peak, bandwidth * grid), **roof_style)
+            if pd.notna(first.get("matmul_gflops")):
+                ax.axhline(first["matmul_gflops"], **gemm_style)
+        for _, row in at.iterrows():
+            _series(
+                ax, f"roofline:{run}:{pass_}", [row["intensity"]], [row["gflops"]],
+                row["backend"], row["role"], linestyle="none", markersize=8,
+            )  # fmt: skip
+    axes = list(panels.values())
+    _log_axis(axes, [lo, hi], axis="x")
+    _log_axis(axes, ys)
+    shapes = rows["config"] + " " + rows["h"].astype(int).astype(str) + " px"
+    config = ", ".join(sorted(set(shapes)))
+    _labels(panels, f"FLOPs per byte of modelled traffic ({config})", "GFLOP/s")
+    extras = [
+        (Line2D([], [], **roof_style), "roof: min(peak, bandwidth x intensity)"),
+        (Line2D([], [], **gemm_style), "square matrix product (BLAS)"),
+    ]
+    _legend(fig, _roles(rows), extras)
     return fig
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import impls
-from impls._base import TRAFFIC_PASSES
+from impls import TRAFFIC_PASSES
 
 #: N=2, 5x6 input, 3 -> 4 channels, 3x3 SAME, stride 1: y is (2, 5, 6, 4)
 GEOM = impls.resolve_geometry((2, 5, 6, 3), (3, 3, 3, 4), padding="SAME")
