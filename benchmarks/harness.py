@@ -12,6 +12,7 @@ import json
 import re
 import signal
 import socket
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ import pytest
 import impls
 
 from . import timing
-from .machine import apply_threads, available_memory, machine_extras
+from .machine import CpuSample, CpuUse, apply_threads, available_memory, machine_extras
 from .matrix import BlasCase, Case, build_matrix, contenders, result_row
 from .options import Settings
 
@@ -37,6 +38,8 @@ BENCHMARKS_DIR = Path(__file__).parent
 JSON_FORMAT = 2
 #: skip reasons that hold for every case of a backend
 BACKEND_WIDE = ("unavailable:", "runs on numba's CUDA simulator")
+#: seconds spent looking at the machine's load before the first benchmark
+QUIET_CHECK_S = 0.5
 
 
 class CtrlC:
@@ -99,7 +102,13 @@ class Harness:
         self.interrupted = False
         self.ctrl_c = CtrlC()
         self.limiter: Any = None
+        #: what machine_extras said when the timing started
+        self.machine: dict[str, Any] | None = None
         self.verdicts: list[Verdict] = []
+        #: the flag ("contended", "noisy" or "") of every timed benchmark, once saved
+        self.flags: list[str] = []
+        #: what other processes took of the machine just before the first benchmark
+        self.before_start: CpuUse | None = None
         #: the line printed last: the report's path, or why there is none
         self.outcome: str | None = None
         #: the run's JSON, once saved
@@ -148,6 +157,17 @@ class Harness:
             blas = [BlasCase(conv) for conv in self.settings.preset.limit_convs()]
             metafunc.parametrize("blas_case", blas, ids=[c.id for c in blas])
 
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        if self.settings.rerun is None:
+            return
+        keep = [item for item in items if item.nodeid in self.settings.flagged]
+        dropped = [item for item in items if item.nodeid not in self.settings.flagged]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = keep
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         config = self.config
         timing_on = not (
@@ -169,11 +189,22 @@ class Harness:
     # timing
 
     def start(self) -> None:
-        """Set the thread count, now that the backends have imported numba and torch."""
+        """Set the thread count, now that the backends have imported numba and torch, and
+        look at what other processes take of the machine."""
         if self.limiter is None:
             self.limiter = apply_threads(self.settings.threads)
+            # now, not when saving: the report's imports (scipy) load a BLAS of their own
+            self.machine = machine_extras(self.settings.threads)
         if self.first_case_at is None:
+            before = CpuSample.now()
+            time.sleep(QUIET_CHECK_S)
+            self.before_start = CpuUse.between(before, CpuSample.now())
             self.first_case_at = time.perf_counter()
+            if self.before_start.contended(self.settings.threads):
+                self.write_line(
+                    f"im2col-bench: other processes are using {self.before_start.others_cores:.1f}"
+                    f" of {self.before_start.cores} cores: timings will be contended"
+                )
 
     def skip(self, case: Case | BlasCase, reason: str) -> None:
         self.skipped.append(self.row(case, status="skipped", reason=reason))
@@ -189,18 +220,28 @@ class Harness:
         if reason:
             self.skip(case, reason)
         self.prepare(benchmark, case, f"{case.pass_} {case.conv.id}")
-        if timing.time_case(benchmark, backend, case, self.estimates) is not None:
-            self.benchmarks.append(benchmark.stats)
+        blocks = timing.time_case(benchmark, backend, case, self.estimates)
+        if blocks is not None:
+            self.record(benchmark, blocks)
             self.conv_timed += 1
 
     def time_blas(self, benchmark: Any, case: BlasCase) -> None:
         """Time the plain BLAS product of a configuration's im2col size: the machine's limit."""
-        reason = self.memory_reason(timing.blas_memory_needed(case)) or self.budget_reason()
+        # no budget here: a second or two, and a goal and every % of the limit need it
+        reason = self.memory_reason(timing.blas_memory_needed(case))
         if reason:
             self.skip(case, reason)
         self.prepare(benchmark, case, "blas limit")
-        if timing.time_blas(benchmark, case, self.estimates) is not None:
-            self.benchmarks.append(benchmark.stats)
+        blocks = timing.time_blas(benchmark, case, self.estimates)
+        if blocks is not None:
+            self.record(benchmark, blocks)
+
+    def record(self, benchmark: Any, blocks: timing.Blocks) -> None:
+        """Keep a timed benchmark, with its protocol and the CPU use over its rounds."""
+        use = blocks.cpu_use()
+        benchmark.extra_info.update(blocks.info())
+        benchmark.extra_info.update(use.info(self.settings.threads))
+        self.benchmarks.append(benchmark.stats)
 
     def prepare(self, benchmark: Any, case: Case | BlasCase, group: str) -> None:
         benchmark.group = group
@@ -231,10 +272,10 @@ class Harness:
             return reason
         estimate = self.estimates.estimate(case)
         preset = self.settings.preset
-        if estimate is not None and estimate > preset.max_call_s:
+        if estimate is not None and estimate.seconds > preset.max_call_s:
             return (
-                f"too slow: estimated {estimate:.3g} s per call from smaller sizes, over the "
-                f"{preset.name} preset's {preset.max_call_s:g} s limit"
+                f"too slow: {estimate.describe()}, over the {preset.name} preset's "
+                f"{preset.max_call_s:g} s limit"
             )
         return None
 
@@ -290,10 +331,34 @@ class Harness:
         self.interrupted = True
 
     def pytest_benchmark_update_machine_info(self, machine_info: dict[str, Any]) -> None:
-        machine_info.update(machine_extras(self.settings.threads))
+        machine_info.update(self.machine or machine_extras(self.settings.threads))
 
     def pytest_benchmark_update_json(self, output_json: dict[str, Any]) -> None:
-        output_json["im2col_bench"] = {
+        output_json["im2col_bench"] = self.run_extra()
+        if self.settings.rerun is not None:
+            self.carry_over(output_json, self.settings.rerun)
+
+    def carry_over(self, output_json: dict[str, Any], rerun: Path) -> None:
+        """Add the rows of the run given to ``--rerun-flagged`` that this run did not time."""
+        from reports import read_run
+
+        previous = read_run(rerun)
+        timed = {b["fullname"] for b in output_json["benchmarks"]}
+        source = str(rerun)
+        output_json["benchmarks"] += [
+            {**b, "extra_info": {**(b.get("extra_info") or {}), "carried_from": source}}
+            for b in previous["benchmarks"]
+            if b.get("fullname") not in timed
+        ]
+        extra, old = output_json["im2col_bench"], previous.get("im2col_bench") or {}
+        for key in ("skipped", "failed"):
+            extra[key] = old.get(key, []) + extra[key]
+        extra["left_out"] = old.get("left_out", extra["left_out"])
+        extra["rerun_of"] = source
+
+    def run_extra(self) -> dict[str, Any]:
+        """What the run's JSON keeps under ``im2col_bench``."""
+        return {
             "dx_check": self.dx_check(),
             "format": JSON_FORMAT,
             "preset": self.settings.preset.name,
@@ -305,6 +370,10 @@ class Harness:
             "failed": self.failed,
             "interrupted": self.interrupted,
             "wall_s": time.perf_counter() - self.started,
+            "protocol": timing.protocol(),
+            "before_start": self.before_start.info(self.settings.threads)
+            if self.before_start
+            else None,
         }
 
     def dx_check(self) -> dict[str, Any] | None:
@@ -360,6 +429,8 @@ class Harness:
         try:
             with self.ctrl_c.hold():
                 from reports import build_report, update_index
+                from reports.data import flag
+                from reports.stats import is_noisy, median_interval
                 from reports.storage import RUNS, write_new
 
                 text = json.dumps(self.run_json(), indent=1, default=str)
@@ -368,6 +439,10 @@ class Harness:
             html = run_json.with_suffix(".html")
             self.outcome = f"the run is in {run_json}; the report failed"
             (self.verdicts,) = build_report([run_json], html).values()
+            self.flags = [
+                flag(b.extra_info.get("contended") is True, is_noisy(median_interval(b.stats.data)))
+                for b in self.benchmarks
+            ]
             update_index(report_dir)
             self.outcome = str(html)
         except KeyboardInterrupt:
@@ -392,18 +467,46 @@ class Harness:
             terminalreporter.write_sep("-", "im2col-bench")
             for line in summary_lines(load([self.saved]), self.verdicts, self.interrupted):
                 terminalreporter.write_line(line)
+        for line in self.trust_lines():
+            for part in textwrap.wrap(line, 100, subsequent_indent="  "):
+                terminalreporter.write_line(part)
         return result
+
+    def trust_lines(self) -> list[str]:
+        """How many timed rows are contended or noisy, and what to do about it; [] if none."""
+        contended, noisy = self.flags.count("contended"), self.flags.count("noisy")
+        if not (contended or noisy):
+            return []
+        from reports.stats import NOISY_HALF_WIDTH
+
+        return [
+            f"{contended} of {len(self.flags)} timed rows are contended (other processes took "
+            f"cores their threads needed) and {noisy} are noisy (the 95% interval of the "
+            f"median is wider than +-{100 * NOISY_HALF_WIDTH:g}%); goals resting on them are "
+            "inconclusive.",
+            "For numbers you can trust: run on a quieter machine, or with --threads 1, or "
+            "rerun just those rows: pytest --benchmark-only --rerun-flagged "
+            f"{self.saved or 'RUN.json'}",
+        ]
+
+    def write_line(self, line: str) -> None:
+        """One line on the terminal, through pytest's reporter where there is one, even while
+        a test's output is being captured."""
+        plugins = self.config.pluginmanager
+        reporter = plugins.get_plugin("terminalreporter")
+        capture = plugins.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            if reporter is not None:
+                reporter.write_line(line)
+            else:
+                print(line)
 
     def pytest_unconfigure(self) -> None:
         self.ctrl_c.uninstall()
         if self.limiter is not None:
             self.limiter.restore_original_limits()
         if self.outcome:
-            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-            if reporter is not None:
-                reporter.write_line(self.outcome)
-            else:
-                print(self.outcome)
+            self.write_line(self.outcome)
 
 
 def skip_prefix(case: Case | BlasCase, reason: str) -> str:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import impls
 
 from .machine import default_threads
-from .matrix import PRESETS, Preset
+from .matrix import PRESETS, SWEEP, Preset
 
 
 @dataclass(frozen=True)
@@ -27,12 +28,23 @@ class Settings:
     report_dir: Path
     #: the share of available memory one configuration may need, in (0, 1]
     memory_share: float
+    #: a saved run whose contended or noisy rows this run times again, and those rows' names
+    rerun: Path | None = None
+    flagged: frozenset[str] = frozenset()
 
 
 def read_settings(config: pytest.Config) -> Settings:
-    """The options of ``config``; a pytest.UsageError of one line names a bad one."""
-    preset = config.getoption("preset") or (
-        "default" if config.getoption("benchmark_only", False) else "smoke"
+    """The options of ``config``; a pytest.UsageError of one line names a bad one.
+
+    With ``--rerun-flagged RUN.json``, the preset, backends, sizes and threads not given
+    default to that run's, so its flagged rows are in the matrix again.
+    """
+    rerun = config.getoption("rerun_flagged")
+    previous = _flagged_run(Path(rerun)) if rerun else {}
+    preset = (
+        config.getoption("preset")
+        or previous.get("preset")
+        or ("default" if config.getoption("benchmark_only", False) else "smoke")
     )
     if preset not in PRESETS:
         raise pytest.UsageError(f"--preset: {preset!r} is not one of {', '.join(PRESETS)}")
@@ -41,12 +53,45 @@ def read_settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError("--threads takes one positive integer")
     return Settings(
         preset=PRESETS[preset],
-        backends=_backends(config.getoption("backends")),
-        sizes=_int_list(config.getoption("sizes"), "--sizes"),
-        threads=threads[0] if threads else default_threads(),
+        backends=_backends(config.getoption("backends")) or previous.get("backends"),
+        sizes=_int_list(config.getoption("sizes"), "--sizes") or previous.get("sizes"),
+        threads=threads[0] if threads else previous.get("threads") or default_threads(),
         report_dir=Path(config.getoption("report_dir") or config.rootpath / "reports"),
         memory_share=_share(config.getoption("memory_limit")),
+        rerun=Path(rerun) if rerun else None,
+        flagged=frozenset(previous.get("flagged", ())),
     )
+
+
+def _flagged_run(path: Path) -> dict[str, Any]:
+    """What ``--rerun-flagged`` takes from a saved run: its settings and its flagged rows."""
+    from reports import ReportInputError, read_run
+    from reports.data import flagged_names
+
+    try:
+        run = read_run(path)
+        flagged = flagged_names(path)
+    except ReportInputError as exc:
+        raise pytest.UsageError(f"--rerun-flagged: {exc}") from None
+    if not flagged:
+        raise pytest.UsageError(f"--rerun-flagged: {path} has no contended or noisy row to rerun")
+    extra = run.get("im2col_bench") or {}
+    sizes = {
+        int(row["h"])
+        for row in [b.get("extra_info") or {} for b in run["benchmarks"]]
+        + extra.get("skipped", [])
+        + extra.get("failed", [])
+        if row.get("config") == SWEEP and row.get("kind", "conv") == "conv" and row.get("h")
+    }
+    names = [n for n in extra.get("backends", []) if n in impls.backend_names()]
+    threads = run["machine_info"].get("threads")
+    return {
+        "preset": extra.get("preset"),
+        "backends": names or None,
+        "sizes": sorted(sizes) or None,
+        "threads": threads if isinstance(threads, int) and threads > 0 else None,
+        "flagged": flagged,
+    }
 
 
 def _int_list(text: str | None, option: str) -> list[int] | None:

@@ -31,6 +31,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--report-dir", help="where runs, reports and index.html are saved (default: reports/)"
     )
     group.addoption(
+        "--rerun-flagged",
+        metavar="RUN.json",
+        help="time again only the contended or noisy rows of a saved run (with its preset, "
+        "backends, sizes and threads) and save a new run with those rows replaced",
+    )
+    group.addoption(
         "--memory-limit",
         help="largest share of the available memory one configuration may need (default 50%%); "
         "a bigger one is skipped with its estimate",

@@ -1,11 +1,19 @@
-"""How one case is timed: the calls to time, how many rounds, estimates from smaller cases, memory.
+"""How one case is timed: the calls, the protocol of rounds, estimates from smaller cases, memory.
 
 Inputs, JIT compilation and host/device transfers stay outside the timed calls, and every
 timed call waits for the device.
+
+The protocol: a benchmark starts when the process's own threads have stopped spinning
+(:func:`settle`: the previous library's thread pool no longer holds a core), with two
+untimed calls (JIT compilation, caches; they size the rounds). Its rounds then run in blocks
+(:class:`Blocks`); each block opens with untimed calls for at least WARM_S (this library's
+pool wakes up; the two calls count for the first block), and each later block first
+settles again. So every round is the library's steady state, whatever ran before it.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 import tracemalloc
@@ -17,10 +25,131 @@ import numpy as np
 
 from impls import Backend
 
+from .machine import CONTENDED_CORES, CpuSample, CpuUse
 from .matrix import BlasCase, Case, Conv, Preset
 
 Target = Callable[..., None]
 Setup = Callable[[], tuple[tuple[Any, ...], dict[str, Any]]]
+
+#: rounds per block at least, and blocks per benchmark at most
+BLOCK_ROUNDS = 5
+MAX_BLOCKS = 3
+#: the process counts as settled when its threads use less than this many cores
+SETTLED_CORES = 0.1
+#: how often to look, and how long to wait at most, for the process to settle
+SETTLE_POLL_S = 0.01
+SETTLE_MAX_S = 1.0
+#: the shortest window over which other processes' CPU use is measured
+MIN_WINDOW_S = 0.2
+#: untimed calls open each block for at least this long: after a pause a small call runs
+#: 2-5x slower for its first one to five calls (measured), a 10 ms call not at all
+WARM_S = 0.02
+
+
+def settle(max_s: float = SETTLE_MAX_S) -> float:
+    """Wait until this process's threads stop spinning; the seconds waited.
+
+    OpenBLAS threads spin about 0.1 s after a call, torch's OpenMP threads about 8 ms; a
+    library timed while another's threads spin shares the cores with them.
+    """
+    start = time.perf_counter()
+    while True:
+        cpu, wall = time.process_time(), time.perf_counter()
+        time.sleep(SETTLE_POLL_S)
+        busy = (time.process_time() - cpu) / (time.perf_counter() - wall)
+        waited = time.perf_counter() - start
+        if busy < SETTLED_CORES or waited >= max_s:
+            return waited
+
+
+def protocol() -> dict[str, Any]:
+    """The protocol's settings, for the run's JSON."""
+    return {
+        "block_rounds": BLOCK_ROUNDS,
+        "max_blocks": MAX_BLOCKS,
+        "settled_cores": SETTLED_CORES,
+        "settle_max_s": SETTLE_MAX_S,
+        "warm_s": WARM_S,
+        "min_window_s": MIN_WINDOW_S,
+        "contended_cores": CONTENDED_CORES,
+    }
+
+
+def block_sizes(rounds: int) -> list[int]:
+    """``rounds`` split into blocks of at least BLOCK_ROUNDS, at most MAX_BLOCKS of them."""
+    blocks = max(1, min(MAX_BLOCKS, rounds // BLOCK_ROUNDS))
+    return [rounds // blocks + (i < rounds % blocks) for i in range(blocks)]
+
+
+class Blocks:
+    """One benchmark's rounds in blocks; :meth:`setup` is pytest-benchmark's per-round setup.
+
+    pytest-benchmark still times every round (``benchmark.pedantic``); the setup, untimed,
+    settles the process and makes the untimed calls where a block starts, and samples the
+    CPU counters so the rounds' CPU use is known.
+    """
+
+    def __init__(
+        self, target: Target, make_args: Setup | None, rounds: int, warmed_s: float = 0.0
+    ) -> None:
+        self.target = target
+        self.make_args = make_args
+        #: seconds of untimed calls just made, settled before them: they open the first block
+        self.warmed_s = warmed_s
+        self.sizes = block_sizes(rounds)
+        self.starts = set(itertools.accumulate(self.sizes[:-1], initial=0))
+        self.done = 0
+        self.settle_s = 0.0
+        self.untimed_calls = 0
+        self.topped_up_s = 0.0
+        self.first: CpuSample | None = None
+
+    @property
+    def rounds(self) -> int:
+        return sum(self.sizes)
+
+    def setup(self) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
+        if self.done in self.starts:
+            if self.first is None:
+                self.first = CpuSample.now()
+                if self.warmed_s < WARM_S:
+                    self.warm_up(WARM_S - self.warmed_s)
+            else:
+                self.settle_s += settle()
+                self.warm_up(WARM_S)
+        self.done += 1
+        return self.make_args() if self.make_args else None
+
+    def warm_up(self, seconds: float) -> None:
+        """Untimed calls for at least ``seconds``, one at least: this library's threads wake."""
+        started = time.perf_counter()
+        while True:
+            args, kwargs = self.make_args() if self.make_args else ((), {})
+            self.target(*args, **kwargs)
+            self.untimed_calls += 1
+            if time.perf_counter() - started >= seconds:
+                return
+
+    def cpu_use(self) -> CpuUse:
+        """The CPU use from the first block's settle until now (call it after the rounds).
+
+        The system counts CPU time in 10 ms ticks, so a window shorter than
+        MIN_WINDOW_S is topped up by waiting, idle, while other processes go on.
+        """
+        if self.first is None:
+            raise RuntimeError("no block has started")
+        self.topped_up_s = max(MIN_WINDOW_S - (time.perf_counter() - self.first.wall), 0)
+        time.sleep(self.topped_up_s)
+        return CpuUse.between(self.first, CpuSample.now())
+
+    def info(self) -> dict[str, Any]:
+        """The protocol as run, for the benchmark's ``extra_info``."""
+        return {
+            "blocks": self.sizes,
+            "settle_s": self.settle_s,
+            "untimed_calls": self.untimed_calls,
+            "window_topped_up_s": self.topped_up_s,
+        }
 
 
 def make_target(backend: Backend, case: Case) -> tuple[Target, Setup | None]:
@@ -75,8 +204,8 @@ def make_target(backend: Backend, case: Case) -> tuple[Target, Setup | None]:
     return {"forward": forward, "step": step, "transfer": transfer}[case.pass_], None
 
 
-def time_case(benchmark: Any, backend: Backend, case: Case, estimates: Estimates) -> float | None:
-    """Time one case with pytest-benchmark; its median in seconds, or None when disabled.
+def time_case(benchmark: Any, backend: Backend, case: Case, estimates: Estimates) -> Blocks | None:
+    """Time one case with pytest-benchmark under the protocol; its blocks, or None when disabled.
 
     With ``--benchmark-disable`` the case runs once, untimed, as a plain test.
     """
@@ -84,23 +213,28 @@ def time_case(benchmark: Any, backend: Backend, case: Case, estimates: Estimates
     if not benchmark.enabled:
         benchmark.pedantic(target, setup=setup, rounds=1)
         return None
-    args, _ = setup() if setup else ((), {})
-    started = time.perf_counter()
-    target(*args)  # warm-up: JIT compilation and caches
-    warm_s = time.perf_counter() - started
+    settle()  # the previous benchmark's threads stop spinning: the first calls size the rounds
+    first_s, second_s = (_untimed_call(target, setup) for _ in range(2))  # JIT, then caches
     estimate = estimates.estimate(case)
-    per_call = min(warm_s, estimate) if estimate is not None else warm_s
+    per_call = min(first_s, second_s, estimate.seconds if estimate else math.inf)
     if case.pass_ == "step":
         benchmark.extra_info.update(peak_memory(backend, target, case.conv))
-    benchmark.extra_info["warmup_s"] = warm_s
-    rounds = estimates.rounds(per_call)
-    benchmark.pedantic(target, setup=setup, rounds=rounds, warmup_rounds=0)
-    median = float(benchmark.stats.stats.median)
-    estimates.add(case, median)
-    return median
+    benchmark.extra_info.update(warmup_s=first_s, second_call_s=second_s)
+    blocks = Blocks(target, setup, estimates.rounds(per_call), warmed_s=second_s)
+    benchmark.pedantic(target, setup=blocks.setup, rounds=blocks.rounds)
+    estimates.add(case, min(benchmark.stats.stats.data))
+    return blocks
 
 
-def time_blas(benchmark: Any, case: BlasCase, estimates: Estimates) -> float | None:
+def _untimed_call(target: Target, setup: Setup | None) -> float:
+    """One call outside pytest-benchmark's rounds; its seconds, to size the rounds."""
+    args, kwargs = setup() if setup else ((), {})
+    started = time.perf_counter()
+    target(*args, **kwargs)
+    return time.perf_counter() - started
+
+
+def time_blas(benchmark: Any, case: BlasCase, estimates: Estimates) -> Blocks | None:
     """Time the plain float32 GEMM of a configuration's im2col product: the machine's limit."""
     geom = case.conv.geometry()
     rows, depth = geom.cols_shape
@@ -108,54 +242,73 @@ def time_blas(benchmark: Any, case: BlasCase, estimates: Estimates) -> float | N
     cols = rng.standard_normal((rows, depth), dtype=np.float32)
     w_mat = rng.standard_normal((depth, geom.c_out), dtype=np.float32)
     out = np.empty((rows, geom.c_out), dtype=np.float32)
+
+    def product() -> None:
+        np.matmul(cols, w_mat, out=out)
+
     if not benchmark.enabled:
-        benchmark.pedantic(np.matmul, args=(cols, w_mat), kwargs={"out": out})
+        benchmark.pedantic(product)
         return None
-    started = time.perf_counter()
-    np.matmul(cols, w_mat, out=out)
-    benchmark.pedantic(
-        np.matmul,
-        args=(cols, w_mat),
-        kwargs={"out": out},
-        rounds=estimates.rounds(time.perf_counter() - started),
-        warmup_rounds=1,
-    )
-    return float(benchmark.stats.stats.median)
+    settle()
+    first_s, second_s = (_untimed_call(product, None) for _ in range(2))
+    blocks = Blocks(product, None, estimates.rounds(min(first_s, second_s)), warmed_s=second_s)
+    benchmark.pedantic(product, setup=blocks.setup, rounds=blocks.rounds)
+    return blocks
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Seconds per call of a case not yet timed, and the measurement it was scaled from."""
+
+    seconds: float
+    #: the configuration whose fastest round was scaled
+    source: Conv
+    #: that fastest round, in seconds
+    source_s: float
+
+    def describe(self) -> str:
+        return (
+            f"estimated {self.seconds:.3g} s per call, scaled from its fastest round at "
+            f"{self.source.id} ({self.source_s:.3g} s)"
+        )
 
 
 @dataclass
 class Estimates:
-    """Every median measured so far, to size rounds and to estimate bigger cases."""
+    """The fastest round of every case timed so far, to size rounds and estimate bigger cases.
+
+    The fastest round, not the median: contention only ever slows a round down, so the
+    fastest is the one a busy machine distorts least.
+    """
 
     preset: Preset
-    #: (backend, pass) -> [(configuration, median seconds)]
-    medians: dict[tuple[str, str], list[tuple[Conv, float]]] = field(default_factory=dict)
+    #: (backend, pass) -> [(configuration, fastest round in seconds)]
+    fastest: dict[tuple[str, str], list[tuple[Conv, float]]] = field(default_factory=dict)
 
-    def add(self, case: Case, median: float) -> None:
-        self.medians.setdefault((case.backend, case.pass_), []).append((case.conv, median))
+    def add(self, case: Case, fastest: float) -> None:
+        self.fastest.setdefault((case.backend, case.pass_), []).append((case.conv, fastest))
 
-    def estimate(self, case: Case) -> float | None:
+    def estimate(self, case: Case) -> Estimate | None:
         """Seconds per call, scaled from a smaller case of this backend and pass.
 
         Within one configuration, time scales with output pixels by the exponent fitted so
         far; across configurations it scales with whichever grew more, pixels or FLOPs.
         """
-        points = self.medians.get((case.backend, case.pass_), [])
+        points = self.fastest.get((case.backend, case.pass_), [])
         pixels, flops = case.conv.pixels, max(case.flops(), 1)
         same = [(c.pixels, t) for c, t in points if c.label == case.conv.label]
-        smaller = [(p, t) for p, t in same if p <= pixels]
+        smaller = [(c, t) for c, t in points if c.label == case.conv.label and c.pixels <= pixels]
         if smaller:
-            p0, t0 = max(smaller)
-            return t0 * (pixels / p0) ** scaling_exponent(same)
-        others = [
-            (c.pixels, max(Case(case.backend, case.pass_, c).flops(), 1), t)
-            for c, t in points
-            if c.pixels <= pixels
-        ]
+            conv, t0 = max(smaller, key=lambda point: point[0].pixels)
+            return Estimate(t0 * (pixels / conv.pixels) ** scaling_exponent(same), conv, t0)
+        others = [(c, t) for c, t in points if c.pixels <= pixels]
         if not others:
             return None
-        p0, f0, t0 = max(others)
-        return t0 * max(pixels / p0, flops / f0)
+        conv, t0 = max(others, key=lambda point: point[0].pixels)
+        grown = max(
+            pixels / conv.pixels, flops / max(Case(case.backend, case.pass_, conv).flops(), 1)
+        )
+        return Estimate(t0 * grown, conv, t0)
 
     def rounds(self, seconds_per_call: float) -> int:
         wanted = math.ceil(self.preset.round_budget_s / max(seconds_per_call, 1e-9))

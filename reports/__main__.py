@@ -10,8 +10,12 @@ import argparse
 import sys
 from typing import NoReturn
 
+import pandas as pd
+
 from . import build_report, compare, parse_threshold
+from .compare import machine_differences
 from .data import ReportInputError
+from .stats import SIGNIFICANCE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,7 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     build = sub.add_parser("build", help="rebuild one HTML report from saved runs")
     build.add_argument("runs", nargs="+", help="pytest-benchmark JSON files, any machines")
     build.add_argument("-o", "--output", required=True, help="the HTML file to write")
-    cmp = sub.add_parser("compare", help="changes in medians; exit 1 on a regression")
+    cmp = sub.add_parser(
+        "compare", help="changes in medians with their intervals; exit 1 on a significant slowdown"
+    )
     cmp.add_argument("old")
     cmp.add_argument("new")
     cmp.add_argument("--threshold", default="10%", help="slowdown that counts (default 10%%)")
@@ -52,16 +58,41 @@ def _compare(old: str, new: str, threshold_text: str) -> int:
     present = table[~table["missing"]]
     if present.empty:
         raise ReportInputError("the two runs share no benchmark")
-    shown = present.drop(columns=["missing"])
-    print(shown.assign(change=(100 * shown["change"]).map("{:+.1f}%".format)).to_string())
+    differences = machine_differences(old, new)
+    if differences:
+        print("the two runs come from different machines: " + "; ".join(differences))
+    shown = pd.DataFrame(
+        {
+            "old": present["old"],
+            "new": present["new"],
+            "change [95% interval]": [
+                _change(row.change, row.change_low, row.change_high) for row in present.itertuples()
+            ],
+            "p": present["p"].map(lambda p: "no rounds" if pd.isna(p) else f"{p:.3f}"),
+            "slower": present["regressed"].map({True: "SLOWER", False: ""})
+            + present["contended"].map({True: " (contended)", False: ""}),
+        }
+    )
+    print(shown.to_string())
     missing = table.index[table["missing"]].tolist()
     if missing:
         print(f"{len(missing)} benchmarks of OLD are missing from NEW:")
         for name in missing:
             print(f"  {name}")
     worse = int(present["regressed"].sum())
-    print(f"{worse} of {len(present)} benchmarks slowed by more than {100 * threshold:g}%")
+    contended = int((present["regressed"] & present["contended"]).sum())
+    print(
+        f"{worse} of {len(present)} benchmarks slowed by more than {100 * threshold:g}% "
+        f"(significant: Mann-Whitney p < {SIGNIFICANCE:g} on their rounds)"
+        + (f"; {contended} of them contended in a run: time them again on a quiet machine"
+           if contended else "")
+    )  # fmt: skip
     return 1 if worse or missing else 0
+
+
+def _change(change: float, low: float, high: float) -> str:
+    bounds = "[no rounds]" if pd.isna(low) else f"[{100 * low:+.1f}%, {100 * high:+.1f}%]"
+    return f"{100 * change:+.1f}% {bounds}"
 
 
 def main(argv: list[str] | None = None) -> int:

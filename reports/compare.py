@@ -1,13 +1,19 @@
-"""Changes in medians between two saved runs, benchmark by benchmark."""
+"""Changes between two saved runs, benchmark by benchmark, with their intervals and significance.
+
+A benchmark counts as slower only when the change is significant (Mann-Whitney U on the two
+runs' rounds) and its median grew by more than the threshold.
+"""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from .data import benchmark_names, read_run
+from .data import benchmark_names, machine, read_run
+from .stats import SIGNIFICANCE, p_slower, ratio_interval
 
 
 def parse_threshold(text: str) -> float:
@@ -18,11 +24,18 @@ def parse_threshold(text: str) -> float:
     return value / 100
 
 
-def medians(path: str | Path) -> pd.Series:
-    """Each benchmark's median in seconds, by full name (read_run refuses unusable medians)."""
-    run = read_run(path)
-    values = [b["stats"]["median"] for b in run["benchmarks"]]
-    return pd.Series(dict(zip(benchmark_names(run), values, strict=True)), dtype=float)
+def _benchmarks(run: dict[str, Any]) -> pd.DataFrame:
+    """Each benchmark's median and rounds, by full name (read_run refuses unusable medians)."""
+    return pd.DataFrame(
+        {
+            "median": [float(b["stats"]["median"]) for b in run["benchmarks"]],
+            "times": [b["stats"].get("data") for b in run["benchmarks"]],
+            "contended": [
+                (b.get("extra_info") or {}).get("contended") is True for b in run["benchmarks"]
+            ],
+        },
+        index=benchmark_names(run),
+    )
 
 
 def compare(old: str | Path, new: str | Path, threshold: float) -> pd.DataFrame:
@@ -32,12 +45,40 @@ def compare(old: str | Path, new: str | Path, threshold: float) -> pd.DataFrame:
     -------
     DataFrame
         Index: benchmark full name. Columns: old, new (NaN where NEW lacks the benchmark),
-        change (new / old - 1), regressed (change > threshold), missing (not in NEW).
+        change (new / old - 1) with change_low, change_high (its 95% interval, NaN where a
+        run kept no rounds), p (the one-sided Mann-Whitney p-value of "NEW is slower"),
+        regressed (p below the significance level and change above the threshold; without
+        rounds on both sides, the change alone decides), contended (either run's row was),
+        missing (not in NEW).
         Benchmarks only NEW has are left out.
     """
-    table = pd.concat({"old": medians(old), "new": medians(new)}, axis=1, join="outer")
-    table = table[table["old"].notna()].copy()
+    before, after = _benchmarks(read_run(old)), _benchmarks(read_run(new))
+    table = pd.DataFrame({"old": before["median"], "new": after["median"].reindex(before.index)})
     table["change"] = table["new"] / table["old"] - 1
-    table["regressed"] = table["change"] > threshold
+    lows, highs, pvalues = [], [], []
+    for name in table.index:
+        old_times = before.at[name, "times"]
+        new_times = after.at[name, "times"] if name in after.index else None
+        ratio = ratio_interval(new_times, old_times)
+        lows.append(ratio.low - 1)
+        highs.append(ratio.high - 1)
+        pvalues.append(p_slower(old_times, new_times))
+    table["change_low"], table["change_high"], table["p"] = lows, highs, pvalues
+    table["contended"] = before["contended"] | after["contended"].reindex(
+        before.index, fill_value=False
+    )
+    significant = (table["p"] < SIGNIFICANCE) | table["p"].isna()
+    table["regressed"] = (table["change"] > threshold) & significant
     table["missing"] = table["new"].isna()
     return table.sort_values(["missing", "change"], ascending=False)
+
+
+def machine_differences(old: str | Path, new: str | Path) -> list[str]:
+    """What differs between the machines of two runs: CPU, vector extensions, BLAS and its
+    kernel, cores, threads. A field that one run did not record is not compared."""
+    before, after = machine(read_run(old)), machine(read_run(new))
+    return [
+        f"{what} {before[what]} vs {after[what]}"
+        for what in before
+        if before[what] and after[what] and before[what] != after[what]
+    ]

@@ -1,7 +1,7 @@
 """Saved pytest-benchmark runs as DataFrames: one row per benchmark, one row per run.
 
-Every derived number (speedup, GFLOP/s, % of the limit) is computed here from the JSON alone,
-so a report can be rebuilt from saved runs on any machine.
+Every derived number (speedup, GFLOP/s, % of the limit, intervals, flags) is computed here
+from the JSON alone, so a report can be rebuilt from saved runs on any machine.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from .stats import Interval, is_noisy, median_interval, ratio_interval
 
 #: the baseline every speedup is measured against
 BASELINE = "naive_loop"
@@ -130,8 +132,9 @@ def load(paths: Iterable[str | Path]) -> pd.DataFrame:
     DataFrame
         Columns: run, kind ("conv" or "blas_limit"), backend, role, device, pass, config,
         n, h, c_in, c_out, kh, stride, dtype, flops, cols_bytes, peak_bytes, median, iqr,
-        rounds, gflops, status ("ok", "skipped", "failed"), reason, name; plus speedup,
-        speedup_extrapolated, limit_gflops, pct_limit from :func:`derive`.
+        rounds, times (every round's seconds, or None), others_cores, load_before,
+        load_after, gflops, status ("ok", "skipped", "failed"), reason, name; plus the
+        columns of :func:`derive`.
     """
     rows = []
     for label, run in _read_all(paths):
@@ -143,6 +146,7 @@ def load(paths: Iterable[str | Path]) -> pd.DataFrame:
                 "median": bench["stats"]["median"],
                 "iqr": bench["stats"].get("iqr"),
                 "rounds": bench["stats"].get("rounds"),
+                "times": bench["stats"].get("data"),
                 "status": "ok",
                 "reason": "",
             }
@@ -166,12 +170,13 @@ def load(paths: Iterable[str | Path]) -> pd.DataFrame:
 
 
 def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
-    """One row per run: machine, BLAS, versions, GPU, threads, preset and what was left out."""
+    """One row per run: machine, BLAS and its kernel, vector extensions, versions, GPU, threads,
+    preset and what was left out."""
     rows = []
     for label, run in _read_all(paths):
         info = run["machine_info"]
         extra = run.get("im2col_bench") or {}
-        cpu = _object(info.get("cpu"))
+        cpu = json_object(info.get("cpu"))
         pools = info.get("blas") if isinstance(info.get("blas"), list) else []
         blas = "; ".join(
             f"{b.get('internal_api')} {b.get('version')} ({b.get('num_threads')} threads)"
@@ -191,6 +196,8 @@ def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
                 "system": f"{info.get('system')} {info.get('release')}",
                 "python": info.get("python_version"),
                 "blas": blas or "unknown",
+                "blas_kernel": machine(run)["BLAS kernel"] or "unknown",
+                "vector_extensions": machine(run)["vector extensions"] or "unknown",
                 "numpy": info.get("numpy_version"),
                 "numba": info.get("numba_version"),
                 "numba_cuda": info.get("numba_cuda_version"),
@@ -201,19 +208,53 @@ def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
                 "interrupted": bool(extra.get("interrupted")),
                 "wall_s": extra.get("wall_s"),
                 "left_out": extra.get("left_out", []),
-                "commit": _object(run.get("commit_info")).get("id"),
+                "commit": json_object(run.get("commit_info")).get("id"),
             }
         )
     return pd.DataFrame(rows)
 
 
-def _object(value: Any) -> dict[str, Any]:
+#: vector extensions, widest first, as py-cpuinfo names them in machine_info["cpu"]["flags"]
+VECTOR_EXTENSIONS = ("avx512f", "avx2", "avx", "sse4_2", "neon", "asimd")
+
+
+def machine(run: dict[str, Any]) -> dict[str, str]:
+    """The fields of a run's machine that change timings; "" where the run did not record one."""
+    info = run["machine_info"]
+    cpu = json_object(info.get("cpu"))
+    blas = info.get("blas")
+    pools = [p for p in blas if isinstance(p, dict)] if isinstance(blas, list) else []
+    flags: list[Any] = cpu["flags"] if isinstance(cpu.get("flags"), list) else []
+    model = " ".join(f"{key} {cpu[key]}" for key in ("family", "model") if cpu.get(key) is not None)
+    brand = str(cpu.get("brand_raw") or info.get("processor") or "")
+    return {
+        "CPU": f"{brand} ({model})" if brand and model else brand,
+        "vector extensions": next((f for f in VECTOR_EXTENSIONS if f in flags), ""),
+        # threadpoolctl lists the libraries in the order they were loaded: sort them
+        "BLAS": "; ".join(sorted(f"{p.get('internal_api')} {p.get('version')}" for p in pools)),
+        "BLAS kernel": "; ".join(
+            sorted(str(p["architecture"]) for p in pools if p.get("architecture"))
+        ),
+        "cores": str(cpu.get("count") or ""),
+        "threads": str(info.get("threads") or ""),
+    }
+
+
+def json_object(value: Any) -> dict[str, Any]:
     """``value`` if it is a JSON object, else an empty one: machine info is shown, not trusted."""
     return value if isinstance(value, dict) else {}
 
 
 def derive(df: pd.DataFrame) -> pd.DataFrame:
-    """Add GFLOP/s, the BLAS limit and % of it, and the speedup over the baseline."""
+    """Add GFLOP/s, the BLAS limit and % of it, intervals, flags, and the ratios with intervals.
+
+    Added columns: gflops, limit_gflops, pct_limit; median_low, median_high (the median's
+    95% interval), spread (its half-width over the median), contended, noisy, flag
+    ("contended", "noisy" or ""); speedup over the baseline with speedup_low,
+    speedup_high and speedup_extrapolated; vs_yardstick (time over the yardstick's at the
+    same shape) with vs_yardstick_low, vs_yardstick_high. A ratio's interval is NaN where
+    a side has no rounds or the baseline is extrapolated.
+    """
     df = df.copy()
     for col in ["backend", "role", "device", "pass", "config", "dtype", "reason", "name"]:
         df[col] = df[col].fillna("").astype(str) if col in df else ""
@@ -230,8 +271,14 @@ def derive(df: pd.DataFrame) -> pd.DataFrame:
         "median",
         "iqr",
         "rounds",
+        "others_cores",
+        "load_before",
+        "load_after",
     ]:
         df[col] = pd.to_numeric(df[col], errors="coerce") if col in df else np.nan
+    if "times" not in df:
+        df["times"] = None
+    df = _add_flags(df)
     df["gflops"] = df["flops"] / df["median"] / 1e9
     limits = df[(df["kind"] == "blas_limit") & (df["status"] == "ok")]
     default_limit = limits[limits["config"] != RESNET].groupby("run")["gflops"].max()
@@ -239,14 +286,79 @@ def derive(df: pd.DataFrame) -> pd.DataFrame:
     df["pct_limit"] = 100 * df["gflops"] / df["limit_gflops"]
     df["speedup"] = np.nan
     df["speedup_extrapolated"] = False
+    for col in (
+        "speedup_low",
+        "speedup_high",
+        "vs_yardstick",
+        "vs_yardstick_low",
+        "vs_yardstick_high",
+    ):
+        df[col] = np.nan
     conv = df[df["kind"] == "conv"]
     for _, group in conv.groupby(["run", "pass", *SHAPE_KEYS[:1]], sort=False):
         base = baseline_times(group)
         speedup = base.reindex(group.index)["time"] / group["median"]
         df.loc[group.index, "speedup"] = speedup
         df.loc[group.index, "speedup_extrapolated"] = base.reindex(group.index)["extrapolated"]
+        for name, column, inverted in (
+            (BASELINE, "speedup", True),
+            (YARDSTICK, "vs_yardstick", False),
+        ):
+            for idx, ratio in _ratios(group, name, inverted).items():
+                df.loc[idx, [column, f"{column}_low", f"{column}_high"]] = [
+                    ratio.value,
+                    ratio.low,
+                    ratio.high,
+                ]
     df["speedup_extrapolated"] = df["speedup_extrapolated"].fillna(False).astype(bool)
     return df
+
+
+def _add_flags(df: pd.DataFrame) -> pd.DataFrame:
+    """Each timed row's median interval, spread, and contended / noisy flags."""
+    intervals = [
+        median_interval(times) if status == "ok" else Interval(np.nan)
+        for times, status in zip(df["times"], df["status"], strict=True)
+    ]
+    df["median_low"] = [i.low for i in intervals]
+    df["median_high"] = [i.high for i in intervals]
+    df["spread"] = [i.half_width for i in intervals]
+    contended = df["contended"] if "contended" in df else pd.Series(False, index=df.index)
+    df["contended"] = contended.map(lambda v: v is True)
+    df["noisy"] = [is_noisy(i) for i in intervals]
+    df["flag"] = [flag(c, n) for c, n in zip(df["contended"], df["noisy"], strict=True)]
+    return df
+
+
+def flag(contended: bool, noisy: bool) -> str:
+    """A timed row's flag: "contended" (other processes took its cores) before "noisy"."""
+    return "contended" if contended else "noisy" if noisy else ""
+
+
+def _ratios(group: pd.DataFrame, name: str, inverted: bool) -> dict[Any, Interval]:
+    """Each timed row's ratio to backend ``name``'s row of the same shape, with its interval.
+
+    ``inverted``: name's time over the row's (a speedup); otherwise the row's over name's.
+    The value is the ratio of the medians; the interval is NaN where a side has no rounds.
+    """
+    keys = SHAPE_KEYS[1:]
+    ok = group[group["status"] == "ok"]
+    theirs = {tuple(r[k] for k in keys): r for _, r in ok[ok["backend"] == name].iterrows()}
+    out = {}
+    for idx, row in ok.iterrows():
+        other = theirs.get(tuple(row[k] for k in keys))
+        if other is None:
+            continue
+        top, bottom = (other, row) if inverted else (row, other)
+        ratio = ratio_interval(top["times"], bottom["times"])
+        out[idx] = Interval(top["median"] / bottom["median"], ratio.low, ratio.high)
+    return out
+
+
+def ratio_flag(*rows: pd.Series) -> str:
+    """The flag of a ratio: "contended" or "noisy" if a row it rests on is (contended first)."""
+    flags = {str(row.get("flag") or "") for row in rows}
+    return "contended" if "contended" in flags else "noisy" if "noisy" in flags else ""
 
 
 def baseline_times(group: pd.DataFrame) -> pd.DataFrame:
@@ -273,6 +385,12 @@ def baseline_times(group: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["index", "time", "extrapolated"]).set_index("index")
 
 
+def flagged_names(path: str | Path) -> list[str]:
+    """The full names of a saved run's timed benchmarks that are contended or noisy."""
+    df = load([path])
+    return df[(df["status"] == "ok") & (df["flag"] != "")]["name"].tolist()
+
+
 def timed(df: pd.DataFrame, config: str | None = "default") -> pd.DataFrame:
     """The conv rows that were timed, optionally of one configuration."""
     ok = df[(df["kind"] == "conv") & (df["status"] == "ok")]
@@ -291,33 +409,83 @@ def contenders(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["role"].isin(["ours", "seed"])]
 
 
+HEADLINE_COLUMNS = [
+    "run",
+    "pass",
+    "size",
+    "backend",
+    "median",
+    "median_low",
+    "median_high",
+    "speedup",
+    "speedup_low",
+    "speedup_high",
+    "baseline_fastest",
+    "tied",
+    "same_size",
+    "flag",
+]
+
+
 def headline(df: pd.DataFrame) -> pd.DataFrame:
-    """Per run and pass: the fastest contender at the largest size all contenders share."""
+    """Per run and pass: the fastest contender at a size that every contender reached.
+
+    The size is the largest at which every contender was timed in every pass (same_size
+    True), or, where the passes share none, the largest every contender of that pass
+    reached. The speedup over the baseline is measured at that size, never extrapolated;
+    where the baseline itself is fastest, baseline_fastest is True and the speedup is 1.
+    tied names the contenders not significantly slower than the fastest (the interval of
+    their time over its time reaches 1), comma-separated. flag is "contended" or "noisy"
+    when the fastest row or the baseline's row is.
+
+    Returns
+    -------
+    DataFrame
+        Columns: :data:`HEADLINE_COLUMNS`; one row per run and pass that has such a size.
+    """
     rows = []
-    sweep = contenders(timed(df))
-    for (run, pass_), group in sweep.groupby(["run", "pass"], sort=False):
-        racers = group[group["backend"] != BASELINE]
-        if racers.empty:
-            racers = group
-        shared = set.intersection(*(set(g["h"]) for _, g in racers.groupby("backend")))
-        if not shared:
-            continue
-        at = racers[racers["h"] == max(shared)]
-        best = at.loc[at["median"].idxmin()]
-        rows.append(
-            {
-                "run": run,
-                "pass": pass_,
-                "size": int(best["h"]),
-                "backend": best["backend"],
-                "median": best["median"],
-                "speedup": best["speedup"],
-                "extrapolated": bool(best["speedup_extrapolated"]),
-            }
-        )
-    return pd.DataFrame(
-        rows, columns=["run", "pass", "size", "backend", "median", "speedup", "extrapolated"]
-    )
+    for run, in_run in contenders(timed(df)).groupby("run", sort=False):
+        passes = [p for p in PASS_ORDER if p in set(in_run["pass"])]
+        reached = {p: _reached_by_all(in_run[in_run["pass"] == p]) for p in passes}
+        everywhere = set.intersection(*reached.values()) if reached else set()
+        for pass_ in passes:
+            sizes = everywhere or reached[pass_]
+            if not sizes:
+                continue
+            at = in_run[(in_run["pass"] == pass_) & (in_run["h"] == max(sizes))]
+            best = at.loc[at["median"].idxmin()]
+            base = at[at["backend"] == BASELINE]
+            fastest = best["backend"] == BASELINE
+            tied = [
+                row["backend"]
+                for _, row in at.sort_values("median").iterrows()
+                if row["backend"] != best["backend"]
+                and ratio_interval(row["times"], best["times"]).low <= 1
+            ]
+            rows.append(
+                {
+                    "run": run,
+                    "pass": pass_,
+                    "size": int(best["h"]),
+                    "backend": best["backend"],
+                    "median": best["median"],
+                    "median_low": best["median_low"],
+                    "median_high": best["median_high"],
+                    "speedup": 1.0 if fastest else best["speedup"],
+                    "speedup_low": np.nan if fastest else best["speedup_low"],
+                    "speedup_high": np.nan if fastest else best["speedup_high"],
+                    "baseline_fastest": bool(fastest),
+                    "tied": ", ".join(tied),
+                    "same_size": bool(everywhere),
+                    "flag": ratio_flag(best, *(r for _, r in base.iterrows())),
+                }
+            )
+    return pd.DataFrame(rows, columns=HEADLINE_COLUMNS)
+
+
+def _reached_by_all(rows: pd.DataFrame) -> set[int]:
+    """The image sizes at which every backend in ``rows`` was timed."""
+    return set.intersection(*(set(g["h"].astype(int)) for _, g in rows.groupby("backend")))
 
 
 def scaling_exponents(df: pd.DataFrame) -> pd.Series:

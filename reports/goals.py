@@ -1,7 +1,8 @@
 """The goals the suite holds its backends to, as data rows, and the one function that judges them.
 
 The terminal and the HTML report both print from the :class:`Verdict` objects of
-:func:`judge`; a new goal is one more row in :data:`GOALS`.
+:func:`judge`; a new goal is one more row in :data:`GOALS`. A goal is judged by the 95%
+interval of its ratio, never by the ratio alone.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from .data import RESNET, YARDSTICK, timed
+from .data import RESNET, YARDSTICK, ratio_flag, timed
+from .stats import Interval, ratio_interval
 
 #: a goal's subject that stands for whichever backend of ours is fastest
 FASTEST_OURS = "fastest of ours"
@@ -55,24 +57,51 @@ GOALS = (
 
 @dataclass(frozen=True)
 class Verdict:
-    """A goal judged on one run: the measured ratio, or None when a side was not measured."""
+    """A goal judged on one run: the measured ratio and its interval, or None when a side was
+    not measured.
+
+    The goal is met when the whole interval is within the bound, not met when the whole
+    interval is beyond it, and inconclusive when the interval straddles it, when it is
+    unknown, or when a row it rests on is contended or noisy (``flag``).
+    """
 
     goal: Goal
     ratio: float | None
     #: which backend was measured against what, or what the run lacks
     detail: str
+    #: the ratio's 95% interval; NaN when it is unknown
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+    #: "contended" or "noisy" when a row the ratio rests on is, else ""
+    flag: str = ""
 
     @property
     def met(self) -> bool | None:
-        return None if self.ratio is None else self.ratio <= self.goal.at_most
+        """True or False when the verdict is certain; None when inconclusive or not measured."""
+        if self.ratio is None or self.flag or not self.interval.known:
+            return None
+        if self.ci_high <= self.goal.at_most:
+            return True
+        if self.ci_low > self.goal.at_most:
+            return False
+        return None
+
+    @property
+    def interval(self) -> Interval:
+        return Interval(math.nan if self.ratio is None else self.ratio, self.ci_low, self.ci_high)
 
     @property
     def state(self) -> str:
-        return {True: "met", False: "not met", None: "not measured"}[self.met]
+        """met, not met, inconclusive (with why, where a flag is the reason), or not measured."""
+        if self.ratio is None:
+            return "not measured"
+        if self.met is None:
+            return f"inconclusive ({self.flag})" if self.flag else "inconclusive"
+        return "met" if self.met else "not met"
 
     def line(self) -> str:
         """The verdict as one line of text: what the terminal prints."""
-        measured = "" if self.ratio is None else f" at {self.ratio:.3g}x"
+        measured = "" if self.ratio is None else f" at {self.interval.text()}"
         return (
             f"{self.goal.name}: {self.state}{measured} "
             f"(goal: {self.goal.bound} at the {self.goal.config} configuration; {self.detail})"
@@ -99,7 +128,11 @@ def _judge(goal: Goal, df: pd.DataFrame) -> Verdict:
             )
         best = subjects.loc[subjects["peak_bytes"].idxmin()]
         ratio = _finite(best["peak_bytes"] / best["cols_bytes"])
-        return Verdict(goal, ratio, f"{best['backend']}, tracemalloc peak against the buffer")
+        # one deterministic count of bytes: its interval is the value itself
+        bounds = (math.nan, math.nan) if ratio is None else (ratio, ratio)
+        return Verdict(
+            goal, ratio, f"{best['backend']}, tracemalloc peak against the buffer", *bounds
+        )
     if goal.against == BLAS_PRODUCT:
         yardsticks = df[
             (df["kind"] == "blas_limit") & (df["status"] == "ok") & (df["config"] == goal.config)
@@ -112,8 +145,17 @@ def _judge(goal: Goal, df: pd.DataFrame) -> Verdict:
                 goal, None, f"no {goal.pass_} time of {side} at {goal.config} in this run"
             )
     best = subjects.loc[subjects["median"].idxmin()]
-    ratio = _finite(best["median"] / yardsticks["median"].min())
-    return Verdict(goal, ratio, f"{best['backend']} against {goal.against}")
+    yardstick = yardsticks.loc[yardsticks["median"].idxmin()]
+    ratio = _finite(best["median"] / yardstick["median"])
+    interval = ratio_interval(best["times"], yardstick["times"])
+    return Verdict(
+        goal,
+        ratio,
+        f"{best['backend']} against {goal.against}",
+        interval.low,
+        interval.high,
+        ratio_flag(best, yardstick),
+    )
 
 
 def _finite(value: Any) -> float | None:

@@ -14,6 +14,7 @@ from .data import (
     BASELINE,
     PASS_ORDER,
     RESNET,
+    YARDSTICK,
     ReportInputError,
     contenders,
     headline,
@@ -23,6 +24,7 @@ from .data import (
 from .goals import Verdict
 from .plots import PLOTS, ROLE_LINES, ROLE_TITLES, role_order, style
 from .runinfo import describe
+from .stats import NOISY_HALF_WIDTH, Interval
 from .storage import reported_runs
 
 CSS = """
@@ -46,6 +48,8 @@ small { color: #666; font-weight: normal; }
 #index td.when, #index td.duration, #index td.preset { white-space: nowrap; }
 details summary { cursor: pointer; color: #035; margin: 0.4em 0; }
 figure { margin: 0.5em 0; } svg { max-width: 100%; height: auto; }
+.flag, td.contended, td.noisy { color: #a60; }
+.trust { border-left: 4px solid #a60; padding-left: 0.5em; }
 """
 #: the CSS class of each verdict of the article's claims
 VERDICT_CLASS = {
@@ -92,6 +96,19 @@ def _interval(row: pd.Series) -> tuple[float, float] | None:
     return None
 
 
+def _ratio(value: float, low: float, high: float) -> str:
+    """A ratio with its interval: ``13.1x [12.6, 13.5]``."""
+    return Interval(value, low, high).text()
+
+
+def _time_interval(row: pd.Series) -> str:
+    """A median time with its interval: ``27 ms [26.5 ms, 27.6 ms]``."""
+    if pd.isna(row["median_low"]):
+        return f"{_fmt_time(row['median'])} [no interval]"
+    low, high = _fmt_time(row["median_low"]), _fmt_time(row["median_high"])
+    return f"{_fmt_time(row['median'])} [{low}, {high}]"
+
+
 def _details(row: pd.Series) -> list[str]:
     """Everything measured about one timed row, a line each: the cell's tooltip."""
     lines = [f"{row['backend']}, {row['pass']}, {_shape(row)}"]
@@ -105,8 +122,16 @@ def _details(row: pd.Series) -> list[str]:
         pct = "" if pd.isna(row["pct_limit"]) else f", {row['pct_limit']:.0f}% of the BLAS limit"
         lines.append(f"{row['gflops']:.3g} GFLOP/s{pct}")
     if pd.notna(row["speedup"]):
-        mark = " (against its extrapolated time)" if row["speedup_extrapolated"] else ""
-        lines.append(f"{row['speedup']:.3g}x as fast as {BASELINE}{mark}")
+        if row["speedup_extrapolated"]:
+            lines.append(
+                f"{row['speedup']:.3g}x as fast as {BASELINE} (against its extrapolated time)"
+            )
+        else:
+            speedup = _ratio(row["speedup"], row["speedup_low"], row["speedup_high"])
+            lines.append(f"{speedup} as fast as {BASELINE}")
+    if pd.notna(row.get("vs_yardstick")) and row["backend"] != YARDSTICK:
+        ratio = _ratio(row["vs_yardstick"], row["vs_yardstick_low"], row["vs_yardstick_high"])
+        lines.append(f"{ratio} the time of {YARDSTICK}")
     if str(row.get("flag") or ""):
         lines.append(f"flagged: {row['flag']}")
     return lines
@@ -352,38 +377,65 @@ def render_headline(df: pd.DataFrame) -> str:
         return "<p>No contender (seed or ours) was timed on the default sweep.</p>"
     items = []
     for _, row in rows.iterrows():
-        if pd.isna(row["speedup"]):
+        where = f"at {row['size']}x{row['size']} ({escape(_time_interval(row))})"
+        if row["baseline_fastest"]:
+            speed = f"no contender beats {BASELINE} here"
+        elif pd.isna(row["speedup"]):
             speed = f"no {BASELINE} time to compare with"
+        elif not row["speedup_low"] > 1:
+            speedup = _ratio(row["speedup"], row["speedup_low"], row["speedup_high"])
+            speed = f"{escape(speedup)} the speed of {BASELINE}: not clearly faster"
         else:
-            mark = (
-                " <span class='extra'>(against extrapolated naive_loop)</span>"
-                if row["extrapolated"]
-                else ""
-            )
-            speed = f"<b>{row['speedup']:.3g}x</b> faster than {BASELINE}{mark}"
+            speedup = _ratio(row["speedup"], row["speedup_low"], row["speedup_high"])
+            speed = f"<b>{escape(speedup)}</b> faster than {BASELINE}"
+        if row["tied"]:
+            speed += f"; tied within the intervals with {escape(row['tied'])}"
+        if row["flag"]:
+            speed += f" <span class='flag'>(\u26a0 {escape(row['flag'])})</span>"
         run = f" on {escape(str(row['run']))}" if df["run"].nunique() > 1 else ""
         items.append(
-            f"<li>{escape(row['pass'])}{run}: <b>{escape(row['backend'])}</b> is fastest at "
-            f"{row['size']}x{row['size']} ({escape(_fmt_time(row['median']))}), {speed}</li>"
+            f"<li>{escape(row['pass'])}{run}: <b>{escape(row['backend'])}</b> is fastest "
+            f"{where}, {speed}</li>"
         )
     return "<ul>" + "".join(items) + "</ul>"
 
 
 def render_goals(verdicts: dict[str, list[Verdict]]) -> str:
-    """Each run's goals: what is compared, the verdict, the measured ratio and the bound."""
+    """Each run's goals: what is compared, the verdict, the ratio with its interval, the bound."""
     items = []
     for run, found in verdicts.items():
         for verdict in found:
-            cls = {True: "met", False: "notmet", None: ""}[verdict.met]
-            ratio = "" if verdict.ratio is None else f" at {verdict.ratio:.3g}x"
+            cls = {True: "met", False: "notmet", None: "flag" if verdict.flag else ""}
+            ratio = "" if verdict.ratio is None else f" at {verdict.interval.text()}"
             prefix = f"{escape(run)}: " if len(verdicts) > 1 else ""
             goal = verdict.goal
             items.append(
-                f"<li>{prefix}{escape(goal.name)}: <span class='{cls}'>{verdict.state}</span>"
+                f"<li>{prefix}{escape(goal.name)}: <span class='{cls[verdict.met]}'>"
+                f"{escape(verdict.state)}</span>"
                 f"{escape(ratio)}. Goal: {escape(goal.bound)} at the {escape(goal.config)} "
                 f"configuration; {escape(verdict.detail)}.</li>"
             )
-    return "<ul id='goals'>" + "".join(items) + "</ul>"
+    return (
+        "<p>Each ratio is shown with its 95% interval; a goal is met or not met only when "
+        "the whole interval says so.</p><ul id='goals'>" + "".join(items) + "</ul>"
+    )
+
+
+def render_trust(df: pd.DataFrame) -> str:
+    """How many timed rows are contended or noisy, what that means and what to do; "" if none."""
+    rows = df[df["status"] == "ok"]
+    contended, noisy = int(rows["contended"].sum()), int((rows["flag"] == "noisy").sum())
+    if not (contended or noisy):
+        return ""
+    return (
+        f"<p class='trust' id='trust'>&#9888; {contended} of {len(rows)} timed rows are "
+        f"<b>contended</b> (other processes took the cores their threads needed) and {noisy} "
+        f"are <b>noisy</b> (the 95% interval of the median is wider than "
+        f"&plusmn;{100 * NOISY_HALF_WIDTH:g}%); they are marked &#9888; below, and a goal "
+        "that rests on one is inconclusive. For numbers you can trust, run on a quiet "
+        "machine, or with <code>--threads 1</code> (a busy core then stalls no thread pool), "
+        "or rerun just these rows with <code>--rerun-flagged RUN.json</code>.</p>"
+    )
 
 
 def _frame(table: pd.DataFrame, table_id: str = "") -> str:
@@ -461,9 +513,11 @@ def render(
 <h1>{escape(title)}</h1>
 {warn}
 {render_runs(runs, df)}
+{render_trust(df)}
 <h2>Headline</h2>
 <p>Fastest contender (seeds and ours: {escape(", ".join(ours) or "none")}; peers excluded)
-per pass at the largest image size they all share.</p>
+per pass, at the largest image size every contender reached (in every pass where possible),
+with its median and its speedup over {BASELINE}, each with its 95% interval.</p>
 {render_headline(df)}
 <h2>The article's claims, checked</h2>
 <p class='note'>What the source article says about speed (and how it computes dx), against

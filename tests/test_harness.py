@@ -113,7 +113,10 @@ def test_timed_skipped_and_failed_rows_have_the_same_fields(broken_run: tuple[An
     timed = [b["extra_info"] for b in run["benchmarks"] if "backend" in b["extra_info"]]
     rows = {"ok": timed[0], "skipped": extra["skipped"][0], "failed": extra["failed"][0]}
     assert {status: row["status"] for status, row in rows.items()} == {s: s for s in rows}
-    measured = {"warmup_s", "peak_extra_bytes", "peak_total_bytes", "memory_method"}
+    measured = {"warmup_s", "second_call_s", "peak_extra_bytes", "peak_total_bytes",
+                "memory_method", "blocks", "settle_s", "untimed_calls", "window_topped_up_s",
+                "wall_s", "own_cpu_s", "others_cpu_s", "others_cores", "cores", "load_before",
+                "load_after", "contended"}  # fmt: skip
     assert set(rows["ok"]) - measured == set(rows["skipped"]) == set(rows["failed"])
 
 
@@ -367,3 +370,76 @@ def test_an_installed_plugin_needs_no_flag_and_survives_one(
     )
     assert proc.returncode == 0, output(proc)
     assert len(saved_runs(tmp_path)) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity (Linux)")
+def test_a_busy_process_beside_the_rounds_is_seen_and_flagged(tmp_path: Path) -> None:
+    """The run and a busy process share one CPU: every timed row is contended, and the
+    terminal and the report say so. Nothing here looks at a time."""
+    cpu = min(os.sched_getaffinity(0))
+
+    def one_cpu() -> None:
+        _default_ctrl_c()
+        os.sched_setaffinity(0, {cpu})
+
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"], preexec_fn=one_cpu)
+    try:
+        proc = subprocess.run(
+            harness_command(tmp_path, "--backends", "fake_ok", "--sizes", "8"),
+            cwd=ROOT, capture_output=True, text=True, timeout=300, env=harness_env(),
+            preexec_fn=one_cpu,
+        )  # fmt: skip
+    finally:
+        busy.kill()
+        busy.wait()
+    assert proc.returncode == 0, output(proc)
+    run = saved_run(tmp_path)
+    rows = [b["extra_info"] for b in run["benchmarks"]]
+    assert rows
+    assert all(row["contended"] for row in rows), [row["others_cores"] for row in rows]
+    assert all(row["cores"] == 1 and row["threads"] == 1 for row in rows)
+    assert "other processes are using" in proc.stdout
+    assert f"{len(rows)} of {len(rows)} timed rows are contended" in proc.stdout
+    assert "--threads 1" in proc.stdout
+    report = Path(proc.stdout.strip().splitlines()[-1]).read_text()
+    assert f"{len(rows)} of {len(rows)} timed rows are <b>contended</b>" in report
+    assert report.count("class='contended'") + report.count("class='fastest'") >= len(rows) - 1
+
+
+def test_rerun_flagged_times_only_the_flagged_rows_and_keeps_the_others(tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    proc = run_harness(first, "--backends", "fake_ok", "--sizes", "8")
+    assert proc.returncode == 0, output(proc)
+    (path,) = saved_runs(first)
+    run = json.loads(path.read_text())
+    # every row steady and uncontended but one: the row to rerun
+    for entry in run["benchmarks"]:
+        entry["stats"]["data"] = [1e-3] * 5
+        entry["extra_info"]["contended"] = False
+    victim = run["benchmarks"][1]
+    victim["extra_info"]["contended"] = True
+    path.write_text(json.dumps(run))
+    proc = run_harness(tmp_path / "second", "--rerun-flagged", str(path), "-rA")
+    assert proc.returncode == 0, output(proc)
+    assert re.search(r"\b1 passed, \d+ deselected\b", proc.stdout), output(proc)
+    rerun = saved_run(tmp_path / "second")
+    assert rerun["im2col_bench"]["rerun_of"] == str(path)
+    names = {b["fullname"]: b for b in rerun["benchmarks"]}
+    assert set(names) == {b["fullname"] for b in run["benchmarks"]}
+    assert "carried_from" not in names[victim["fullname"]]["extra_info"]
+    assert names[victim["fullname"]]["stats"]["data"] != [1e-3] * 5
+    carried = [b for name, b in names.items() if name != victim["fullname"]]
+    assert all(b["extra_info"]["carried_from"] == str(path) for b in carried)
+    assert all(b["stats"]["data"] == [1e-3] * 5 for b in carried)
+
+
+def test_rerun_flagged_of_a_run_with_nothing_flagged_is_a_usage_error(tmp_path: Path) -> None:
+    clean = json.loads((FIXTURES / "smoke_run.json").read_text())
+    for entry in clean["benchmarks"]:
+        entry["stats"]["data"] = [1e-3] * 5
+        entry["extra_info"]["contended"] = False
+    path = tmp_path / "clean.json"
+    path.write_text(json.dumps(clean))
+    proc = run_harness(tmp_path, "--rerun-flagged", str(path))
+    assert proc.returncode == USAGE_ERROR, output(proc)
+    assert f"--rerun-flagged: {path} has no contended or noisy row to rerun" in output(proc)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 import resource
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import reports
@@ -112,20 +114,37 @@ def test_speedups_against_an_extrapolated_baseline_are_marked() -> None:
     assert extrapolated.empty or extrapolated["speedup"].notna().all()
 
 
-def bench(backend: str, role: str, pass_: str, config: str, median: float, **info: Any) -> dict:
-    """One pytest-benchmark entry with the harness's extra_info, at the resnet configuration."""
+def planted_rounds(median: float, spread: float = 0.01, rounds: int = 7) -> list[float]:
+    """``rounds`` times spread evenly over median * (1 +- spread), so their median is ``median``."""
+    return [float(median * (1 + f)) for f in np.linspace(-spread, spread, rounds)]
+
+
+def bench(
+    backend: str,
+    role: str,
+    pass_: str,
+    config: str,
+    median: float,
+    spread: float = 0.01,
+    rounds: int = 7,
+    **info: Any,
+) -> dict:
+    """One pytest-benchmark entry with the harness's extra_info, at the resnet configuration
+    unless ``h`` says otherwise, and rounds spread over median * (1 +- spread)."""
     shape = (
         {"n": 16, "h": 56, "c_in": 64, "c_out": 64, "kh": 3}
         if config == "resnet"
         else {"n": 8, "h": 128, "c_in": 32, "c_out": 32, "kh": 3}
     )
+    shape.update({k: v for k, v in info.items() if k in shape})
     return {
         "name": f"{backend}-{pass_}-{config}",
         "fullname": f"test[{backend}-{pass_}-{config}-{shape['h']}px]",
         "extra_info": {"backend": backend, "role": role, "pass": pass_, "config": config,
                        "stride": 1, "dtype": "float32", "flops": 10**9, "cols_bytes": 8000,
-                       **shape, **info},
-        "stats": {"median": median, "iqr": 0.0, "rounds": 3},
+                       **info, **shape},
+        "stats": {"median": median, "iqr": 0.0, "rounds": rounds,
+                  "data": planted_rounds(median, spread, rounds)},
     }  # fmt: skip
 
 
@@ -176,6 +195,145 @@ def test_the_terminal_and_the_report_print_the_same_verdicts(tmp_path: Path) -> 
         assert escape(verdict.goal.bound) in html
 
 
+def _goal_run(tmp_path: Path, winograd: dict[str, Any], torch: dict[str, Any]) -> Path:
+    run = synthetic_run()
+    run["benchmarks"] = [
+        bench("winograd", "ours", "forward", "resnet", **winograd),
+        bench("torch_conv2d", "peer", "forward", "resnet", **torch),
+    ]
+    return write(tmp_path / "run.json", run)
+
+
+@pytest.mark.parametrize(
+    ("winograd", "torch", "state"),
+    [
+        ({"median": 0.45}, {"median": 0.5}, "met"),
+        ({"median": 0.55}, {"median": 0.5}, "not met"),
+        # 0.98x, but either side's rounds spread +-9%: the interval straddles the bound
+        ({"median": 0.49, "spread": 0.09}, {"median": 0.5, "spread": 0.09}, "inconclusive"),
+        # clearly within the bound, but the rows are not to be trusted
+        ({"median": 0.3, "contended": True}, {"median": 0.5}, "inconclusive (contended)"),
+        ({"median": 0.3}, {"median": 0.5, "contended": True}, "inconclusive (contended)"),
+        ({"median": 0.3, "spread": 0.3}, {"median": 0.5}, "inconclusive (noisy)"),
+    ],
+)
+def test_a_goal_is_judged_by_its_interval_and_its_rows_flags(
+    tmp_path: Path, winograd: dict[str, Any], torch: dict[str, Any], state: str
+) -> None:
+    path = _goal_run(tmp_path, winograd, torch)
+    verdict = next(
+        v for v in reports.judge(reports.load([path])) if v.goal.name == "winograd forward"
+    )
+    assert verdict.state == state
+    assert verdict.ci_low <= verdict.ratio <= verdict.ci_high
+    assert f"{verdict.state} at {verdict.ratio:.3g}x [{verdict.ci_low:.3g}, " in verdict.line()
+    reports.build_report([path], tmp_path / "out.html")
+    cls = {"met": "met", "not met": "notmet", "inconclusive": ""}.get(state, "flag")
+    html = (tmp_path / "out.html").read_text()
+    assert f"winograd forward: <span class='{cls}'>{escape(state)}</span>" in html
+
+
+def sweep_run(tmp_path: Path, medians: dict[str, dict[str, dict[int, float]]]) -> Path:
+    """A run of the default sweep: medians[backend][pass][size] in seconds, tight rounds."""
+    run = synthetic_run()
+    run["benchmarks"] = [
+        bench(backend, "seed" if backend == "naive_loop" else "ours", pass_, "default", median,
+              h=size)
+        for backend, passes in medians.items()
+        for pass_, sizes in passes.items()
+        for size, median in sizes.items()
+    ]  # fmt: skip
+    return write(tmp_path / "sweep.json", run)
+
+
+def test_the_headline_is_at_the_largest_size_every_contender_reached_in_every_pass(
+    tmp_path: Path,
+) -> None:
+    path = sweep_run(
+        tmp_path,
+        {
+            "naive_loop": {"forward": {16: 1.0, 32: 4.0, 64: 16.0}, "step": {16: 3.0, 32: 12.0}},
+            "fast": {"forward": {16: 0.1, 32: 0.2, 64: 0.4}, "step": {16: 0.3, 32: 0.6, 64: 1.2}},
+            "slow": {"forward": {16: 0.5, 32: 1.0}, "step": {16: 1.5, 32: 3.0, 64: 6.0}},
+        },
+    )
+    rows = reports.headline(reports.load([path])).set_index("pass")
+    assert rows["size"].to_dict() == {"forward": 32, "step": 32}
+    assert rows["same_size"].all()
+    assert rows["backend"].tolist() == ["fast", "fast"]
+    assert rows.loc["forward", "speedup"] == pytest.approx(20.0)
+    assert rows.loc["forward", "speedup_low"] < 20.0 < rows.loc["forward", "speedup_high"]
+    reports.build_report([path], tmp_path / "out.html")
+    html = (tmp_path / "out.html").read_text()
+    assert re.search(r"<b>fast</b> is fastest at 32x32 \(200 ms \[[\d.]+ ms, [\d.]+ ms\]\), "
+                     r"<b>20x \[[\d.]+, [\d.]+\]</b> faster than naive_loop", html)  # fmt: skip
+
+
+def test_contenders_within_the_intervals_of_the_fastest_are_named_tied(tmp_path: Path) -> None:
+    path = sweep_run(
+        tmp_path,
+        {
+            "naive_loop": {"forward": {32: 4.0}},
+            "fast": {"forward": {32: 0.2}},
+            "close": {"forward": {32: 0.201}},
+            "slow": {"forward": {32: 0.3}},
+        },
+    )
+    (row,) = reports.headline(reports.load([path])).to_dict("records")
+    assert (row["backend"], row["tied"]) == ("fast", "close")
+    reports.build_report([path], tmp_path / "out.html")
+    assert "; tied within the intervals with close" in (tmp_path / "out.html").read_text()
+
+
+def test_where_the_passes_share_no_size_each_pass_takes_its_own(tmp_path: Path) -> None:
+    path = sweep_run(
+        tmp_path,
+        {
+            "naive_loop": {"forward": {16: 1.0}, "step": {32: 12.0}},
+            "fast": {"forward": {16: 0.1}, "step": {32: 0.6}},
+        },
+    )
+    rows = reports.headline(reports.load([path])).set_index("pass")
+    assert rows["size"].to_dict() == {"forward": 16, "step": 32}
+    assert not rows["same_size"].any()
+
+
+def test_where_the_baseline_is_fastest_the_headline_says_so(tmp_path: Path) -> None:
+    """Issue: a two-backend run said "my_im2col is fastest ..., 0.822x faster than naive_loop"."""
+    path = sweep_run(
+        tmp_path,
+        {
+            "naive_loop": {"forward": {64: 0.56, 128: 0.565}},
+            "my_im2col": {"forward": {64: 0.6, 128: 0.687}},
+        },
+    )
+    (row,) = reports.headline(reports.load([path])).to_dict("records")
+    assert (row["backend"], row["size"], row["baseline_fastest"]) == ("naive_loop", 128, True)
+    assert row["speedup"] == 1.0
+    reports.build_report([path], tmp_path / "out.html")
+    html = (tmp_path / "out.html").read_text()
+    assert "<b>naive_loop</b> is fastest at 128x128" in html
+    assert "no contender beats naive_loop here" in html
+    headline = html.split("<h2>Headline</h2>")[1].split("<h2>")[0]
+    assert "faster than" not in headline
+
+
+def test_a_headline_speedup_whose_interval_reaches_one_is_not_called_faster(
+    tmp_path: Path,
+) -> None:
+    path = sweep_run(
+        tmp_path, {"naive_loop": {"forward": {64: 1.0}}, "close": {"forward": {64: 0.98}}}
+    )
+    run = json.loads(path.read_text())
+    for entry in run["benchmarks"]:
+        entry["stats"]["data"] = planted_rounds(entry["stats"]["median"], spread=0.2)
+    write(path, run)
+    reports.build_report([path], tmp_path / "out.html")
+    headline = (tmp_path / "out.html").read_text().split("<h2>Headline</h2>")[1].split("<h2>")[0]
+    assert "the speed of naive_loop: not clearly faster" in headline
+    assert "faster than" not in headline
+
+
 def test_no_goal_names_an_issue_or_the_retired_naive_loop_target() -> None:
     for goal in reports.GOALS:
         assert "issue" not in goal.name.lower()
@@ -209,13 +367,80 @@ def test_compare_catches_a_planted_regression(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     slower = copy.deepcopy(SMOKE_RUN)
-    victim = slower["benchmarks"][0]
+    victim = next(b for b in slower["benchmarks"] if len(b["stats"]["data"]) >= 5)
     victim["stats"]["median"] *= 1.5
+    victim["stats"]["data"] = [1.5 * t for t in victim["stats"]["data"]]
     new = write(tmp_path / "new.json", slower)
     assert main(["compare", str(SMOKE), str(new), "--threshold", "10%"]) == 1
     out = capsys.readouterr().out
-    assert victim["fullname"] in out
+    (line,) = [line for line in out.splitlines() if victim["fullname"] in line]
+    assert re.search(r"\+50\.0% \[\+[\d.]+%, \+[\d.]+%\]", line)
+    assert line.rstrip().endswith("SLOWER")
     assert "1 of" in out
+
+
+def _runs_of(tmp_path: Path, old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    run = synthetic_run()
+    paths = []
+    for name, entry in (("old", old), ("new", new)):
+        paths.append(str(write(tmp_path / f"{name}.json", {**run, "benchmarks": [entry]})))
+    return paths
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "slower"),
+    [
+        # +50%, every new round above every old one: significant and over the threshold
+        ({"median": 1.0, "spread": 0.01}, {"median": 1.5, "spread": 0.01}, True),
+        # +15% on the medians, but the rounds overlap: not significant, so not slower
+        ({"median": 1.0, "spread": 0.4}, {"median": 1.15, "spread": 0.4}, False),
+        # +5%, every new round above every old one: significant, but under the threshold
+        ({"median": 1.0, "spread": 0.005}, {"median": 1.05, "spread": 0.005}, False),
+        # +50% on three rounds a side: the smallest p-value three rounds allow is 0.05
+        (
+            {"median": 1.0, "spread": 0.01, "rounds": 3},
+            {"median": 1.5, "spread": 0.01, "rounds": 3},
+            False,
+        ),
+    ],
+)
+def test_compare_calls_a_benchmark_slower_only_when_significant_and_over_the_threshold(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    old: dict[str, Any],
+    new: dict[str, Any],
+    slower: bool,
+) -> None:
+    before = bench("winograd", "ours", "forward", "resnet", **old)
+    after = bench("winograd", "ours", "forward", "resnet", **new)
+    old_path, new_path = _runs_of(tmp_path, before, after)
+    table = reports.compare(old_path, new_path, 0.10)
+    assert table["regressed"].tolist() == [slower]
+    assert main(["compare", old_path, new_path, "--threshold", "10%"]) == int(slower)
+    out = capsys.readouterr().out
+    assert f"{int(slower)} of 1 benchmarks slowed" in out
+    assert "different machines" not in out
+
+
+def test_compare_names_what_differs_between_the_machines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old_path, new_path = _runs_of(
+        tmp_path, *[bench("winograd", "ours", "forward", "resnet", 1.0)] * 2
+    )
+    other = json.loads(Path(new_path).read_text())
+    other["machine_info"]["cpu"].update(brand_raw="Other CPU", count=64)
+    other["machine_info"]["threads"] = 64
+    other["machine_info"]["blas"][0]["architecture"] = "Haswell"
+    write(Path(new_path), other)
+    assert main(["compare", old_path, new_path]) == 0
+    (line,) = [
+        line for line in capsys.readouterr().out.splitlines() if "different machines" in line
+    ]
+    assert "CPU " in line
+    assert "vs Other CPU" in line
+    assert "cores 2 vs 64" in line
+    assert "threads 2 vs 64" in line
 
 
 def test_compare_matches_a_first_format_run_to_the_renamed_resnet_cases(

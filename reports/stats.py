@@ -1,0 +1,124 @@
+"""Confidence intervals and significance tests on a benchmark's rounds, through scipy.stats.
+
+Every interval is a percentile bootstrap (:func:`scipy.stats.bootstrap`) of a median or of
+a ratio of two medians, resampling each benchmark's rounds independently, with a fixed seed
+so a rebuilt report shows the same intervals. "Is there a difference" is the one-sided
+Mann-Whitney U test (:func:`scipy.stats.mannwhitneyu`), exact for small samples.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+#: the confidence of every interval
+CONFIDENCE = 0.95
+#: bootstrap resamples per interval
+RESAMPLES = 2000
+#: a difference counts when the test's p-value is below this
+SIGNIFICANCE = 0.05
+#: a row is noisy when the interval of its median reaches further than this from it
+NOISY_HALF_WIDTH = 0.10
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate and its confidence interval; low and high are NaN when unknown."""
+
+    value: float
+    low: float = math.nan
+    high: float = math.nan
+
+    @property
+    def known(self) -> bool:
+        return math.isfinite(self.low) and math.isfinite(self.high)
+
+    @property
+    def half_width(self) -> float:
+        """Half the interval's width relative to the value: 0.05 is +-5%; NaN when unknown."""
+        if not self.known or self.value == 0:
+            return math.nan
+        return (self.high - self.low) / (2 * abs(self.value))
+
+    def text(self, unit: str = "x") -> str:
+        """``1.23x [1.10, 1.31]``, or ``1.23x [no interval]`` when it is unknown."""
+        bounds = f"[{self.low:.3g}, {self.high:.3g}]" if self.known else "[no interval]"
+        return f"{self.value:.3g}{unit} {bounds}"
+
+
+def rounds_of(values: Any) -> np.ndarray:
+    """The positive, finite times in ``values`` (a list from a run's JSON, or None) as floats.
+
+    Anything else (a missing or malformed list) gives no rounds.
+    """
+    if not isinstance(values, (list, tuple, np.ndarray)):
+        return np.empty(0)
+    times = np.array(
+        [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)], dtype=float
+    )
+    return times[np.isfinite(times) & (times > 0)]
+
+
+def _median_ratio(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.median(a, axis=axis) / np.median(b, axis=axis)
+
+
+def _bootstrap(samples: tuple[np.ndarray, ...], statistic: Any) -> tuple[float, float]:
+    if any(len(s) < 2 for s in samples):
+        return math.nan, math.nan
+    if all(np.ptp(s) == 0 for s in samples):  # every resample gives the same value
+        value = float(statistic(*samples))
+        return value, value
+    result = stats.bootstrap(
+        samples,
+        statistic,
+        n_resamples=RESAMPLES,
+        confidence_level=CONFIDENCE,
+        method="percentile",
+        vectorized=True,
+        rng=np.random.default_rng(0),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def median_interval(rounds: Any) -> Interval:
+    """The median of ``rounds`` with its bootstrap interval (NaN bounds under two rounds)."""
+    times = rounds_of(rounds)
+    if not len(times):
+        return Interval(math.nan)
+    low, high = _bootstrap((times,), np.median)
+    return Interval(float(np.median(times)), low, high)
+
+
+def ratio_interval(numerator: Any, denominator: Any) -> Interval:
+    """median(numerator) / median(denominator) with its two-sample bootstrap interval.
+
+    Each side's rounds are resampled on their own: the two were timed as separate
+    benchmarks, so no round of one is paired with a round of the other.
+    """
+    a, b = rounds_of(numerator), rounds_of(denominator)
+    if not (len(a) and len(b)):
+        return Interval(math.nan)
+    low, high = _bootstrap((a, b), _median_ratio)
+    return Interval(float(np.median(a) / np.median(b)), low, high)
+
+
+def p_slower(before: Any, after: Any) -> float:
+    """p-value of "``after``'s rounds are slower than ``before``'s" (Mann-Whitney U, one-sided).
+
+    NaN when either side has fewer than two rounds. With three rounds a side the smallest
+    possible p-value is 0.05: no difference can be significant; five a side reach 0.004.
+    """
+    a, b = rounds_of(before), rounds_of(after)
+    if len(a) < 2 or len(b) < 2:
+        return math.nan
+    return float(stats.mannwhitneyu(b, a, alternative="greater").pvalue)
+
+
+def is_noisy(interval: Interval) -> bool:
+    """Whether a median's interval is wider than :data:`NOISY_HALF_WIDTH` either side."""
+    return interval.known and interval.half_width > NOISY_HALF_WIDTH
