@@ -102,6 +102,8 @@ class Preset:
     max_call_s: float
     #: once the benchmarks have taken this long, the remaining cases are skipped
     session_budget_s: float
+    #: measure the machine's compute peaks on small products (a second less, a little low)
+    quick_peaks: bool = False
 
     def convs(self, sizes: Iterable[int] | None = None) -> list[Conv]:
         """Every configuration of this preset, the sweep at ``sizes`` when given."""
@@ -134,6 +136,7 @@ PRESETS = {
         round_budget_s=0.1,
         max_call_s=0.5,
         session_budget_s=40,
+        quick_peaks=True,
     ),
     "default": Preset(
         "default",

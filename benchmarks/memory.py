@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import importlib
 import json
 import math
 import os
@@ -116,12 +117,14 @@ def measure_in_process(
 
 
 def measure(
-    backend_name: str, convs: list[Conv], threads: int, timeout_s: float = 600.0
+    backend: Backend, convs: list[Conv], threads: int, timeout_s: float = 600.0
 ) -> dict[str, dict[str, Any]]:
-    """Each configuration's measurement, by its id, from a child process for ``backend_name``.
+    """Each configuration's measurement, by its id, from a child process for ``backend``.
 
-    A configuration the child could not measure (it failed, ran out of time or memory) maps
-    to ``{"memory_error": why}``; the ones measured before it keep their numbers.
+    The child imports the module that defines the backend's class first, so a backend that a
+    plugin adds to ``impls`` is found there too. A configuration the child could not measure
+    (it failed, ran out of time or memory) maps to ``{"memory_error": why}``; the ones
+    measured before it keep their numbers.
     """
     ok, why = supported()
     if not ok:
@@ -131,7 +134,12 @@ def measure(
         **os.environ,
         "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])]),
     }
-    spec = {"backend": backend_name, "threads": threads, "convs": [asdict(c) for c in convs]}
+    spec = {
+        "backend": backend.name,
+        "module": type(backend).__module__,
+        "threads": threads,
+        "convs": [asdict(c) for c in convs],
+    }
     try:
         done = subprocess.run(
             [sys.executable, "-m", __name__],
@@ -163,6 +171,7 @@ def main() -> None:
     import impls
 
     spec = json.load(sys.stdin)
+    importlib.import_module(spec["module"])
     convs = [Conv(**fields) for fields in spec["convs"]]
     backend = impls.get_backend(spec["backend"])
     for row in measure_in_process(backend, convs, spec["threads"]):

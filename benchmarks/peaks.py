@@ -32,6 +32,9 @@ FMA_SECONDS = 0.05
 #: float64 items of each triad array: 32 MiB each, 96 MiB in all, beyond any LLC here
 TRIAD_ITEMS = 1 << 22
 TRIAD_REPEATS = 8
+#: what a quick measurement changes (the smoke preset's): smaller products, shorter loops;
+#: the triad keeps its size, which must stay beyond the caches
+QUICK: dict[str, Any] = {"matmul_sizes": {"float32": 512, "float64": 384}, "fma_seconds": 0.005}
 
 
 def best_seconds(call: Callable[[], Any], repeats: int = REPEATS) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mmap
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -45,7 +46,7 @@ def test_memory_outside_numpy_is_seen_and_inputs_are_not_counted() -> None:
 
 def test_a_child_process_measures_a_real_backend_at_each_size() -> None:
     bigger = Conv("default", n=2, size=48, c_in=16, c_out=16, k=3)
-    results = memory.measure("batched_im2col", [bigger, SMALL], threads=1)
+    results = memory.measure(impls.get_backend("batched_im2col"), [bigger, SMALL], threads=1)
     for conv in (SMALL, bigger):
         row = results[conv.id]
         # batched_im2col builds the whole column matrix
@@ -55,5 +56,8 @@ def test_a_child_process_measures_a_real_backend_at_each_size() -> None:
 
 
 def test_a_child_that_fails_says_why_for_every_size() -> None:
-    results = memory.measure("no_such_backend", [SMALL], threads=1)
-    assert "Unknown backend 'no_such_backend'" in results[SMALL.id]["memory_error"]
+    # the child imports this module, but the backend is in no registry there
+    results = memory.measure(OutsideNumpy(), [SMALL, replace(SMALL, size=40)], threads=1)
+    assert len(results) == 2
+    for row in results.values():
+        assert "Unknown backend 'outside_numpy'" in row["memory_error"]
