@@ -120,7 +120,8 @@ def test_timed_skipped_and_failed_rows_have_the_same_fields(broken_run: tuple[An
     rows = {"ok": timed[0], "skipped": extra["skipped"][0], "failed": extra["failed"][0]}
     assert {status: row["status"] for status, row in rows.items()} == {s: s for s in rows}
     measured = {"warmup_s", "second_call_s", "peak_extra_bytes", "resident_before",
-                "high_water", "outputs_bytes", "memory_method", "blocks", "settle_s", "untimed_calls", "window_topped_up_s",
+                "high_water", "outputs_bytes", "memory_method", "blocks", "settle_s",
+                "untimed_calls", "window_topped_up_s",
                 "wall_s", "own_cpu_s", "others_cpu_s", "others_cores", "cores", "load_before",
                 "load_after", "contended"}  # fmt: skip
     assert set(rows["ok"]) - measured == set(rows["skipped"]) == set(rows["failed"])
