@@ -544,8 +544,9 @@ configuration.</p>
 <p class='note'>The median time of each backend per pass and shape; &#9733; and green mark the
 fastest of a row. Hover a cell for its interval, IQR, rounds, GFLOP/s, share of the machine's
 measured peak, arithmetic intensity and speedup; all of them are also in the table under it.
-&ndash; is a case not timed (the reason is in its tooltip and in the next section). A column's underline is its colour in the
-plots: solid ours, dashed the article's seeds, dotted the libraries.</p>
+&ndash; is a case not timed (the reason is in its tooltip and in the next section). A column's
+underline is its colour in the plots: solid ours, dashed the article's seeds, dotted the
+libraries.</p>
 {render_table(df)}
 {render_details(df)}
 <h2>Not timed</h2>
