@@ -40,6 +40,9 @@ class TemplateBackend(Backend):  # rename the class; the backend's name is the f
     #: "either" if a library decides; tests/test_nonfinite.py checks it. The template's
     #: einsum multiplies padding, as the reference does
     nonfinite_spread: ClassVar[Mapping[str, str]] = {"y": "channel", "dx": "data", "dw": "channel"}
+    #: True if you write the full im2col matrix and read it back: the roofline's traffic model
+    #: then counts it (override traffic_bytes to state your traffic otherwise)
+    column_buffer: ClassVar[bool] = False
 
     def available(self) -> tuple[bool, str]:
         # return (False, "why") when a dependency or device is missing
