@@ -26,7 +26,7 @@ import impls
 
 from . import timing
 from .machine import CpuSample, CpuUse, apply_threads, available_memory, machine_extras
-from .matrix import BlasCase, Case, build_matrix, contenders, result_row
+from .matrix import BlasCase, Case, Conv, build_matrix, contenders, result_row
 from .options import Settings
 
 if TYPE_CHECKING:  # reports imports pandas and matplotlib: only when a run is saved
@@ -40,6 +40,8 @@ JSON_FORMAT = 2
 BACKEND_WIDE = ("unavailable:", "runs on numba's CUDA simulator")
 #: seconds spent looking at the machine's load before the first benchmark
 QUIET_CHECK_S = 0.5
+#: seconds a memory child may take beyond its backend's step calls (imports, JIT caches)
+MEMORY_CHILD_S = 120.0
 
 
 class CtrlC:
@@ -102,8 +104,11 @@ class Harness:
         self.interrupted = False
         self.ctrl_c = CtrlC()
         self.limiter: Any = None
-        #: what machine_extras said when the timing started
+        #: what machine_extras said when the timing started, with the machine's peaks
         self.machine: dict[str, Any] | None = None
+        #: per CPU backend, each timed step's configuration, extra_info and median: their true
+        #: memory is measured once the timing is over
+        self.memory_cases: dict[str, list[tuple[Conv, dict[str, Any], float]]] = {}
         self.verdicts: list[Verdict] = []
         #: the flag ("contended", "noisy" or "") of every timed benchmark, once saved
         self.flags: list[str] = []
@@ -168,14 +173,18 @@ class Harness:
             config.hook.pytest_deselected(items=dropped)
             items[:] = keep
 
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
+    @property
+    def timing_on(self) -> bool:
+        """Whether this run times benchmarks (not only collects them, or runs them once)."""
         config = self.config
-        timing_on = not (
+        return not (
             config.option.collectonly
             or config.getoption("benchmark_skip", False)
             or config.getoption("benchmark_disable", False)
         )
-        if timing_on and any(_case_of(item) for item in session.items):
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if self.timing_on and any(_case_of(item) for item in session.items):
             try:
                 from reports.storage import check_writable
 
@@ -195,6 +204,15 @@ class Harness:
             self.limiter = apply_threads(self.settings.threads)
             # now, not when saving: the report's imports (scipy) load a BLAS of their own
             self.machine = machine_extras(self.settings.threads)
+            if self.timing_on:
+                # before any benchmark, so no library's pool is warm for it; the quiet check
+                # below lets the BLAS threads of the products stop spinning
+                from . import peaks  # imports numba: not before the conftest configured it
+
+                preset = self.settings.preset
+                self.machine["peaks"] = peaks.measure(
+                    self.settings.threads, **(peaks.QUICK if preset.quick_peaks else {})
+                )
         if self.first_case_at is None:
             before = CpuSample.now()
             time.sleep(QUIET_CHECK_S)
@@ -224,6 +242,10 @@ class Harness:
         if blocks is not None:
             self.record(benchmark, blocks)
             self.conv_timed += 1
+            if case.pass_ == "step" and backend.device == "cpu":
+                median = float(benchmark.stats.stats.median)
+                cases = self.memory_cases.setdefault(case.backend, [])
+                cases.append((case.conv, benchmark.extra_info, median))
 
     def time_blas(self, benchmark: Any, case: BlasCase) -> None:
         """Time the plain BLAS product of a configuration's im2col size: the machine's limit."""
@@ -311,11 +333,16 @@ class Harness:
                 benchmark.skipped = True
             raise
 
-    @pytest.hookimpl(wrapper=True)
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        # tryfirst: the outermost wrapper, after pytest-benchmark's, which unmarks the fixture
         report = yield
         case = _case_of(item)
         if case is not None and report.failed:
+            # its failure has its own line: no warning that the fixture went unused
+            benchmark = getattr(item, "funcargs", {}).get("benchmark")
+            if benchmark is not None:
+                benchmark.skipped = True
             crash = getattr(report.longrepr, "reprcrash", None)
             message = crash.message if crash else str(report.longrepr).strip().splitlines()[-1]
             self.failed.append(self.row(case, status="failed", reason=f"{report.when}: {message}"))
@@ -413,6 +440,34 @@ class Harness:
         self.save(exitstatus)
         return (yield)
 
+    def measure_memory(self) -> None:
+        """Each timed CPU step's true peak extra memory, in a child process per backend.
+
+        After the timing, so no child runs beside a benchmark. A Ctrl-C stops it, and the run
+        is saved with what was measured (interrupted).
+        """
+        from . import memory
+
+        if not self.memory_cases:
+            return
+        self.write_line(
+            f"im2col-bench: measuring the memory of {len(self.memory_cases)} backends, "
+            "a child process each"
+        )
+        for name, cases in self.memory_cases.items():
+            convs = [conv for conv, _, _ in cases]
+            # each configuration runs twice (batch 1, then whole) after the child's imports
+            timeout = MEMORY_CHILD_S + 10 * sum(median for _, _, median in cases)
+            try:
+                results = memory.measure(
+                    impls.get_backend(name), convs, self.settings.threads, timeout
+                )
+            except KeyboardInterrupt:
+                self.interrupted = True
+                return
+            for conv, info, _ in cases:
+                info.update(results[conv.id])
+
     def save(self, exitstatus: int) -> None:
         """Save the run's JSON, then its report and the index; the JSON survives a Ctrl-C."""
         if not self.conv_timed:
@@ -421,6 +476,8 @@ class Harness:
                 self.outcome = "no backend was timed, so no run was saved"
             return
         self.interrupted |= self.ctrl_c.presses > 0 or exitstatus == pytest.ExitCode.INTERRUPTED
+        if not self.interrupted:
+            self.measure_memory()
         report_dir = self.settings.report_dir
         node = re.sub(r"[^A-Za-z0-9_.-]+", "-", socket.gethostname())[:40]
         stem = f"{time.strftime('%Y%m%d-%H%M%S')}_{node}_{self.settings.preset.name}"

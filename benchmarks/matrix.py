@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 import impls
-from impls import ConvGeometry, resolve_geometry
+from impls import TRAFFIC_PASSES, ConvGeometry, resolve_geometry
 
 #: the passes every backend is timed on; "transfer" is added for GPU backends only
 PASSES = ("forward", "backward", "step")
@@ -102,6 +102,8 @@ class Preset:
     max_call_s: float
     #: once the benchmarks have taken this long, the remaining cases are skipped
     session_budget_s: float
+    #: measure the machine's compute peaks on small products (a second less, a little low)
+    quick_peaks: bool = False
 
     def convs(self, sizes: Iterable[int] | None = None) -> list[Conv]:
         """Every configuration of this preset, the sweep at ``sizes`` when given."""
@@ -134,6 +136,7 @@ PRESETS = {
         round_budget_s=0.1,
         max_call_s=0.5,
         session_budget_s=40,
+        quick_peaks=True,
     ),
     "default": Preset(
         "default",
@@ -206,6 +209,11 @@ class Case:
             "dtype": self.conv.dtype,
             "flops": self.flops(),
             "cols_bytes": geom.cols_bytes(self.conv.itemsize),
+            # what the roofline's intensity divides by: the backend's own traffic model
+            "traffic_bytes": backend.traffic_bytes(geom, self.pass_, self.conv.dtype)
+            if self.pass_ in TRAFFIC_PASSES
+            else None,
+            "memory_estimate_bytes": backend.memory_estimate(geom, self.conv.dtype),
         }
 
 

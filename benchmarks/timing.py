@@ -16,7 +16,6 @@ from __future__ import annotations
 import itertools
 import math
 import time
-import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -217,8 +216,9 @@ def time_case(benchmark: Any, backend: Backend, case: Case, estimates: Estimates
     first_s, second_s = (_untimed_call(target, setup) for _ in range(2))  # JIT, then caches
     estimate = estimates.estimate(case)
     per_call = min(first_s, second_s, estimate.seconds if estimate else math.inf)
-    if case.pass_ == "step":
-        benchmark.extra_info.update(peak_memory(backend, target, case.conv))
+    if case.pass_ == "step" and backend.device == "gpu":
+        # a CPU backend's memory is measured in a child process after the timing (memory.py)
+        benchmark.extra_info.update(device_memory(target))
     benchmark.extra_info.update(warmup_s=first_s, second_call_s=second_s)
     blocks = Blocks(target, setup, estimates.rounds(per_call), warmed_s=second_s)
     benchmark.pedantic(target, setup=blocks.setup, rounds=blocks.rounds)
@@ -346,35 +346,14 @@ def blas_memory_needed(case: BlasCase) -> int:
     return 4 * (rows * depth + depth * geom.c_out + rows * geom.c_out)
 
 
-def peak_memory(backend: Backend, target: Target, conv: Conv) -> dict[str, Any]:
-    """Peak extra bytes of one forward+backward, beyond the outputs y, dx, dw and db.
+def device_memory(target: Target) -> dict[str, Any]:
+    """Extra device memory of one forward+backward on the GPU: the drop in its free memory."""
+    from numba import cuda
 
-    On CPU, tracemalloc sees numpy's allocations but not numba's or torch's own allocators,
-    so those backends read low. On GPU, the drop in the device's free memory is recorded.
-    """
-    if backend.device == "gpu":
-        from numba import cuda
-
-        context = cuda.current_context()
-        free_before = context.get_memory_info().free
-        target()
-        return {
-            "peak_extra_bytes": max(free_before - context.get_memory_info().free, 0),
-            "memory_method": "device free-memory drop after one call",
-        }
-    geom = conv.geometry()
-    outputs = sum(math.prod(shape) for shape in (geom.y_shape, geom.x_shape, geom.w_shape))
-    output_bytes = (outputs + geom.c_out) * conv.itemsize
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        baseline = tracemalloc.get_traced_memory()[0]
-        target()
-        peak = tracemalloc.get_traced_memory()[1] - baseline
-    finally:
-        tracemalloc.stop()
+    context = cuda.current_context()
+    free_before = context.get_memory_info().free
+    target()
     return {
-        "peak_extra_bytes": max(peak - output_bytes, 0),
-        "peak_total_bytes": peak,
-        "memory_method": "tracemalloc peak minus the outputs y, dx, dw, db (numpy only)",
+        "peak_extra_bytes": max(free_before - context.get_memory_info().free, 0),
+        "memory_method": "device free-memory drop after one call",
     }

@@ -15,10 +15,11 @@ import inspect
 from functools import cache
 from pathlib import Path
 
-from ._base import Backend, Context, SizeThreshold, UnavailableBackend
+from ._base import TRAFFIC_PASSES, Backend, Context, SizeThreshold, UnavailableBackend
 from ._geometry import ConvGeometry, check_dtypes, pad_input, resolve_geometry
 
 __all__ = [
+    "TRAFFIC_PASSES",
     "Backend",
     "Context",
     "ConvGeometry",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ Guard = tuple[str, Any, Hashable]
 GUARDABLE = ("x", "w")
 #: how far a non-finite weight (y, dx) or dy value (dw) spreads; see Backend.nonfinite_spread
 SPREADS = ("channel", "data", "either")
+#: the passes whose memory traffic Backend.traffic_bytes models
+TRAFFIC_PASSES = ("forward", "backward", "step")
 
 # salts every Context's seal, so a ctx edited or built by hand (whose saved arrays may be too
 # small for its geometry) cannot pass for one that forward made
@@ -125,6 +128,10 @@ class Backend:
     #: the sizes past which the code takes another path (blocks, chunks, channel blocks, work
     #: split over workers): the blocking tests cross each with a remainder
     size_thresholds: ClassVar[tuple[SizeThreshold, ...]] = ()
+    #: whether the full im2col matrix goes through memory (written, then read back by the
+    #: product), which adds its bytes to the traffic model; False for a backend that builds no
+    #: column matrix, or builds it in blocks that stay in cache
+    column_buffer: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -169,6 +176,32 @@ class Backend:
         padded_h, padded_w = geom.padded_hw
         padded = geom.n * padded_h * padded_w * geom.c_in
         return 2 * (rows * depth + padded) * np.dtype(dtype).itemsize
+
+    def traffic_bytes(self, geom: ConvGeometry, pass_: str, dtype: DTypeLike = np.float32) -> int:
+        """Bytes a pass moves to and from memory, for its arithmetic intensity (FLOPs / bytes).
+
+        The default reads every array the pass takes once and writes every array it makes
+        once: forward reads x, w, b and writes y; backward reads x, w, dy and writes dx, dw,
+        db; a step is both. With ``column_buffer``, forward also writes the im2col matrix and
+        reads it back (twice its bytes), and backward reads it for dw and writes and reads its
+        gradient for dx (three times). A backend that moves more, or less, overrides this.
+
+        Raises
+        ------
+        ValueError
+            For a pass other than "forward", "backward" and "step".
+        """
+        if pass_ not in TRAFFIC_PASSES:
+            raise ValueError(f"Unknown pass {pass_!r}; traffic is modelled for {TRAFFIC_PASSES}")
+        itemsize = np.dtype(dtype).itemsize
+        x, w, y = (math.prod(shape) for shape in (geom.x_shape, geom.w_shape, geom.y_shape))
+        arrays = {"forward": x + w + geom.c_out + y, "backward": 2 * x + 2 * w + y + geom.c_out}
+        column_trips = {"forward": 2, "backward": 3}
+        passes = ("forward", "backward") if pass_ == "step" else (pass_,)
+        total = sum(arrays[p] for p in passes) * itemsize
+        if self.column_buffer:
+            total += sum(column_trips[p] for p in passes) * geom.cols_bytes(itemsize)
+        return total
 
     def forward(
         self,

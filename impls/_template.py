@@ -45,6 +45,9 @@ class TemplateBackend(Backend):  # rename the class; the backend's name is the f
     #: and the module constant the tests may shrink: tests/test_blocking.py then runs cases
     #: that cross each one. None here: the template has no blocks
     size_thresholds: ClassVar[tuple[SizeThreshold, ...]] = ()
+    #: True if you write the full im2col matrix and read it back: the roofline's traffic model
+    #: then counts it (override traffic_bytes to state your traffic otherwise)
+    column_buffer: ClassVar[bool] = False
 
     def available(self) -> tuple[bool, str]:
         # return (False, "why") when a dependency or device is missing

@@ -32,6 +32,8 @@ class NaiveLoop(Backend):
     role: ClassVar[str] = "seed"
     #: saved holds the column matrix and a copy of w, both private
     saved_by_reference: ClassVar[tuple[str, ...]] = ()
+    #: the full column matrix goes through memory (the traffic model counts it)
+    column_buffer: ClassVar[bool] = True
 
     def _windows(self, geom: ConvGeometry):  # type: ignore[no-untyped-def]
         """Yield (row, n, rows, cols): a column-matrix row and the padded-input window it holds."""

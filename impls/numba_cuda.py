@@ -446,6 +446,8 @@ class NumbaCuda(Backend):
     role: ClassVar[str] = "seed"
     #: saved holds the column matrix and a device copy of w, both private
     saved_by_reference: ClassVar[tuple[str, ...]] = ()
+    #: the full column matrix goes through device memory (the traffic model counts it)
+    column_buffer: ClassVar[bool] = True
 
     def available(self) -> tuple[bool, str]:
         if _SIMULATED:

@@ -79,6 +79,8 @@ class NumbaLoop(Backend):
     role: ClassVar[str] = "seed"
     #: saved holds the column matrix and a copy of w, both private
     saved_by_reference: ClassVar[tuple[str, ...]] = ()
+    #: the full column matrix goes through memory (the traffic model counts it)
+    column_buffer: ClassVar[bool] = True
 
     def im2col(self, x: NDArray[np.floating], geom: ConvGeometry) -> NDArray[np.floating]:
         """The column matrix (N * OH * OW, kh * kw * C_in) of x: forward's first phase.

@@ -51,6 +51,9 @@ class StridedTensordot(Backend):
     role: ClassVar[str] = "seed"
     #: saved holds the padded copy of x and a copy of w
     saved_by_reference: ClassVar[tuple[str, ...]] = ()
+    #: tensordot copies the window view into a full column matrix for BLAS (the traffic model
+    #: counts it)
+    column_buffer: ClassVar[bool] = True
     #: padding zeros meet a non-finite weight or dy value in every product, and dx correlates
     #: the zeros around and between dy's pixels with the whole kernel
     nonfinite_spread: ClassVar[Mapping[str, str]] = {

@@ -26,6 +26,8 @@ class TorchUnfold(TorchPeer):
     description: ClassVar[str] = "torch F.unfold + matmul, F.fold for dx: im2col done by a library"
     #: saved holds the unfolded columns and a copy of w, both private
     saved_by_reference: ClassVar[tuple[str, ...]] = ()
+    #: the full column tensor goes through memory (the traffic model counts it)
+    column_buffer: ClassVar[bool] = True
 
     def _unfold_args(self, geom: ConvGeometry) -> dict[str, Any]:
         return {"kernel_size": (geom.kh, geom.kw), "dilation": geom.dilation, "stride": geom.stride}

@@ -1,6 +1,6 @@
 """Saved pytest-benchmark runs as DataFrames: one row per benchmark, one row per run.
 
-Every derived number (speedup, GFLOP/s, % of the limit, intervals, flags) is computed here
+Every derived number (speedup, GFLOP/s, % of the peak, intensity, intervals, flags) is computed here
 from the JSON alone, so a report can be rebuilt from saved runs on any machine.
 """
 
@@ -131,10 +131,11 @@ def load(paths: Iterable[str | Path]) -> pd.DataFrame:
     -------
     DataFrame
         Columns: run, kind ("conv" or "blas_limit"), backend, role, device, pass, config,
-        n, h, c_in, c_out, kh, stride, dtype, flops, cols_bytes, peak_bytes, median, iqr,
-        rounds, times (every round's seconds, or None), others_cores, load_before,
-        load_after, gflops, status ("ok", "skipped", "failed"), reason, name; plus the
-        columns of :func:`derive`.
+        n, h, c_in, c_out, kh, stride, dtype, flops, cols_bytes, traffic_bytes, peak_bytes
+        (measured true memory), memory_estimate_bytes, median, iqr, rounds, times (every
+        round's seconds, or None), others_cores, load_before, load_after, the run's
+        limits for the row's dtype (:func:`machine_limits`), status ("ok", "skipped",
+        "failed"), reason, name; plus the columns of :func:`derive`.
     """
     rows = []
     for label, run in _read_all(paths):
@@ -160,6 +161,7 @@ def load(paths: Iterable[str | Path]) -> pd.DataFrame:
             rows.append(
                 {
                     **rec,
+                    **machine_limits(run, rec.get("dtype")),
                     "run": label,
                     "kind": rec.get("kind", "conv"),
                     "config": renamed.get(config, config) if isinstance(config, str) else config,
@@ -240,15 +242,32 @@ def machine(run: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def machine_limits(run: dict[str, Any], dtype: Any) -> dict[str, Any]:
+    """The limits a run measured for ``dtype``: peak_gflops and its peak_source ("fma" or
+    "matmul"), matmul_gflops, and the triad's bandwidth_gbs; empty for a run without them."""
+    limits = json_object(json_object(run["machine_info"]).get("peaks"))
+    entry = json_object(limits.get(str(dtype)))
+    return {
+        "peak_gflops": entry.get("peak_gflops"),
+        "peak_source": entry.get("peak_source"),
+        "matmul_gflops": entry.get("matmul_gflops"),
+        "bandwidth_gbs": limits.get("bandwidth_gbs"),
+    }
+
+
 def json_object(value: Any) -> dict[str, Any]:
     """``value`` if it is a JSON object, else an empty one: machine info is shown, not trusted."""
     return value if isinstance(value, dict) else {}
 
 
 def derive(df: pd.DataFrame) -> pd.DataFrame:
-    """Add GFLOP/s, the BLAS limit and % of it, intervals, flags, and the ratios with intervals.
+    """Add GFLOP/s, the shares of the measured peak and of the BLAS limit, the arithmetic
+    intensity and its roof, intervals, flags, and the ratios with intervals.
 
-    Added columns: gflops, limit_gflops, pct_limit; median_low, median_high (the median's
+    Added columns: gflops; pct_peak (of the run's measured peak for the row's dtype);
+    intensity (FLOPs over the backend's modelled traffic_bytes), roof_gflops (the roofline
+    at that intensity: min(peak, bandwidth x intensity)) and pct_roof; limit_gflops and
+    pct_limit (of one big im2col + GEMM, timed in the run); median_low, median_high (the median's
     95% interval), spread (its half-width over the median), contended, noisy, flag
     ("contended", "noisy" or ""); speedup over the baseline with speedup_low,
     speedup_high and speedup_extrapolated; vs_yardstick (time over the yardstick's at the
@@ -256,7 +275,9 @@ def derive(df: pd.DataFrame) -> pd.DataFrame:
     a side has no rounds or the baseline is extrapolated.
     """
     df = df.copy()
-    for col in ["backend", "role", "device", "pass", "config", "dtype", "reason", "name"]:
+    for col in [
+        "backend", "role", "device", "pass", "config", "dtype", "reason", "name", "peak_source",
+    ]:  # fmt: skip
         df[col] = df[col].fillna("").astype(str) if col in df else ""
     for col in [
         "n",
@@ -268,6 +289,11 @@ def derive(df: pd.DataFrame) -> pd.DataFrame:
         "flops",
         "cols_bytes",
         "peak_bytes",
+        "memory_estimate_bytes",
+        "traffic_bytes",
+        "peak_gflops",
+        "matmul_gflops",
+        "bandwidth_gbs",
         "median",
         "iqr",
         "rounds",
@@ -280,6 +306,10 @@ def derive(df: pd.DataFrame) -> pd.DataFrame:
         df["times"] = None
     df = _add_flags(df)
     df["gflops"] = df["flops"] / df["median"] / 1e9
+    df["pct_peak"] = 100 * df["gflops"] / df["peak_gflops"]
+    df["intensity"] = df["flops"] / df["traffic_bytes"].where(df["traffic_bytes"] > 0)
+    df["roof_gflops"] = np.minimum(df["peak_gflops"], df["bandwidth_gbs"] * df["intensity"])
+    df["pct_roof"] = 100 * df["gflops"] / df["roof_gflops"]
     limits = df[(df["kind"] == "blas_limit") & (df["status"] == "ok")]
     default_limit = limits[limits["config"] != RESNET].groupby("run")["gflops"].max()
     df["limit_gflops"] = df["run"].map(default_limit)

@@ -131,7 +131,7 @@ def _judge(goal: Goal, df: pd.DataFrame) -> Verdict:
         # one deterministic count of bytes: its interval is the value itself
         bounds = (math.nan, math.nan) if ratio is None else (ratio, ratio)
         return Verdict(
-            goal, ratio, f"{best['backend']}, tracemalloc peak against the buffer", *bounds
+            goal, ratio, f"{best['backend']}, peak extra memory against the buffer", *bounds
         )
     if goal.against == BLAS_PRODUCT:
         yardsticks = df[

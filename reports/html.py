@@ -119,8 +119,15 @@ def _details(row: pd.Series) -> list[str]:
     if pd.notna(row["iqr"]):
         lines.append(f"IQR {_fmt_time(row['iqr'])}, {row['rounds']:.0f} rounds")
     if pd.notna(row["gflops"]) and row["flops"] > 0:
-        pct = "" if pd.isna(row["pct_limit"]) else f", {row['pct_limit']:.0f}% of the BLAS limit"
+        pct = "" if pd.isna(row["pct_peak"]) else f", {row['pct_peak']:.0f}% of the machine's peak"
         lines.append(f"{row['gflops']:.3g} GFLOP/s{pct}")
+        if pd.notna(row["roof_gflops"]):
+            lines.append(
+                f"{row['intensity']:.3g} FLOP/byte: the roof there is "
+                f"{row['roof_gflops']:.3g} GFLOP/s ({row['pct_roof']:.0f}% of it reached)"
+            )
+        if pd.notna(row["pct_limit"]):
+            lines.append(f"{row['pct_limit']:.0f}% of one big im2col + GEMM")
     if pd.notna(row["speedup"]):
         if row["speedup_extrapolated"]:
             lines.append(
@@ -228,7 +235,8 @@ def render_details(df: pd.DataFrame) -> str:
     has_flag = "flag" in ok
     head = ["pass", "shape", *(["run"] if multi else []), "backend", "median"]
     head += ["95% interval"] if has_interval else []
-    head += ["IQR", "rounds", "GFLOP/s", "% of BLAS limit", f"speedup over {BASELINE}"]
+    head += ["IQR", "rounds", "GFLOP/s", "% of peak", "FLOP/byte", "% of one im2col + GEMM"]
+    head += [f"speedup over {BASELINE}"]
     head += ["flag"] if has_flag else []
     rows = []
     for _, row in ok.iterrows():
@@ -245,6 +253,8 @@ def render_details(df: pd.DataFrame) -> str:
             _fmt_time(row["iqr"]) if pd.notna(row["iqr"]) else "",
             f"{row['rounds']:.0f}" if pd.notna(row["rounds"]) else "",
             f"{row['gflops']:.3g}" if row["flops"] > 0 else "",
+            f"{row['pct_peak']:.0f}%" if pd.notna(row["pct_peak"]) and row["flops"] > 0 else "",
+            f"{row['intensity']:.3g}" if pd.notna(row["intensity"]) else "",
             f"{row['pct_limit']:.0f}%" if pd.notna(row["pct_limit"]) and row["flops"] > 0 else "",
             speedup,
         ]
@@ -252,7 +262,7 @@ def render_details(df: pd.DataFrame) -> str:
         rows.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>")
     return (
         f"<details id='all-numbers'><summary>Every timed row with all its numbers ({len(rows)} "
-        "rows: median, IQR, rounds, GFLOP/s, share of the BLAS limit, speedup)</summary>"
+        "rows: median, IQR, rounds, GFLOP/s, share of the peak, intensity, speedup)</summary>"
         "<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>"
         + "".join(rows) + "</table></details>"
     )  # fmt: skip
@@ -318,6 +328,7 @@ def render_runs(runs: pd.DataFrame, df: pd.DataFrame) -> str:
         ("vector extensions", lambda run, d: d["vector"]),
         ("BLAS", lambda run, d: d["blas"]),
         ("cores and threads", lambda run, d: d["cores"]),
+        ("measured peak and bandwidth", lambda run, d: d["limits"]),
         ("GPU", lambda run, d: d["gpu"]),
         ("preset", lambda run, d: d["preset"]),
         ("duration", lambda run, d: d["duration"]),
@@ -531,10 +542,11 @@ configuration.</p>
 {_figures(df)}
 <h2>Results</h2>
 <p class='note'>The median time of each backend per pass and shape; &#9733; and green mark the
-fastest of a row. Hover a cell for its interval, IQR, rounds, GFLOP/s, share of the BLAS limit
-and speedup; all of them are also in the table under it. &ndash; is a case not timed (the
-reason is in its tooltip and in the next section). A column's underline is its colour in the
-plots: solid ours, dashed the article's seeds, dotted the libraries.</p>
+fastest of a row. Hover a cell for its interval, IQR, rounds, GFLOP/s, share of the machine's
+measured peak, arithmetic intensity and speedup; all of them are also in the table under it.
+&ndash; is a case not timed (the reason is in its tooltip and in the next section). A column's
+underline is its colour in the plots: solid ours, dashed the article's seeds, dotted the
+libraries.</p>
 {render_table(df)}
 {render_details(df)}
 <h2>Not timed</h2>

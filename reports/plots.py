@@ -35,6 +35,8 @@ PALETTE: dict[str, tuple[str, str]] = {
     "tiled_im2col": ("#1f77b4", "o"),
     "winograd": ("#2ca02c", "s"),
     "numba_direct": ("#9467bd", "D"),
+    "indirect_im2col": ("#393b79", "d"),
+    "mec": ("#637939", "p"),
     "naive_loop": ("#d62728", "v"),
     "batched_im2col": ("#ff7f0e", "^"),
     "strided_tensordot": ("#8c564b", "<"),
@@ -308,30 +310,40 @@ def exponents_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_gflops(df: pd.DataFrame) -> Figure:
-    """GFLOP/s against image size, the measured BLAS limit as a line."""
+    """GFLOP/s against image size, under the machine's measured peak; one big im2col + GEMM
+    as a second line."""
     title = "GFLOP/s against image size (higher is faster)"
     sweep = timed(df)
     sweep = sweep[sweep["flops"] > 0]
     if sweep.empty:
         return _empty(title, "no timed rows in the default sweep")
     fig, panels = _grid(_runs(sweep), _passes(sweep), title)
-    limits = sweep.groupby("run")["limit_gflops"].first()
-    limit_style: dict[str, Any] = {"color": "black", "linestyle": "-.", "linewidth": 1.2}
+    lines: dict[str, tuple[dict[str, Any], str]] = {
+        "peak_gflops": ({"color": "black", "linewidth": 1.4}, "the machine's measured peak"),
+        "limit_gflops": (
+            {"color": "black", "linestyle": "-.", "linewidth": 1.2},
+            "one big im2col + GEMM (a float32 BLAS product)",
+        ),
+    }
+    levels = {column: sweep.groupby("run")[column].first() for column in lines}
     for (run, pass_), ax in panels.items():
         rows = sweep[(sweep["run"] == run) & (sweep["pass"] == pass_)]
         for backend, group in rows.groupby("backend"):
             group = group.sort_values("h")
             gid = f"gflops:{run}:{pass_}"
             _series(ax, gid, group["h"], group["gflops"], str(backend), group["role"].iloc[0])
-        if pd.notna(limits.get(run)):
-            ax.axhline(limits[run], **limit_style)
+        for column, (line_style, _) in lines.items():
+            if pd.notna(levels[column].get(run)):
+                ax.axhline(levels[column][run], **line_style)
     axes = list(panels.values())
-    _log_axis(axes, [*sweep["gflops"], *limits.dropna()])
+    _log_axis(axes, [*sweep["gflops"], *(v for s in levels.values() for v in s.dropna())])
     _size_axis(axes, sweep["h"])
     _labels(panels, "image size (pixels per side)", "GFLOP/s")
-    extras = []
-    if limits.notna().any():
-        extras.append((Line2D([], [], **limit_style), "plain BLAS product of the im2col size"))
+    extras = [
+        (Line2D([], [], **line_style), label)
+        for column, (line_style, label) in lines.items()
+        if levels[column].notna().any()
+    ]
     _legend(fig, _roles(sweep), extras)
     return fig
 
@@ -351,6 +363,7 @@ def plot_memory(df: pd.DataFrame) -> Figure:
     grid = fig.subplots(per_run * len(runs), cols, squeeze=False, sharex=True, sharey=True)
     fig.suptitle(title)
     buffer_style: dict[str, Any] = {"color": "black", "linestyle": "--", "linewidth": 1}
+    estimate_style: dict[str, Any] = {"color": "grey", "linestyle": ":", "linewidth": 1.5}
     mib = 2.0**20
     used = []
     for i, run in enumerate(runs):
@@ -362,6 +375,8 @@ def plot_memory(df: pd.DataFrame) -> Figure:
             ax.grid(True, which="major", alpha=0.35)
             ax.plot(buffer.index, buffer / mib, **buffer_style)
             group = rows[(rows["run"] == run) & (rows["backend"] == backend)].sort_values("h")
+            estimate = group.dropna(subset=["memory_estimate_bytes"])
+            ax.plot(estimate["h"], estimate["memory_estimate_bytes"] / mib, **estimate_style)
             seen = group[group["peak_bytes"] > 0]
             if not seen.empty:
                 role = group["role"].iloc[0]
@@ -370,9 +385,9 @@ def plot_memory(df: pd.DataFrame) -> Figure:
             message = (
                 "not timed"
                 if group.empty
-                else "nothing seen: allocates\noutside numpy"
+                else "no growth seen\nbeyond the outputs"
                 if seen.empty
-                else "nothing seen at some sizes"
+                else "no growth seen at some sizes"
                 if len(seen) < len(group)
                 else ""
             )
@@ -382,7 +397,8 @@ def plot_memory(df: pd.DataFrame) -> Figure:
     for ax in (ax for row in grid for ax in row if ax not in used):
         ax.set_axis_off()
     positive = rows.loc[rows["peak_bytes"] > 0, "peak_bytes"]
-    _log_axis(used, [*(positive / mib), *(rows["cols_bytes"] / mib)])
+    estimates = rows["memory_estimate_bytes"].dropna()
+    _log_axis(used, [*(positive / mib), *(rows["cols_bytes"] / mib), *(estimates / mib)])
     _size_axis(used, rows["h"])
     for ax in used:
         ax.tick_params(axis="x", labelbottom=True)
@@ -393,14 +409,18 @@ def plot_memory(df: pd.DataFrame) -> Figure:
                 grid[i * per_run + j // cols][j % cols].set_xlabel("image size")
     for row in grid:
         row[0].set_ylabel("MiB")
-    _legend(fig, _roles(rows), [(Line2D([], [], **buffer_style), "full im2col buffer")])
+    extras = [(Line2D([], [], **buffer_style), "full im2col buffer")]
+    if not estimates.empty:
+        extras.append((Line2D([], [], **estimate_style), "the backend's memory_estimate"))
+    _legend(fig, _roles(rows), extras)
     return fig
 
 
 def plot_yardstick(df: pd.DataFrame) -> Figure:
-    """At the ResNet shape: each contender's time over torch_conv2d's and over the BLAS limit."""
+    """At the ResNet shape: each contender's time over torch_conv2d's and over one im2col + GEMM."""
     title = (
-        f"ResNet layer: time / {YARDSTICK} (filled) and time / BLAS limit (hollow); lower is faster"
+        f"ResNet layer: time / {YARDSTICK} (filled) and time / one big im2col + GEMM (hollow); "
+        "lower is faster"
     )
     ref = timed(df, RESNET)
     ours = ref[ref["role"].isin(["ours", "seed"])]
@@ -442,8 +462,71 @@ def plot_yardstick(df: pd.DataFrame) -> Figure:
     _legend(
         fig,
         _roles(ours),
-        [(filled, f"time / {YARDSTICK}"), (hollow, "time / BLAS limit (ideal at its GFLOP/s)")],
+        [
+            (filled, f"time / {YARDSTICK}"),
+            (hollow, "time / one big im2col + GEMM (the time at its GFLOP/s)"),
+        ],
     )
+    return fig
+
+
+def roofline_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The timed rows the roofline draws: the resnet configuration where a run has it, else the
+    default sweep's largest size; only rows with an intensity and a measured peak."""
+    rows = df[(df["kind"] == "conv") & (df["status"] == "ok") & (df["device"] != "gpu")]
+    rows = rows.dropna(subset=["intensity", "gflops", "peak_gflops", "bandwidth_gbs"])
+    picked = []
+    for _, run_rows in rows.groupby("run", sort=False):
+        at = run_rows[run_rows["config"] == RESNET]
+        if at.empty:
+            sweep = run_rows[run_rows["config"] == "default"]
+            at = sweep[sweep["h"] == sweep["h"].max()]
+        picked.append(at)
+    return pd.concat(picked) if picked else rows
+
+
+def plot_roofline(df: pd.DataFrame) -> Figure:
+    """GFLOP/s against arithmetic intensity, log-log, under the run's measured roof."""
+    title = "Roofline: GFLOP/s against FLOPs per byte moved (the roof is the machine's limit)"
+    rows = roofline_rows(df)
+    if rows.empty:
+        return _empty(title, "no run here measured the machine's peak and bandwidth")
+    fig, panels = _grid(_runs(rows), _passes(rows), title)
+    roof_style: dict[str, Any] = {"color": "black", "linewidth": 1.4}
+    gemm_style: dict[str, Any] = {"color": "black", "linestyle": ":", "linewidth": 1}
+    xs, ys = list(rows["intensity"]), list(rows["gflops"])
+    for _, run_rows in rows.groupby("run", sort=False):
+        first = run_rows.iloc[0]
+        peak, bandwidth = first["peak_gflops"], first["bandwidth_gbs"]
+        xs += [peak / bandwidth / 4, peak / bandwidth * 2]
+        ys += [peak, *run_rows["matmul_gflops"].dropna()]
+    lo, hi = min(xs) / 2, max(xs) * 2
+    for (run, pass_), ax in panels.items():
+        at = rows[(rows["run"] == run) & (rows["pass"] == pass_)]
+        run_rows = rows[rows["run"] == run]
+        if not run_rows.empty:
+            first = run_rows.iloc[0]
+            peak, bandwidth = first["peak_gflops"], first["bandwidth_gbs"]
+            grid = np.geomspace(lo, hi, 200)
+            ax.plot(grid, np.minimum(peak, bandwidth * grid), **roof_style)
+            if pd.notna(first.get("matmul_gflops")):
+                ax.axhline(first["matmul_gflops"], **gemm_style)
+        for _, row in at.iterrows():
+            _series(
+                ax, f"roofline:{run}:{pass_}", [row["intensity"]], [row["gflops"]],
+                row["backend"], row["role"], linestyle="none", markersize=8,
+            )  # fmt: skip
+    axes = list(panels.values())
+    _log_axis(axes, [lo, hi], axis="x")
+    _log_axis(axes, ys)
+    shapes = rows["config"] + " " + rows["h"].astype(int).astype(str) + " px"
+    config = ", ".join(sorted(set(shapes)))
+    _labels(panels, f"FLOPs per byte of modelled traffic ({config})", "GFLOP/s")
+    extras = [
+        (Line2D([], [], **roof_style), "roof: min(peak, bandwidth x intensity)"),
+        (Line2D([], [], **gemm_style), "square matrix product (BLAS)"),
+    ]
+    _legend(fig, _roles(rows), extras)
     return fig
 
 
@@ -501,19 +584,33 @@ PLOTS = (
     ),
     Plot(
         "gflops",
-        "GFLOP/s against the BLAS limit",
-        "The dash-dot line is a plain float32 BLAS product with the shape of the default "
-        "configuration's im2col product, timed in the same run: what one big im2col + GEMM "
-        "can reach, not a hardware ceiling. Cache-blocked products, and Winograd (credited "
-        "with the direct method's FLOPs while doing fewer multiplies), can pass it.",
+        "GFLOP/s against the machine's peak",
+        "The solid line is the machine's float32 peak, measured at the start of the run (the "
+        "higher of a large square BLAS product and a loop of fused multiply-adds). The "
+        "dash-dot line is one big im2col + GEMM: a float32 BLAS product with the shape of the "
+        "default configuration's im2col product, timed in the same run, not a ceiling. "
+        "Winograd is credited with the direct method's FLOPs while doing fewer multiplies, "
+        "so it can pass both.",
         plot_gflops,
+    ),
+    Plot(
+        "roofline",
+        "Roofline: how close each backend comes to the machine's limits",
+        "Each backend at its arithmetic intensity: the pass's FLOPs over the bytes its "
+        "traffic model says it moves (inputs, weights and outputs once; the column matrix "
+        "too where a backend writes it whole). The roof is the measured peak, or the STREAM "
+        "triad's bandwidth times the intensity where that is lower: a point far below it is "
+        "limited by neither. The dotted line is a large square BLAS product.",
+        plot_roofline,
     ),
     Plot(
         "memory",
         "Peak memory against the im2col buffer",
-        "One panel per backend, so no line hides another. tracemalloc sees numpy's "
-        "allocations only: where a backend allocates through numba or torch, nothing is seen, "
-        "and the panel says so instead of drawing a zero.",
+        "One panel per backend, so no line hides another. Each point is the growth of the "
+        "resident high-water mark over one forward + backward, in a child process per "
+        "backend, less the outputs y, dx, dw and db: numba's and torch's allocations "
+        "included. The dotted line is the backend's memory_estimate (its formula, or the "
+        "conservative default of the full column matrix and its gradient).",
         plot_memory,
     ),
     Plot(

@@ -75,6 +75,23 @@ def duration(seconds: Any) -> str:
     return f"{total // 3600} h {total % 3600 // 60} min"
 
 
+def measured_limits(machine_info: dict[str, Any]) -> str:
+    """The run's measured peaks and bandwidth: ``float32 230 GFLOP/s (fma; matmul 205), ...``."""
+    limits = _object(machine_info.get("peaks"))
+    parts = []
+    for dtype in ("float32", "float64"):
+        entry = _object(limits.get(dtype))
+        if isinstance(entry.get("peak_gflops"), (int, float)):
+            parts.append(
+                f"{dtype} {entry['peak_gflops']:.0f} GFLOP/s ({entry.get('peak_source')}; "
+                f"matmul {entry.get('matmul_gflops', float('nan')):.0f}, "
+                f"FMA loop {entry.get('fma_gflops', float('nan')):.0f})"
+            )
+    if isinstance(limits.get("bandwidth_gbs"), (int, float)):
+        parts.append(f"STREAM triad {limits['bandwidth_gbs']:.1f} GB/s")
+    return "; ".join(parts) or NOT_RECORDED
+
+
 def describe(machine_info: dict[str, Any], extra: dict[str, Any]) -> dict[str, str]:
     """The fields that tell a run apart, as display text, in the order a reader scans them."""
     cpu = _object(machine_info.get("cpu"))
@@ -88,6 +105,7 @@ def describe(machine_info: dict[str, Any], extra: dict[str, Any]) -> dict[str, s
         "blas": blas_library(machine_info),
         "cores": f"{cores or '?'} cores, {threads or '?'} threads",
         "gpu": str(machine_info.get("gpu") or "none"),
+        "limits": measured_limits(machine_info),
         "preset": str(extra.get("preset") or "unknown"),
         "duration": duration(extra.get("wall_s")),
         "backends": ", ".join(backends) if isinstance(backends, list) else NOT_RECORDED,

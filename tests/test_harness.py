@@ -91,6 +91,8 @@ def test_a_raising_backend_fails_only_its_own_benchmarks(broken_run: tuple[Any, 
     assert {f["backend"] for f in failed} == {"fake_broken"}
     assert len(failed) == 2 * 3  # two sizes that fit in memory, three passes
     assert all("planted failure" in f["reason"] for f in failed)
+    # its failure lines say what failed, with no warning that the fixture went unused
+    assert "not used at all" not in proc.stdout + proc.stderr
 
 
 def test_every_pass_and_the_blas_limit_are_in_the_json(broken_run: tuple[Any, Path]) -> None:
@@ -101,10 +103,16 @@ def test_every_pass_and_the_blas_limit_are_in_the_json(broken_run: tuple[Any, Pa
         (p, s) for p in ("forward", "backward", "step") for s in (8, 12)
     }
     assert all(i["flops"] > 0 and i["cols_bytes"] > 0 for i in ok)
-    assert all("peak_extra_bytes" in i for i in ok if i["pass"] == "step")
+    # measured in a child process, which found the fake backend through its module
+    steps = [i for i in ok if i["pass"] == "step"]
+    assert all(i["peak_extra_bytes"] >= 0 and i["high_water"] > 0 for i in steps), steps
+    assert all(i["traffic_bytes"] > 0 and i["memory_estimate_bytes"] > 0 for i in ok)
     assert any(i.get("kind") == "blas_limit" for i in infos)
     machine = run["machine_info"]
     assert {"blas", "numba_version", "numba_cuda_version", "gpu", "threads"} <= set(machine)
+    for dtype in ("float32", "float64"):
+        assert machine["peaks"][dtype]["peak_gflops"] > 0
+    assert machine["peaks"]["bandwidth_gbs"] > 0
 
 
 def test_timed_skipped_and_failed_rows_have_the_same_fields(broken_run: tuple[Any, Path]) -> None:
@@ -113,8 +121,9 @@ def test_timed_skipped_and_failed_rows_have_the_same_fields(broken_run: tuple[An
     timed = [b["extra_info"] for b in run["benchmarks"] if "backend" in b["extra_info"]]
     rows = {"ok": timed[0], "skipped": extra["skipped"][0], "failed": extra["failed"][0]}
     assert {status: row["status"] for status, row in rows.items()} == {s: s for s in rows}
-    measured = {"warmup_s", "second_call_s", "peak_extra_bytes", "peak_total_bytes",
-                "memory_method", "blocks", "settle_s", "untimed_calls", "window_topped_up_s",
+    measured = {"warmup_s", "second_call_s", "peak_extra_bytes", "resident_before",
+                "high_water", "outputs_bytes", "memory_method", "blocks", "settle_s",
+                "untimed_calls", "window_topped_up_s",
                 "wall_s", "own_cpu_s", "others_cpu_s", "others_cores", "cores", "load_before",
                 "load_after", "contended"}  # fmt: skip
     assert set(rows["ok"]) - measured == set(rows["skipped"]) == set(rows["failed"])
@@ -403,7 +412,9 @@ def test_a_busy_process_beside_the_rounds_is_seen_and_flagged(tmp_path: Path) ->
     assert "--threads 1" in proc.stdout
     report = Path(proc.stdout.strip().splitlines()[-1]).read_text()
     assert f"{len(rows)} of {len(rows)} timed rows are <b>contended</b>" in report
-    assert report.count("class='contended'") + report.count("class='fastest'") >= len(rows) - 1
+    table = report[report.index("<table id='results'>") :].split("</table>")[0]
+    conv = [row for row in rows if row["kind"] == "conv"]
+    assert table.count("&#9888;") == len(conv)  # each contended cell of a backend is marked
 
 
 def test_rerun_flagged_times_only_the_flagged_rows_and_keeps_the_others(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+import impls
 import reports
 from reports.html import render_table
 from reports.plots import PALETTE, PLOTS, STYLE, style
@@ -73,6 +74,37 @@ def with_resnet(run: dict[str, Any]) -> dict[str, Any]:
     return run
 
 
+#: what the harness measures of the machine at the start of a run (benchmarks/peaks.py)
+PEAKS = {
+    "threads": 2,
+    "float32": {"matmul_gflops": 205.0, "fma_gflops": 230.0, "peak_gflops": 230.0,
+                "peak_source": "fma"},
+    "float64": {"matmul_gflops": 101.0, "fma_gflops": 115.0, "peak_gflops": 115.0,
+                "peak_source": "fma"},
+    "bandwidth_gbs": 20.0,
+}  # fmt: skip
+
+
+def with_limits(run: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``run`` as the harness now saves it: the machine's peaks, and each row's
+    traffic and memory estimate from its backend."""
+    run = copy.deepcopy(run)
+    run["machine_info"]["peaks"] = PEAKS
+    for bench in run["benchmarks"]:
+        info = bench["extra_info"]
+        if info.get("kind", "conv") != "conv" or info.get("pass") not in impls.TRAFFIC_PASSES:
+            continue
+        backend = impls.get_backend(info["backend"])
+        geom = impls.resolve_geometry(
+            (info["n"], info["h"], info["w"], info["c_in"]),
+            (info["kh"], info["kw"], info["c_in"], info["c_out"]),
+            stride=info["stride"], padding=info["padding"], dilation=info["dilation"],
+        )  # fmt: skip
+        info["traffic_bytes"] = backend.traffic_bytes(geom, info["pass"], info["dtype"])
+        info["memory_estimate_bytes"] = backend.memory_estimate(geom, info["dtype"])
+    return run
+
+
 def write(path: Path, run: dict[str, Any]) -> Path:
     path.write_text(json.dumps(run))
     return path
@@ -91,8 +123,10 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 def frames(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
     """One run and two, each with a resnet configuration so that every figure has data."""
     folder = tmp_path_factory.mktemp("resnet")
-    mine = write(folder / "mine.json", with_resnet(SMOKE_RUN))
-    other = write(folder / "other.json", other_machine(with_resnet(SMOKE_RUN), "avx512-box"))
+    mine = write(folder / "mine.json", with_limits(with_resnet(SMOKE_RUN)))
+    other = other_machine(with_limits(with_resnet(SMOKE_RUN)), "avx512-box")
+    other["machine_info"]["peaks"] = {**PEAKS, "bandwidth_gbs": 40.0}
+    other = write(folder / "other.json", other)
     return {"one run": reports.load([mine]), "two runs": reports.load([mine, other])}
 
 
@@ -221,7 +255,7 @@ def test_memory_shows_what_tracemalloc_cannot_see_instead_of_a_floor(
         backend = ax.get_title()
         if backend in unseen:
             assert not _data_of(ax, "y")
-            assert any("nothing seen" in t.get_text() for t in ax.texts)
+            assert any("no growth seen" in t.get_text() for t in ax.texts)
         elif _data_of(ax, "y"):
             assert min(_data_of(ax, "y")) > 0
             # one backend per panel: no line can hide another
@@ -275,13 +309,13 @@ def test_each_skip_reason_is_shown_once(smoke_report: str) -> None:
 
 
 def test_every_number_is_one_hover_or_one_click_away(smoke_report: str) -> None:
-    """IQR, rounds, GFLOP/s and share of the limit: in each cell's tooltip and in a
-    collapsed table, with no script."""
+    """IQR, rounds, GFLOP/s and share of one big im2col + GEMM: in each cell's tooltip and in
+    a collapsed table, with no script."""
     assert "<script" not in smoke_report
     first = re.search(r"<td class='(?:t|fastest)' title='([^']*)'", smoke_report)
     assert first
     tooltip = unescape(first[1])
-    for number in ("IQR", "rounds", "GFLOP/s", "of the BLAS limit", "as fast as naive_loop"):
+    for number in ("IQR", "rounds", "GFLOP/s", "of one big im2col + GEMM", "as fast as naive_loop"):
         assert number in tooltip
     assert "<details id='all-numbers'>" in smoke_report
 
@@ -346,3 +380,62 @@ def test_the_table_shows_an_interval_and_a_flag_where_the_run_has_them() -> None
     assert all(ONE_NUMBER.match(c) for c in cells)
     assert all(" ±4%" in c for c in cells)
     assert any(c.endswith("⚠") for c in cells)
+
+
+def test_the_share_of_the_peak_and_the_intensity_come_from_the_run_alone(
+    frames: dict[str, pd.DataFrame],
+) -> None:
+    df = frames["two runs"]
+    rows = df[(df["kind"] == "conv") & (df["status"] == "ok") & (df["pass"] != "transfer")]
+    peak = rows["dtype"].map({d: PEAKS[d]["peak_gflops"] for d in ("float32", "float64")})
+    assert rows["pct_peak"].to_numpy() == pytest.approx((100 * rows["gflops"] / peak).to_numpy())
+    assert rows["intensity"].to_numpy() == pytest.approx(
+        (rows["flops"] / rows["traffic_bytes"]).to_numpy()
+    )
+    bandwidth = rows["run"].map({"avx512-box": 40.0}).fillna(20.0)
+    roof = (bandwidth * rows["intensity"]).clip(upper=peak)
+    assert rows["roof_gflops"].to_numpy() == pytest.approx(roof.to_numpy())
+
+
+def test_a_run_without_measured_limits_has_no_share_of_the_peak_and_no_roofline() -> None:
+    df = reports.load([SMOKE])
+    assert df["pct_peak"].isna().all()
+    fig = drawn(reports.plot_roofline, df)
+    assert "no run here measured" in fig.axes[0].texts[0].get_text()
+
+
+@pytest.mark.parametrize("runs", ["one run", "two runs"])
+def test_the_roofline_puts_each_backend_at_its_intensity_under_its_runs_roof(
+    frames: dict[str, pd.DataFrame], runs: str
+) -> None:
+    df = frames[runs]
+    fig = drawn(reports.plot_roofline, df)
+    resnet = df[(df["config"] == "resnet") & (df["status"] == "ok") & (df["kind"] == "conv")]
+    drawn_points = 0
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            gid = str(line.get_gid() or "")
+            if gid.startswith("series:"):
+                _, backend, _, run, pass_ = gid.split(":")
+                row = resnet[(resnet["backend"] == backend) & (resnet["pass"] == pass_)
+                             & (resnet["run"] == run)].iloc[0]  # fmt: skip
+                assert line.get_xdata()[0] == pytest.approx(row["intensity"])
+                assert line.get_ydata()[0] == pytest.approx(row["gflops"])
+                drawn_points += 1
+            elif line.get_linestyle() == "-":  # the roof
+                x, y = line.get_xdata(), line.get_ydata()
+                bandwidth = 40.0 if "avx512-box" in ax.get_title() else 20.0
+                assert max(y) == pytest.approx(PEAKS["float32"]["peak_gflops"])
+                assert y[0] == pytest.approx(bandwidth * x[0])
+    assert drawn_points == len(resnet[resnet["pass"].isin(impls.TRAFFIC_PASSES)])
+
+
+def test_the_report_gives_the_share_of_the_peak_and_the_measured_limits(tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    reports.build_report([write(tmp_path / "run.json", with_limits(SMOKE_RUN))], out)
+    html = unescape(out.read_text())
+    assert "% of the machine's peak" in html
+    assert "float32 230 GFLOP/s (fma; matmul 205, FMA loop 230)" in html
+    assert "STREAM triad 20.0 GB/s" in html
+    assert "plot-roofline" in html
+    assert "BLAS limit" not in html.replace("(BLAS limit)", "")

@@ -6,6 +6,8 @@ and the rules that turn measured CPU use into a flag.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from types import SimpleNamespace
@@ -13,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from benchmarks import timing
-from benchmarks.machine import CONTENDED_CORES, CpuSample, CpuUse
+from benchmarks.machine import CONTENDED_CORES, CpuSample, CpuUse, usable_cpus
 from benchmarks.matrix import PRESETS, Case, Conv, sweep_conv
 from benchmarks.timing import WARM_S, Blocks, Estimates, block_sizes, settle
 
@@ -159,3 +161,33 @@ def test_an_estimate_across_configurations_scales_by_pixels_or_flops() -> None:
     assert estimate is not None
     assert estimate.seconds == pytest.approx(0.1 * 25 / 9)  # 5x5 taps against 3x3
     assert estimate.source == sweep_conv(64)
+
+
+def busy_loop() -> None:
+    """A short compute-bound call: this process's threads use one core while it runs."""
+    end = time.process_time() + 0.002
+    while time.process_time() < end:
+        pass
+
+
+def test_busy_processes_beside_the_rounds_are_seen_as_contention() -> None:
+    """The detector on real processes: one busy loop per usable core runs beside 15 rounds
+    of a short timed loop, and the blocks' CPU use calls them contended. Nothing is timed:
+    only the CPU that other processes took is looked at."""
+    cores = len(usable_cpus())
+    code = "import time\nend = time.time() + 30\nwhile time.time() < end:\n    pass\n"
+    spinners = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(cores)]
+    try:
+        time.sleep(0.2)  # the spinners are running
+        blocks = Blocks(busy_loop, None, rounds=15)
+        for _ in range(blocks.rounds):
+            blocks.setup()
+            busy_loop()
+        use = blocks.cpu_use()
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+    assert use.others_cores > CONTENDED_CORES
+    assert use.contended(threads=cores)
+    assert use.info(cores)["contended"] is True
