@@ -15,7 +15,7 @@ import inspect
 from functools import cache
 from pathlib import Path
 
-from ._base import TRAFFIC_PASSES, Backend, Context, UnavailableBackend
+from ._base import TRAFFIC_PASSES, Backend, Context, SizeThreshold, UnavailableBackend
 from ._geometry import ConvGeometry, check_dtypes, pad_input, resolve_geometry
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "Backend",
     "Context",
     "ConvGeometry",
+    "SizeThreshold",
     "UnavailableBackend",
     "backend_names",
     "check_dtypes",

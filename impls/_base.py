@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -49,6 +49,31 @@ class Context:
     saved: Any
     guards: tuple[Guard, ...] = ()
     seal: int | None = None
+
+
+@dataclass(frozen=True)
+class SizeThreshold:
+    """A size past which a backend's code takes another path: a second block, a partial one.
+
+    Declared in ``Backend.size_thresholds``, so that the blocking tests run the backend on
+    shapes that cross it with a remainder, and fail when none of their shapes does.
+    """
+
+    #: what is cut into pieces, in a few words
+    what: str
+    #: (geom, dtype) -> whether a call of that shape crosses it with a remainder; it reads
+    #: the module's constants and the worker count at each call, so it sees them shrunk
+    crossed: Callable[[ConvGeometry, np.dtype], bool]
+    #: the module constant behind it, "module:NAME", that the tests set to ``shrunk``; only
+    #: for one that Python reads at each call (numba compiles its globals in as constants)
+    constant: str | None = None
+    #: the value the tests shrink ``constant`` to, so that small shapes cross it
+    shrunk: int | None = None
+
+    @staticmethod
+    def partial(count: int, block: int) -> bool:
+        """Whether ``count`` items make more than one block of ``block``, the last one partial."""
+        return count > block and count % block != 0
 
 
 def _layout(saved: Any) -> Any:
@@ -100,6 +125,9 @@ class Backend:
     #: outputs whose sum has it times real data do; "either" where it depends on the kernel a
     #: library picks. The reference's is the default.
     nonfinite_spread: ClassVar[Mapping[str, str]] = {"y": "channel", "dx": "data", "dw": "channel"}
+    #: the sizes past which the code takes another path (blocks, chunks, channel blocks, work
+    #: split over workers): the blocking tests cross each with a remainder
+    size_thresholds: ClassVar[tuple[SizeThreshold, ...]] = ()
     #: whether the full im2col matrix goes through memory (written, then read back by the
     #: product), which adds its bytes to the traffic model; False for a backend that builds no
     #: column matrix, or builds it in blocks that stay in cache

@@ -118,6 +118,11 @@ def split(total: int, macs: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise(bounds))
 
 
+def splits_past_workers(total: int, macs: int) -> bool:
+    """Whether ``split(total, macs)`` gives some worker of two or more a second job."""
+    return len(split(total, macs)) > worker_count() >= 2
+
+
 class PerThread(Generic[T]):
     """One buffer per thread that asks for one: the partial sums a thread's jobs share.
 

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
-from ._base import Backend
+from ._base import Backend, SizeThreshold
 from ._geometry import ConvGeometry, pad_input
 
 Saved = tuple[NDArray[np.floating], NDArray[np.floating]]
@@ -40,6 +40,11 @@ class TemplateBackend(Backend):  # rename the class; the backend's name is the f
     #: "either" if a library decides; tests/test_nonfinite.py checks it. The template's
     #: einsum multiplies padding, as the reference does
     nonfinite_spread: ClassVar[Mapping[str, str]] = {"y": "channel", "dx": "data", "dw": "channel"}
+    #: the sizes past which your code takes another path (blocks, chunks, channel blocks, work
+    #: over workers), each with a predicate saying whether a shape crosses it with a remainder
+    #: and the module constant the tests may shrink: tests/test_blocking.py then runs cases
+    #: that cross each one. None here: the template has no blocks
+    size_thresholds: ClassVar[tuple[SizeThreshold, ...]] = ()
     #: True if you write the full im2col matrix and read it back: the roofline's traffic model
     #: then counts it (override traffic_bytes to state your traffic otherwise)
     column_buffer: ClassVar[bool] = False

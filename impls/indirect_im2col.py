@@ -30,9 +30,9 @@ import numba
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from ._base import Backend
+from ._base import Backend, SizeThreshold
 from ._geometry import ConvGeometry
-from ._parallel import PerThread, run_jobs, split, worker_count
+from ._parallel import PerThread, run_jobs, split, splits_past_workers, worker_count
 from ._reductions import bias_grad
 from ._tiles import (
     OUTER_ROWS,
@@ -278,6 +278,38 @@ class IndirectIm2col(Backend):
         "dx": "channel",
         "dw": "channel",
     }
+    #: table rows in tiles of ROWS, channel blocks, dw's pixel items, tiles over workers
+    size_thresholds: ClassVar[tuple[SizeThreshold, ...]] = (
+        SizeThreshold(
+            "an image's output pixels in tiles of ROWS",
+            lambda geom, dtype: SizeThreshold.partial(geom.out_h * geom.out_w, ROWS),
+        ),
+        SizeThreshold(
+            "output channels in tile-row blocks (y)",
+            lambda geom, dtype: SizeThreshold.partial(geom.c_out, tile_lanes(dtype)),
+        ),
+        SizeThreshold(
+            "input channels in tile-row blocks (dx)",
+            lambda geom, dtype: SizeThreshold.partial(geom.c_in, tile_lanes(dtype)),
+        ),
+        SizeThreshold(
+            "dw's output pixels in items of DW_PIXELS",
+            lambda geom, dtype: SizeThreshold.partial(geom.out_h * geom.out_w, DW_PIXELS),
+        ),
+        SizeThreshold(
+            "dw's input x output channels in outer-product tiles",
+            lambda geom, dtype: (
+                SizeThreshold.partial(geom.c_in, OUTER_ROWS)
+                and SizeThreshold.partial(geom.c_out, tile_lanes(dtype, OUTER_TILES))
+            ),
+        ),
+        SizeThreshold(
+            "pixel tiles over the workers",
+            lambda geom, dtype: splits_past_workers(
+                geom.n * -(-(geom.out_h * geom.out_w) // ROWS), geom.flops_forward // 2
+            ),
+        ),
+    )
 
     def memory_estimate(self, geom: ConvGeometry, dtype: DTypeLike = np.float32) -> int:
         """The two tables, the weight blocks twice and one dw partial per worker."""

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from ._base import Backend
+from ._base import Backend, SizeThreshold
 from ._geometry import ConvGeometry
 from ._parallel import run_jobs, worker_count
 from ._reductions import bias_grad
@@ -98,6 +98,10 @@ class Mec(Backend):
     role: ClassVar[str] = "ours"
     #: saved holds x itself (fingerprinted) and a copy of w
     saved_by_reference: ClassVar[tuple[str, ...]] = ("x",)
+    #: workers own whole images
+    size_thresholds: ClassVar[tuple[SizeThreshold, ...]] = (
+        SizeThreshold("images over the workers", lambda geom, dtype: geom.n > worker_count() >= 2),
+    )
 
     def memory_estimate(self, geom: ConvGeometry, dtype: DTypeLike = np.float32) -> int:
         """Per worker: L and its gradient, the padded image twice, one row's products."""

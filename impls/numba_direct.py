@@ -26,9 +26,9 @@ import numba
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from ._base import Backend
+from ._base import Backend, SizeThreshold
 from ._geometry import ConvGeometry
-from ._parallel import PerThread, run_jobs, split, worker_count
+from ._parallel import PerThread, run_jobs, split, splits_past_workers, worker_count
 from ._reductions import bias_grad
 from ._tiles import (
     OUTER_ROWS,
@@ -243,6 +243,34 @@ class NumbaDirect(Backend):
         "dx": "channel",
         "dw": "channel",
     }
+    #: channel blocks of a tile row, pixel tiles, dw's outer-product tiles, tasks over workers
+    size_thresholds: ClassVar[tuple[SizeThreshold, ...]] = (
+        SizeThreshold(
+            "output channels in tile-row blocks (y)",
+            lambda geom, dtype: SizeThreshold.partial(geom.c_out, tile_lanes(dtype)),
+        ),
+        SizeThreshold(
+            "input channels in tile-row blocks (dx)",
+            lambda geom, dtype: SizeThreshold.partial(geom.c_in, tile_lanes(dtype)),
+        ),
+        SizeThreshold(
+            "an output row's pixels in tiles of ROWS",
+            lambda geom, dtype: SizeThreshold.partial(geom.out_w, ROWS),
+        ),
+        SizeThreshold(
+            "dw's input x output channels in outer-product tiles",
+            lambda geom, dtype: (
+                SizeThreshold.partial(geom.c_in, OUTER_ROWS)
+                and SizeThreshold.partial(geom.c_out, tile_lanes(dtype, OUTER_TILES))
+            ),
+        ),
+        SizeThreshold(
+            "output rows x channel blocks over the workers",
+            lambda geom, dtype: splits_past_workers(
+                geom.n * geom.out_h * -(-geom.c_out // tile_lanes(dtype)), geom.flops_forward // 2
+            ),
+        ),
+    )
 
     def memory_estimate(self, geom: ConvGeometry, dtype: DTypeLike = np.float32) -> int:
         """The weights in channel blocks, twice, and one dw partial per worker."""

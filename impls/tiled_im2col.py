@@ -25,7 +25,7 @@ import numba
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from ._base import Backend
+from ._base import Backend, SizeThreshold
 from ._geometry import ConvGeometry
 from ._parallel import run_jobs, worker_count
 from ._reductions import bias_grad
@@ -101,6 +101,23 @@ def _columns_are_x(geom: ConvGeometry) -> bool:
     return (geom.kh, geom.kw, geom.stride, geom.pad) == (1, 1, (1, 1), ((0, 0), (0, 0)))
 
 
+def _block_rows(geom: ConvGeometry, itemsize: int) -> int:
+    """Output pixels per column block: as many as BLOCK_BYTES hold, at least one."""
+    return max(1, BLOCK_BYTES // (geom.cols_shape[1] * itemsize))
+
+
+def _forward_blocks_cross(geom: ConvGeometry, dtype: np.dtype) -> bool:
+    """More column blocks than workers (each takes a second one), the last one partial."""
+    rows, block = geom.cols_shape[0], _block_rows(geom, dtype.itemsize)
+    return -(-rows // block) > worker_count() >= 2 and rows % block != 0
+
+
+def _backward_blocks_cross(geom: ConvGeometry, dtype: np.dtype) -> bool:
+    """More images than workers (each takes a second one), an image's last block partial."""
+    per_image, block = geom.out_h * geom.out_w, _block_rows(geom, dtype.itemsize)
+    return geom.n > worker_count() >= 2 and per_image > block and per_image % block != 0
+
+
 def _ranges(start: int, stop: int, step: int) -> Iterator[tuple[int, int]]:
     for p0 in range(start, stop, step):
         yield p0, min(p0 + step, stop)
@@ -115,17 +132,29 @@ class TiledIm2col(Backend):
     role: ClassVar[str] = "ours"
     #: saved holds x itself (fingerprinted) and a copy of w
     saved_by_reference: ClassVar[tuple[str, ...]] = ("x",)
+    #: column blocks over workers in forward, images over workers in backward
+    size_thresholds: ClassVar[tuple[SizeThreshold, ...]] = (
+        SizeThreshold(
+            "forward's column blocks over the workers",
+            _forward_blocks_cross,
+            "impls.tiled_im2col:BLOCK_BYTES",
+            4096,
+        ),
+        SizeThreshold(
+            "backward's images over the workers, each in column blocks",
+            _backward_blocks_cross,
+            "impls.tiled_im2col:BLOCK_BYTES",
+            4096,
+        ),
+    )
 
     def memory_estimate(self, geom: ConvGeometry, dtype: DTypeLike = np.float32) -> int:
         """Per worker a column buffer and two dw blocks, and the weight matrix twice."""
         itemsize = np.dtype(dtype).itemsize
         rows, k = geom.cols_shape
-        block = min(self._block_rows(geom, itemsize), rows) * k
+        block = min(_block_rows(geom, itemsize), rows) * k
         weights = k * geom.c_out
         return (worker_count() * (block + 2 * weights) + 2 * weights) * itemsize
-
-    def _block_rows(self, geom: ConvGeometry, itemsize: int) -> int:
-        return max(1, BLOCK_BYTES // (geom.cols_shape[1] * itemsize))
 
     def _forward(
         self,
@@ -140,7 +169,7 @@ class TiledIm2col(Backend):
         w_mat = np.array(w.reshape(k, geom.c_out), order="C")
         y = np.empty(geom.y_shape, dtype=x.dtype)
         y_mat = y.reshape(rows, geom.c_out)
-        block = self._block_rows(geom, x.itemsize)
+        block = _block_rows(geom, x.itemsize)
         workers = min(worker_count(), -(-rows // block))
         params = _window_params(geom)
 
@@ -169,7 +198,7 @@ class TiledIm2col(Backend):
         rows, k = geom.cols_shape
         dy_mat = np.ascontiguousarray(dy).reshape(rows, geom.c_out)
         w_mat_t = np.ascontiguousarray(w_mat.T)
-        block = self._block_rows(geom, x.itemsize)
+        block = _block_rows(geom, x.itemsize)
         per_image = geom.out_h * geom.out_w
         workers = min(worker_count(), geom.n)
         params = _window_params(geom)

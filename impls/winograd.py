@@ -31,9 +31,9 @@ import numba
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from ._base import Backend
+from ._base import Backend, SizeThreshold
 from ._geometry import ConvGeometry, IntOrPair, PaddingSpec, resolve_geometry
-from ._parallel import PerThread, run_jobs, split, worker_count
+from ._parallel import PerThread, run_jobs, split, splits_past_workers, worker_count
 from ._reductions import bias_grad
 from ._tiles import (
     OUTER_ROWS,
@@ -428,6 +428,22 @@ def _cost(u: NDArray[np.floating], n_tiles: int) -> int:
     return 2 * n_tiles * 36 * u.shape[1] * u.shape[2]
 
 
+def _n_tiles(geom: ConvGeometry) -> int:
+    """Output tiles of a forward call."""
+    return geom.n * _tiles(geom.out_h) * _tiles(geom.out_w)
+
+
+def _cost_of(geom: ConvGeometry) -> int:
+    """``_cost`` of a forward call, from its geometry."""
+    return 2 * _n_tiles(geom) * 36 * geom.c_in * geom.c_out
+
+
+def _chunks_cross(geom: ConvGeometry, dtype: np.dtype) -> bool:
+    """Some forward job has more tiles than a chunk, its last chunk partial."""
+    ranges = split(_n_tiles(geom), _cost_of(geom))
+    return any(SizeThreshold.partial(hi - lo, CHUNK_TILES) for lo, hi in ranges)
+
+
 def _correlate(
     x: NDArray[np.floating],
     u: NDArray[np.floating],
@@ -472,6 +488,26 @@ class Winograd(Backend):
     role: ClassVar[str] = "ours"
     #: saved holds x itself (fingerprinted) and a copy of w
     saved_by_reference: ClassVar[tuple[str, ...]] = ("x",)
+    #: tile chunks, transform channel blocks, register tiles, tiles over workers
+    size_thresholds: ClassVar[tuple[SizeThreshold, ...]] = (
+        SizeThreshold("a job's tiles in chunks of CHUNK_TILES", _chunks_cross),
+        SizeThreshold(
+            "input channels in transform blocks of CHANNEL_BLOCK",
+            lambda geom, dtype: SizeThreshold.partial(geom.c_in, CHANNEL_BLOCK),
+        ),
+        SizeThreshold(
+            "output channels in tile-row blocks",
+            lambda geom, dtype: SizeThreshold.partial(geom.c_out, tile_lanes(dtype)),
+        ),
+        SizeThreshold(
+            "a chunk's tiles in register tiles of ROWS",
+            lambda geom, dtype: SizeThreshold.partial(_n_tiles(geom) % CHUNK_TILES, ROWS),
+        ),
+        SizeThreshold(
+            "tiles over the workers",
+            lambda geom, dtype: splits_past_workers(_n_tiles(geom), _cost_of(geom)),
+        ),
+    )
 
     def memory_estimate(self, geom: ConvGeometry, dtype: DTypeLike = np.float32) -> int:
         """The transformed filter, per worker two chunk buffers, and dw's partials and sum."""

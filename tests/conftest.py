@@ -1,4 +1,5 @@
-"""Test set-up: the CUDA simulator where no GPU is present, and parametrization over backends."""
+"""Test set-up: the CUDA simulator where no GPU is present, parametrization over backends, and
+hypothesis's profile."""
 
 from __future__ import annotations
 
@@ -10,6 +11,18 @@ import pytest
 
 import impls
 from tests.support import CASES, DTYPES
+
+try:
+    import hypothesis
+except ImportError:  # the property tests skip themselves
+    hypothesis = None
+
+if hypothesis is not None:
+    # the same draws on every run, so a catch is never luck (CI and by default);
+    # HYPOTHESIS_PROFILE=explore draws afresh each run and keeps failures in .hypothesis/
+    hypothesis.settings.register_profile("derandomized", derandomize=True, database=None)
+    hypothesis.settings.register_profile("explore", derandomize=False)
+    hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "derandomized"))
 
 
 @pytest.hookimpl(tryfirst=True)

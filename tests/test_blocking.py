@@ -1,15 +1,18 @@
 """Our blocked backends are right across their size thresholds: tiles, chunks, blocks, workers.
 
 The conformance grid's shapes are small, so a register tile or a chunk there is always the
-first and last one. These cases cross every threshold of the blocked backends (derived from
-their constants, so they follow a change of them): more channels than a register tile's
-lanes and a transform's channel block, more pixels than a tile's rows and a dw work item,
-more Winograd tiles than a chunk, leftovers past each of them, and every call split over
-workers.
+first and last one. Each backend declares its thresholds (``Backend.size_thresholds``): the
+cases here run every backend that declares any, with the constants Python reads at each call
+shrunk to the declared values, as they are and with every call split over three workers, and
+a test fails when no case crosses a declared threshold with a remainder. The shapes derive
+from the constants numba compiles in (tile rows, lanes, chunks), so they follow a change.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -17,9 +20,8 @@ import pytest
 
 import impls
 from impls import _parallel
-from impls._tiles import OUTER_ROWS, ROWS, tile_lanes
-from impls.indirect_im2col import DW_PIXELS
-from impls.winograd import CHANNEL_BLOCK, CHUNK_TILES
+from impls._tiles import OUTER_ROWS, tile_lanes
+from impls.winograd import CHANNEL_BLOCK
 from tests.support import DTYPES, Case, assert_close, declines, make_inputs, run_backend
 
 REFERENCE = impls.get_backend("reference")
@@ -50,38 +52,86 @@ CASES = [
     # a 1x1 kernel: the column matrix is x itself, then subsampled by the stride
     Case("1x1", (2, 9, 10, OUTER_ROWS + 1), (1, 1, OUTER_ROWS + 1, LANES)),
     Case("1x1-stride2", (2, 9, 10, 8), (1, 1, 8, LANES), stride=2),
+    # more images than workers, and 70 output channels: whole tile rows and a partial last
+    # one at every vector width
+    Case("images-70-channels", (5, 7, 9, 6), (3, 3, 6, 70), stride=(1, 2), padding="SAME"),
 ]
+MODES = ["as-is", "every-call-split"]
 
 
-def test_the_cases_cross_the_thresholds() -> None:
-    geom = impls.resolve_geometry(CASES[0].x_shape, CASES[0].w_shape, **CASES[0].kwargs)
-    assert geom.out_h * geom.out_w > DW_PIXELS
-    assert (geom.out_h * geom.out_w) % ROWS
-    assert geom.n * -(-geom.out_h // 4) * -(-geom.out_w // 4) > CHUNK_TILES
-    assert CASES[1].x_shape[3] > CHANNEL_BLOCK
+def declaring() -> list[str]:
+    """The backends that declare size thresholds."""
+    return [n for n in impls.backend_names() if impls.get_backend(n).size_thresholds]
 
 
-def ours() -> list[str]:
-    """Our backends: the ones with tiles, chunks and workers."""
-    return [n for n in impls.backend_names() if impls.get_backend(n).role == "ours"]
+@contextmanager
+def sizes(backend: impls.Backend, mode: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The backend's declared constants shrunk; in "every-call-split", three workers that
+    take work however small, whatever the machine."""
+    with monkeypatch.context() as patch:
+        for threshold in backend.size_thresholds:
+            if threshold.constant is not None:
+                module, _, name = threshold.constant.partition(":")
+                patch.setattr(importlib.import_module(module), name, threshold.shrunk)
+        if mode == "every-call-split":
+            patch.setattr(_parallel, "MIN_MACS_PER_WORKER", 1)
+            # every module's worker_count() asks this object
+            patch.setattr(_parallel._SERIAL_BLAS, "threads", lambda: 3)
+        yield
 
 
-@pytest.mark.parametrize("split", [False, True], ids=["as-is", "every-call-split"])
+@pytest.mark.parametrize("backend_name", declaring())
+def test_every_declared_threshold_is_crossed(
+    backend_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = impls.get_backend(backend_name)
+    crossed = set()
+    for mode in MODES:
+        with sizes(backend, mode, monkeypatch):
+            for case in CASES:
+                geom = impls.resolve_geometry(case.x_shape, case.w_shape, **case.kwargs)
+                for dtype in map(np.dtype, DTYPES):
+                    if declines(backend, case, dtype) is None:
+                        thresholds = backend.size_thresholds
+                        crossed |= {t.what for t in thresholds if t.crossed(geom, dtype)}
+    missing = [t.what for t in backend.size_thresholds if t.what not in crossed]
+    assert not missing, f"no case crosses {backend_name}'s {missing}: add one to CASES"
+
+
+def test_a_declared_constant_exists_and_is_shrunk() -> None:
+    for name in declaring():
+        for threshold in impls.get_backend(name).size_thresholds:
+            if threshold.constant is None:
+                continue
+            module, _, attr = threshold.constant.partition(":")
+            value = getattr(importlib.import_module(module), attr)
+            assert threshold.shrunk is not None, threshold
+            assert 0 < threshold.shrunk < value, threshold
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 @pytest.mark.parametrize("shape", CASES, ids=[c.id for c in CASES])
-@pytest.mark.parametrize("backend_name", ours())
+@pytest.mark.parametrize("backend_name", declaring())
 def test_blocked_backends_match_the_reference(
-    backend_name: str, shape: Case, dtype: Any, split: bool, monkeypatch: pytest.MonkeyPatch
+    backend_name: str, shape: Case, dtype: Any, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     backend = impls.get_backend(backend_name)
     if reason := declines(backend, shape, dtype):
         pytest.skip(f"{backend_name} declines {shape.id}: {reason}")
-    if split:
-        # three workers whatever the machine, each taking work however small
-        monkeypatch.setattr(_parallel, "MIN_MACS_PER_WORKER", 1)
-        monkeypatch.setattr(_parallel, "worker_count", lambda: 3)
     x, w, b = make_inputs(shape, dtype)
     expected = run_backend(REFERENCE, x, w, b, dy_seed=1, **shape.kwargs)
-    actual = run_backend(backend, x, w, b, dy_seed=1, **shape.kwargs)
+    with sizes(backend, mode, monkeypatch):
+        actual = run_backend(backend, x, w, b, dy_seed=1, **shape.kwargs)
     for name, got, want in zip(("y", "dx", "dw", "db"), actual, expected, strict=True):
         assert_close(got, want, dtype, f"{backend_name} {name} on {shape.id}")
+
+
+@pytest.mark.parametrize(
+    ("count", "block", "crossed"),
+    [(10, 4, True), (5, 4, True), (8, 4, False), (4, 4, False), (3, 4, False), (1, 1, False)],
+)
+def test_partial_means_more_than_one_block_and_the_last_one_cut(
+    count: int, block: int, crossed: bool
+) -> None:
+    assert impls.SizeThreshold.partial(count, block) is crossed

@@ -82,3 +82,21 @@ def test_fingerprint_notices_swapped_elements_and_reads_any_layout() -> None:
     assert fingerprint(swapped.reshape(a.shape)) != fingerprint(a)
     assert fingerprint(np.asfortranarray(a)) == fingerprint(a)
     assert fingerprint(a[:, ::2]) == fingerprint(a[:, ::2].copy())
+
+
+def test_every_single_element_change_is_refused(backend_name: str) -> None:
+    """A one-element change of eight different x, each refused: a digest compared by order,
+    not equality, would let about half of them through."""
+    backend = usable_backend(backend_name)
+    if "x" not in backend.saved_by_reference or declines(backend, CASE, np.float64):
+        pytest.skip(f"{backend_name} keeps no x by reference here")
+    dy = backend.to_device(np.ones((2, 7, 6, 4)))
+    for k in range(8):
+        x, w, b = make_inputs(CASE, np.float64, seed=k)
+        x_dev = backend.to_device(x.copy())
+        _, ctx = backend.forward(x_dev, backend.to_device(w), backend.to_device(b), **CASE.kwargs)
+        changed = x.copy()
+        changed.flat[17 * k] += 0.5 + k
+        overwrite(x_dev, changed)
+        with pytest.raises(ValueError, match="x was changed in place since forward"):
+            backend.backward(dy, ctx)

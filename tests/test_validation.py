@@ -64,6 +64,11 @@ def test_dy_of_the_wrong_shape_or_dtype(backend_name: str) -> None:
         backend.backward(backend.to_device(np.zeros((2, 6, 5, 3), np.float32)), ctx)
     with pytest.raises(ValueError, match="dy has dtype"):
         backend.backward(backend.to_device(np.zeros((2, 6, 5, 4), np.float64)), ctx)
+    # and the other way round: a float32 dy for a float64 forward
+    x64, w64, b64 = (backend.to_device(a.astype(np.float64)) for a in (X, W, B))
+    _, ctx = backend.forward(x64, w64, b64, padding="SAME")
+    with pytest.raises(ValueError, match="dy has dtype"):
+        backend.backward(backend.to_device(np.zeros((2, 6, 5, 4), np.float32)), ctx)
 
 
 def test_dy_that_is_none_or_unreadable(backend_name: str) -> None:
@@ -166,3 +171,18 @@ def test_flop_count_and_cols_bytes() -> None:
     assert geom.flops_forward == 2 * 8 * 32 * 32 * 32 * 3 * 3 * 16
     assert geom.flops_backward == 2 * geom.flops_forward
     assert geom.cols_bytes(4) == 8 * 32 * 32 * 3 * 3 * 16 * 4
+
+
+def test_a_cpu_backend_reads_torch_tensors_as_numpy_does(backend_name: str) -> None:
+    """Anything numpy reads is an input, tensors too: they have a shape and a dtype, but only
+    a GPU backend takes them as they are."""
+    torch = pytest.importorskip("torch", reason="torch not installed (pip install -e .[peers])")
+    backend = usable_backend(backend_name)
+    if backend.device != "cpu":
+        pytest.skip(f"{backend_name} keeps its arrays on a {backend.device}")
+    x, w, b = (a.astype(np.float64) for a in (X + 0.5, W + 0.25, B + 1.0))
+    y, ctx = backend.forward(*(torch.from_numpy(a) for a in (x, w, b)), padding="SAME")
+    expected, _ = impls.get_backend("reference").forward(x, w, b, padding="SAME")
+    assert_close(backend.to_numpy(y), expected, np.float64, f"{backend_name} y from tensors")
+    grads = backend.backward(torch.ones(tuple(y.shape), dtype=torch.float64), ctx)
+    assert all(isinstance(backend.to_numpy(g), np.ndarray) for g in grads)
