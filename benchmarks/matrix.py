@@ -148,7 +148,7 @@ PRESETS = {
         max_rounds=25,
         round_budget_s=0.6,
         max_call_s=2.0,
-        session_budget_s=450,
+        session_budget_s=600,
     ),
     "full": Preset(
         "full",
