@@ -70,6 +70,16 @@ def channel_blocks(a: NDArray[np.floating]) -> NDArray[np.floating]:
     return np.ascontiguousarray(np.moveaxis(blocks, -2, 0))
 
 
+def weight_blocks_bytes(kh: int, kw: int, c_in: int, c_out: int, workers: int, dtype: Any) -> int:
+    """What a register-tiled backend holds besides its tables: w in channel blocks for y
+    (C_out blocked) and for dx (C_in blocked), and one dw partial per worker."""
+    nr = tile_lanes(dtype)
+    taps = kh * kw
+    blocks = taps * (c_in * -(-c_out // nr) + c_out * -(-c_in // nr))
+    partials = workers * taps * c_in * c_out
+    return (blocks * nr + partials) * np.dtype(dtype).itemsize
+
+
 def lanes(a: Any, vectors: int) -> int:
     """In jitted code: ``tile_lanes(a.dtype, vectors)``, as a compile-time constant.
 

@@ -48,6 +48,7 @@ from ._tiles import (
     register_tile,
     store_rows,
     tile_lanes,
+    weight_blocks_bytes,
     zero_outer,
     zero_rows,
 )
@@ -313,14 +314,11 @@ class IndirectIm2col(Backend):
 
     def memory_estimate(self, geom: ConvGeometry, dtype: DTypeLike = np.float32) -> int:
         """The two tables, the weight blocks twice and one dw partial per worker."""
-        itemsize = np.dtype(dtype).itemsize
-        nr = tile_lanes(dtype)
-        taps = geom.kh * geom.kw
         table_rows = _padded_rows(geom.out_h * geom.out_w) + _padded_rows(geom.h * geom.w)
-        tables = table_rows * (taps + 1) * np.dtype(np.intp).itemsize
-        blocks = taps * (geom.c_in * -(-geom.c_out // nr) + geom.c_out * -(-geom.c_in // nr))
-        partials = worker_count() * taps * geom.c_in * geom.c_out
-        return tables + (blocks * nr + partials) * itemsize
+        tables = table_rows * (geom.kh * geom.kw + 1) * np.dtype(np.intp).itemsize
+        return tables + weight_blocks_bytes(
+            geom.kh, geom.kw, geom.c_in, geom.c_out, worker_count(), dtype
+        )
 
     def _forward(
         self,

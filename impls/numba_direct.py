@@ -44,6 +44,7 @@ from ._tiles import (
     madd_rows,
     register_tile,
     tile_lanes,
+    weight_blocks_bytes,
     zero_outer,
     zero_rows,
 )
@@ -274,11 +275,7 @@ class NumbaDirect(Backend):
 
     def memory_estimate(self, geom: ConvGeometry, dtype: DTypeLike = np.float32) -> int:
         """The weights in channel blocks, twice, and one dw partial per worker."""
-        nr = tile_lanes(dtype)
-        taps = geom.kh * geom.kw
-        blocks = taps * (geom.c_in * -(-geom.c_out // nr) + geom.c_out * -(-geom.c_in // nr))
-        partials = worker_count() * taps * geom.c_in * geom.c_out
-        return (blocks * nr + partials) * np.dtype(dtype).itemsize
+        return weight_blocks_bytes(geom.kh, geom.kw, geom.c_in, geom.c_out, worker_count(), dtype)
 
     def _forward(
         self,
