@@ -34,6 +34,8 @@ if TYPE_CHECKING:  # reports imports pandas and matplotlib: only when a run is s
 
 #: the folder of this package: the benchmark modules that plain ``pytest`` leaves alone
 BENCHMARKS_DIR = Path(__file__).parent
+#: the benchmarks' module, as its tests are named from the repository's root
+BENCHMARKS_MODULE = f"{BENCHMARKS_DIR.name}/test_conv.py"
 #: what ``im2col_bench`` in the run's JSON looks like; 1 named the resnet configuration "reference"
 JSON_FORMAT = 2
 #: skip reasons that hold for every case of a backend
@@ -167,8 +169,9 @@ class Harness:
     ) -> None:
         if self.settings.rerun is None:
             return
-        keep = [item for item in items if item.nodeid in self.settings.flagged]
-        dropped = [item for item in items if item.nodeid not in self.settings.flagged]
+        flagged = {case_key(name) for name in self.settings.flagged}
+        keep = [item for item in items if case_key(item.nodeid) in flagged]
+        dropped = [item for item in items if case_key(item.nodeid) not in flagged]
         if dropped:
             config.hook.pytest_deselected(items=dropped)
             items[:] = keep
@@ -361,6 +364,10 @@ class Harness:
         machine_info.update(self.machine or machine_extras(self.settings.threads))
 
     def pytest_benchmark_update_json(self, output_json: dict[str, Any]) -> None:
+        for bench in output_json["benchmarks"]:
+            # named from the repository, whatever pytest took for the rootdir, so that runs
+            # compare and rerun by name
+            bench["fullname"] = f"{BENCHMARKS_MODULE}::{case_key(bench['fullname'])}"
         output_json["im2col_bench"] = self.run_extra()
         if self.settings.rerun is not None:
             self.carry_over(output_json, self.settings.rerun)
@@ -370,12 +377,12 @@ class Harness:
         from reports import read_run
 
         previous = read_run(rerun)
-        timed = {b["fullname"] for b in output_json["benchmarks"]}
+        timed = {case_key(b["fullname"]) for b in output_json["benchmarks"]}
         source = str(rerun)
         output_json["benchmarks"] += [
             {**b, "extra_info": {**(b.get("extra_info") or {}), "carried_from": source}}
             for b in previous["benchmarks"]
-            if b.get("fullname") not in timed
+            if case_key(str(b.get("fullname"))) not in timed
         ]
         extra, old = output_json["im2col_bench"], previous.get("im2col_bench") or {}
         for key in ("skipped", "failed"):
@@ -564,6 +571,12 @@ class Harness:
             self.limiter.restore_original_limits()
         if self.outcome:
             self.write_line(self.outcome)
+
+
+def case_key(name: str) -> str:
+    """A benchmark's test and case from its full name, the same whatever pytest took for the
+    rootdir (a ``--report-dir DIR`` with a space can move it: then the file part differs)."""
+    return name.rsplit("::", 1)[-1]
 
 
 def skip_prefix(case: Case | BlasCase, reason: str) -> str:
