@@ -40,9 +40,8 @@ paddings = st.one_of(
 )
 
 
-@st.composite
-def cases(draw: Any) -> Case:
-    """A random convolution with a non-empty output."""
+def _random_case(draw: Any) -> Case:
+    """A random convolution, its output possibly empty: what both strategies below filter."""
     c_in = draw(st.integers(1, 4))
     case = Case(
         "random",
@@ -52,6 +51,13 @@ def cases(draw: Any) -> Case:
         padding=draw(paddings),
         dilation=draw(st.one_of(st.integers(1, 2), pairs)),
     )
+    return case
+
+
+@st.composite
+def cases(draw: Any) -> Case:
+    """A random convolution with a non-empty output."""
+    case = _random_case(draw)
     try:
         impls.resolve_geometry(case.x_shape, case.w_shape, **case.kwargs)
     except ValueError:
@@ -120,15 +126,7 @@ def test_random_configurations_match_reference(backend_name: str) -> None:
 @st.composite
 def raw_cases(draw: Any) -> Case:
     """A random convolution whose output the oracle, not impls, finds non-empty."""
-    c_in = draw(st.integers(1, 4))
-    case = Case(
-        "random",
-        x_shape=(draw(st.integers(1, 3)), draw(st.integers(1, 11)), draw(st.integers(1, 11)), c_in),
-        w_shape=(draw(st.integers(1, 5)), draw(st.integers(1, 5)), c_in, draw(st.integers(1, 4))),
-        stride=draw(st.one_of(st.integers(1, 3), pairs)),
-        padding=draw(paddings),
-        dilation=draw(st.one_of(st.integers(1, 2), pairs)),
-    )
+    case = _random_case(draw)
     hypothesis.assume(min(oracle.output_hw(case.x_shape, case.w_shape, **case.kwargs)) >= 1)
     return case
 
