@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import runinfo
 from .stats import Interval, is_noisy, median_interval, ratio_interval
 
 #: the baseline every speedup is measured against
@@ -185,6 +186,7 @@ def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
             for b in pools
             if isinstance(b, dict)
         )
+        described = machine(run)
         rows.append(
             {
                 "run": label,
@@ -198,8 +200,8 @@ def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
                 "system": f"{info.get('system')} {info.get('release')}",
                 "python": info.get("python_version"),
                 "blas": blas or "unknown",
-                "blas_kernel": machine(run)["BLAS kernel"] or "unknown",
-                "vector_extensions": machine(run)["vector extensions"] or "unknown",
+                "blas_kernel": described["BLAS kernel"] or "unknown",
+                "vector_extensions": described["vector extensions"] or "unknown",
                 "numpy": info.get("numpy_version"),
                 "numba": info.get("numba_version"),
                 "numba_cuda": info.get("numba_cuda_version"),
@@ -217,21 +219,17 @@ def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
 
 
 #: vector extensions, widest first, as py-cpuinfo names them in machine_info["cpu"]["flags"]
-VECTOR_EXTENSIONS = ("avx512f", "avx2", "avx", "sse4_2", "neon", "asimd")
-
-
 def machine(run: dict[str, Any]) -> dict[str, str]:
     """The fields of a run's machine that change timings; "" where the run did not record one."""
     info = run["machine_info"]
     cpu = json_object(info.get("cpu"))
     blas = info.get("blas")
     pools = [p for p in blas if isinstance(p, dict)] if isinstance(blas, list) else []
-    flags: list[Any] = cpu["flags"] if isinstance(cpu.get("flags"), list) else []
-    model = " ".join(f"{key} {cpu[key]}" for key in ("family", "model") if cpu.get(key) is not None)
-    brand = str(cpu.get("brand_raw") or info.get("processor") or "")
+    flags = cpu["flags"] if isinstance(cpu.get("flags"), list) else None
+    recorded = cpu.get("brand_raw") or info.get("processor")
     return {
-        "CPU": f"{brand} ({model})" if brand and model else brand,
-        "vector extensions": next((f for f in VECTOR_EXTENSIONS if f in flags), ""),
+        "CPU": runinfo.cpu_model(info) if recorded else "",
+        "vector extensions": runinfo.vector_extensions(flags) if flags else "",
         # threadpoolctl lists the libraries in the order they were loaded: sort them
         "BLAS": "; ".join(sorted(f"{p.get('internal_api')} {p.get('version')}" for p in pools)),
         "BLAS kernel": "; ".join(
