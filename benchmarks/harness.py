@@ -36,8 +36,6 @@ if TYPE_CHECKING:  # reports imports pandas and matplotlib: only when a run is s
 BENCHMARKS_DIR = Path(__file__).parent
 #: the benchmarks' module, as its tests are named from the repository's root
 BENCHMARKS_MODULE = f"{BENCHMARKS_DIR.name}/test_conv.py"
-#: what ``im2col_bench`` in the run's JSON looks like; 1 named the resnet configuration "reference"
-JSON_FORMAT = 2
 #: skip reasons that hold for every case of a backend
 BACKEND_WIDE = ("unavailable:", "runs on numba's CUDA simulator")
 #: seconds spent looking at the machine's load before the first benchmark
@@ -399,6 +397,8 @@ class Harness:
 
     def run_extra(self) -> dict[str, Any]:
         """What the run's JSON keeps under ``im2col_bench``."""
+        from reports.data import JSON_FORMAT
+
         return {
             "dx_check": self.dx_check(),
             "format": JSON_FORMAT,
@@ -458,7 +458,8 @@ class Harness:
         """Each timed CPU step's true peak extra memory, in a child process per backend.
 
         After the timing, so no child runs beside a benchmark. A Ctrl-C stops it, and the run
-        is saved with what was measured (interrupted).
+        is saved with what was measured (interrupted). Whatever else goes wrong costs only the
+        memory: each step not measured keeps why in ``memory_error``, shown in the report.
         """
         from . import memory
 
@@ -479,8 +480,13 @@ class Harness:
             except KeyboardInterrupt:
                 self.interrupted = True
                 return
+            except Exception as exc:  # a bug here must not cost the run
+                results = {c.id: {"memory_error": f"{type(exc).__name__}: {exc}"} for c in convs}
+            why = {results[c.id]["memory_error"] for c in convs if "memory_error" in results[c.id]}
             for conv, info, _ in cases:
                 info.update(results[conv.id])
+            for reason in sorted(why):
+                self.write_line(f"im2col-bench: memory of {name} not measured: {reason}")
 
     def save(self, exitstatus: int) -> None:
         """Save the run's JSON, then its report and the index; the JSON survives a Ctrl-C."""

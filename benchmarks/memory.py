@@ -8,7 +8,8 @@ backend needed beyond its inputs and outputs. One child measures a backend's con
 from the smallest up, each after a warm-up step at batch 1 (JIT compilation, thread pools)
 and one at its own size (a library's one-time buffers: the steady state is measured),
 and with glibc's mmap threshold fixed, so the large buffers of one configuration go back to
-the system before the next one is measured.
+the system before the next one is measured. The child writes its results to a file of their
+own, so nothing a backend prints can corrupt them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -130,8 +132,8 @@ def measure(
 
     The child imports the module that defines the backend's class first, so a backend that a
     plugin adds to ``impls`` is found there too. A configuration the child could not measure
-    (it failed, ran out of time or memory) maps to ``{"memory_error": why}``; the ones
-    measured before it keep their numbers.
+    (it failed, ran out of time or memory, was killed) maps to ``{"memory_error": why}``; the
+    ones measured before it keep their numbers.
     """
     ok, why = supported()
     if not ok:
@@ -141,48 +143,84 @@ def measure(
         **os.environ,
         "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])]),
     }
+    fd, results_path = tempfile.mkstemp(prefix="im2col-bench-memory-", suffix=".jsonl")
+    os.close(fd)
     spec = {
         "backend": backend.name,
         "module": type(backend).__module__,
         "threads": threads,
         "convs": [asdict(c) for c in convs],
+        "results": results_path,
     }
+    try:
+        failure = _run_child(spec, env, root, timeout_s)
+        results = _read_results(Path(results_path), {c.id for c in convs})
+    finally:
+        os.unlink(results_path)
+    failure = failure or "the child process ended without its result"
+    results.update({c.id: {"memory_error": failure} for c in convs if c.id not in results})
+    return results
+
+
+def _run_child(spec: dict[str, Any], env: dict[str, str], root: str, timeout_s: float) -> str:
+    """Run the child on ``spec``; why it failed, or "" when it exited cleanly.
+
+    Its output is never read as results: what a backend prints goes nowhere, and the last
+    line of its error output says why it failed.
+    """
     try:
         done = subprocess.run(
             [sys.executable, "-m", __name__],
             input=json.dumps(spec),
-            capture_output=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             text=True,
+            errors="replace",
             env=env,
             cwd=root,
             timeout=timeout_s,
         )
-        out, err = done.stdout, done.stderr
-        failure = f"child process exited with {done.returncode}" if done.returncode else ""
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
-        err, failure = "", f"child process ran over {timeout_s:g} s"
+    except subprocess.TimeoutExpired:
+        return f"child process ran over {timeout_s:g} s"
+    except OSError as exc:
+        return f"child process could not start: {exc}"
+    if not done.returncode:
+        return ""
+    code = done.returncode
+    failure = f"child process exited with {code}"
+    if code < 0:
+        failure = f"child process killed by signal {-code}"
+    last = (done.stderr.strip().splitlines() or [""])[-1]
+    return f"{failure}{': ' + last[:300] if last else ''}"
+
+
+def _read_results(path: Path, wanted: set[str]) -> dict[str, dict[str, Any]]:
+    """The child's results, by configuration id: each whole line that is one of ``wanted``'s
+    results (a line cut short by a killed child is left out)."""
     results = {}
-    for line in out.splitlines():
-        row = json.loads(line)
-        results[row.pop("conv")] = {**row, "memory_method": METHOD}
-    if failure:
-        last = (err.strip().splitlines() or [""])[-1]
-        reason = f"{failure}{': ' + last if last else ''}"
-        results.update({c.id: {"memory_error": reason} for c in convs if c.id not in results})
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and row.get("conv") in wanted:
+            results[row.pop("conv")] = {**row, "memory_method": METHOD}
     return results
 
 
 def main() -> None:
-    """The child: read the spec on stdin, print a JSON line per configuration as measured."""
+    """The child: read the spec on stdin, append a JSON line per configuration as measured
+    to the spec's results file."""
     import impls
 
     spec = json.load(sys.stdin)
     importlib.import_module(spec["module"])
     convs = [Conv(**fields) for fields in spec["convs"]]
     backend = impls.get_backend(spec["backend"])
-    for row in measure_in_process(backend, convs, spec["threads"]):
-        print(json.dumps(row), flush=True)
+    with open(spec["results"], "a", encoding="utf-8") as results:
+        for row in measure_in_process(backend, convs, spec["threads"]):
+            results.write(json.dumps(row) + "\n")
+            results.flush()
 
 
 if __name__ == "__main__":

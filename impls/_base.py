@@ -320,11 +320,15 @@ class Backend:
         """Argument ``name`` ("x", "w", "b" or "dy") as an array this backend computes with.
 
         Array-likes (nested lists, anything numpy reads) become numpy arrays, as numpy's own
-        functions convert them. A GPU backend gets anything with a shape and a dtype (its
+        functions convert them; a numpy array in non-native byte order (``>f8``) becomes a
+        native-order copy. A GPU backend gets anything with a shape and a dtype (its
         device arrays) as it is: never copied to the host here. Override to take more.
         """
         if a is None:
             raise ValueError(f"{name} must be an array, got None")
+        if isinstance(a, np.ndarray) and not a.dtype.isnative:
+            # big-endian data (a file written on another machine): a native-order copy
+            a = a.astype(a.dtype.newbyteorder("="))
         if self.device != "cpu" and hasattr(a, "shape") and hasattr(a, "dtype"):
             return a
         try:

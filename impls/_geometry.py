@@ -16,6 +16,12 @@ IntOrPair = int | tuple[int, int]
 PaddingSpec = str | int | tuple[tuple[int, int], tuple[int, int]]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+#: the largest stride or dilation: what 32-bit index arithmetic (CUDA kernels, cuDNN) holds,
+#: and small enough that a step times a row's bytes stays within numpy's 64-bit offsets
+MAX_STEP = 2**31 - 1
+#: the most elements the padded input, the output or the im2col matrix may have, so that
+#: their bytes (8 per float64) stay within numpy's 64-bit offsets
+MAX_ELEMENTS = 2**59
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,20 @@ class ConvGeometry:
         (top, _), (left, _) = self.pad
         return sh, sw, dh, dw, top, left
 
+    @property
+    def tight_steps(self) -> tuple[Pair, Pair]:
+        """(stride, dilation) that give the same output with the smallest numbers: a stride
+        past the last usable output pixel cut to the smallest that still gives its one
+        pixel, a dilation along a one-tap kernel axis cut to 1.
+
+        What a library is handed: torch's backward dies of SIGFPE on a stride of 65536.
+        """
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        padded_h, padded_w = self.padded_hw
+        span_h, span_w = (self.kh - 1) * dh + 1, (self.kw - 1) * dw + 1
+        stride = (min(sh, padded_h - span_h + 1), min(sw, padded_w - span_w + 1))
+        return stride, (dh if self.kh > 1 else 1, dw if self.kw > 1 else 1)
+
     def window_starts(self, ki: int, kj: int) -> tuple[slice, slice]:
         """Slices of the padded input read by kernel offset (ki, kj) for every output pixel."""
         (sh, sw), (dh, dw) = self.stride, self.dilation
@@ -113,13 +133,15 @@ class ConvGeometry:
 
 
 def _as_pair(value: Any, what: str) -> Pair:
-    """An int or an (h, w) pair of ints >= 1, as a pair."""
+    """An int or an (h, w) pair of ints in [1, MAX_STEP], as a pair."""
     items = value if isinstance(value, (tuple, list)) else (value, value)
     if len(items) != 2 or not all(_is_int(v) for v in items):
         raise ValueError(f"{what} must be an int or a pair of ints, got {value!r}")
     pair = (int(items[0]), int(items[1]))
     if min(pair) < 1:
         raise ValueError(f"{what} must be >= 1, got {value!r}")
+    if max(pair) > MAX_STEP:
+        raise ValueError(f"{what} must be at most 2**31 - 1 = {MAX_STEP}, got {value!r}")
     return pair
 
 
@@ -198,7 +220,9 @@ def resolve_geometry(
     Raises
     ------
     ValueError
-        On a shape or argument that does not make a non-empty convolution.
+        On a shape or argument that does not make a non-empty convolution, a stride or
+        dilation past :data:`MAX_STEP`, or a padding that makes an array of more than
+        :data:`MAX_ELEMENTS` elements; the message names the argument.
     """
     if len(x_shape) != 4:
         raise ValueError(f"x must be 4-D (N, H, W, C_in), got shape {tuple(x_shape)}")
@@ -222,6 +246,20 @@ def resolve_geometry(
             f"kernel spans {span_h}x{span_w} pixels (with dilation) but the padded input is "
             f"only {padded_h}x{padded_w}: the output would be empty"
         )
+    out_h = (padded_h - span_h) // stride_hw[0] + 1
+    out_w = (padded_w - span_w) // stride_hw[1] + 1
+    sizes = {
+        "the padded input": n * padded_h * padded_w * c_in,
+        "the output": n * out_h * out_w * c_out,
+        "the im2col matrix": n * out_h * out_w * kh * kw * c_in,
+    }
+    for what, elements in sizes.items():
+        if elements > MAX_ELEMENTS:
+            cause = f"padding {padding!r}" if pad != ((0, 0), (0, 0)) else "the shapes of x and w"
+            raise ValueError(
+                f"{cause} makes {what} {elements:.3g} elements, past the 2**59 that numpy's "
+                "64-bit byte offsets hold"
+            )
     return ConvGeometry(
         n=n,
         h=h,
@@ -233,8 +271,8 @@ def resolve_geometry(
         stride=stride_hw,
         dilation=dilation_hw,
         pad=pad,
-        out_h=(padded_h - span_h) // stride_hw[0] + 1,
-        out_w=(padded_w - span_w) // stride_hw[1] + 1,
+        out_h=out_h,
+        out_w=out_w,
     )
 
 

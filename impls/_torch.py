@@ -61,10 +61,9 @@ def conv2d_with_graph(x_t: Any, w_t: Any, b_t: Any, geom: ConvGeometry) -> tuple
     else:
         # F.conv2d pads symmetrically only; SAME with stride > 1 can be lopsided
         x_in, padding = F.pad(x_leaf, (left, right, top, bottom)), (0, 0)
+    stride, dilation = geom.tight_steps
     with torch.enable_grad():
-        y_t = F.conv2d(
-            x_in, w_leaf, b_leaf, stride=geom.stride, padding=padding, dilation=geom.dilation
-        )
+        y_t = F.conv2d(x_in, w_leaf, b_leaf, stride=stride, padding=padding, dilation=dilation)
     return y_t.detach().permute(0, 2, 3, 1), (y_t, x_leaf, w_leaf, b_leaf)
 
 

@@ -40,7 +40,9 @@ class _Lowering:
         padded_h, _ = geom.padded_hw
         dh = geom.dilation[0]
         #: the padded rows in dilation-phase order: h % dh, then h
-        self.row_order = np.concatenate([np.arange(p, padded_h, dh) for p in range(dh)])
+        self.row_order = np.concatenate(
+            [np.arange(p, padded_h, dh) for p in range(min(dh, padded_h))]
+        )
         position = np.empty(padded_h, dtype=np.intp)
         position[self.row_order] = np.arange(padded_h)
         row_len = geom.kw * geom.c_in

@@ -30,7 +30,8 @@ class TorchUnfold(TorchPeer):
     column_buffer: ClassVar[bool] = True
 
     def _unfold_args(self, geom: ConvGeometry) -> dict[str, Any]:
-        return {"kernel_size": (geom.kh, geom.kw), "dilation": geom.dilation, "stride": geom.stride}
+        stride, dilation = geom.tight_steps
+        return {"kernel_size": (geom.kh, geom.kw), "dilation": dilation, "stride": stride}
 
     def _forward(
         self,

@@ -1,13 +1,15 @@
 """``python -m reports build RUN.json ... -o OUT.html`` and ``compare OLD.json NEW.json``.
 
 Exit status: 0 fine, 1 ``compare`` found a slowdown or a benchmark NEW lacks, 2 bad usage
-or a file that is not a usable run (one line on stderr).
+or a file that is not a usable run (one line on stderr), 3 a bug in this command (its
+traceback on stderr): never 1, which a CI gate reads as "slower".
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from typing import NoReturn
 
 import pandas as pd
@@ -15,7 +17,7 @@ import pandas as pd
 from . import build_report, compare, parse_threshold
 from .compare import machine_differences
 from .data import ReportInputError
-from .stats import SIGNIFICANCE
+from .stats import MAX_ROUNDS, SIGNIFICANCE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,6 +76,11 @@ def _compare(old: str, new: str, threshold_text: str) -> int:
         }
     )
     print(shown.to_string())
+    if present["subsampled"].any():
+        print(
+            f"{int(present['subsampled'].sum())} benchmarks have more than {MAX_ROUNDS} rounds: "
+            f"their intervals and p come from a random {MAX_ROUNDS} of them (fixed seed)"
+        )
     missing = table.index[table["missing"]].tolist()
     if missing:
         print(f"{len(missing)} benchmarks of OLD are missing from NEW:")
@@ -104,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ReportInputError, OSError) as exc:
         print(f"python -m reports: error: {exc}", file=sys.stderr)
         return 2
+    except Exception:
+        traceback.print_exc()
+        print("python -m reports: internal error (a bug: please report it)", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

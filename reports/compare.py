@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from .data import benchmark_names, machine, read_run
-from .stats import SIGNIFICANCE, p_slower, ratio_interval
+from .stats import SIGNIFICANCE, p_slower, ratio_interval, subsampled
 
 
 def parse_threshold(text: str) -> float:
@@ -49,7 +49,7 @@ def compare(old: str | Path, new: str | Path, threshold: float) -> pd.DataFrame:
         run kept no rounds), p (the one-sided Mann-Whitney p-value of "NEW is slower"),
         regressed (p below the significance level and change above the threshold; without
         rounds on both sides, the change alone decides), contended (either run's row was),
-        missing (not in NEW).
+        subsampled (either side has more rounds than the statistics use), missing (not in NEW).
         Benchmarks only NEW has are left out.
     """
     before, after = _benchmarks(read_run(old)), _benchmarks(read_run(new))
@@ -64,6 +64,11 @@ def compare(old: str | Path, new: str | Path, threshold: float) -> pd.DataFrame:
         highs.append(ratio.high - 1)
         pvalues.append(p_slower(old_times, new_times))
     table["change_low"], table["change_high"], table["p"] = lows, highs, pvalues
+    table["subsampled"] = [
+        subsampled(before.at[name, "times"])
+        or (name in after.index and subsampled(after.at[name, "times"]))
+        for name in table.index
+    ]
     table["contended"] = before["contended"] | after["contended"].reindex(
         before.index, fill_value=False
     )

@@ -7,8 +7,8 @@ from the JSON alone, so a report can be rebuilt from saved runs on any machine.
 from __future__ import annotations
 
 import json
-import math
 import re
+import reprlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import runinfo
-from .stats import Interval, is_noisy, median_interval, ratio_interval
+from .stats import TIME_RANGE, Interval, is_noisy, median_interval, ratio_interval
 
 #: the baseline every speedup is measured against
 BASELINE = "naive_loop"
@@ -35,18 +35,45 @@ class ReportInputError(ValueError):
     """A file that cannot be read as a pytest-benchmark run with results."""
 
 
+#: what ``im2col_bench`` in a run's JSON looks like; 1 named the resnet configuration
+#: "reference". The harness writes this one; a reader refuses a newer one.
+JSON_FORMAT = 2
+#: integers of more digits are read as floats (inf past 1e308), so that no field holds a
+#: number that numpy, pandas or math cannot convert
+_INT_DIGITS = 18
+#: a row's shape fields (image, kernel, stride; m, k, n_cols of the BLAS limit), each an
+#: integer in this range when present
+SHAPE_RANGE = (1, 2**31)
+SHAPE_FIELDS = ("n", "h", "w", "c_in", "c_out", "kh", "kw", "stride", "dilation", "threads",
+                "cores", "m", "k", "n_cols")  # fmt: skip
+#: a row's counts (FLOPs, bytes), each an integer in this range when present
+COUNT_RANGE = (0, 2**62)
+COUNT_FIELDS = ("flops", "cols_bytes", "traffic_bytes", "memory_estimate_bytes",
+                "peak_extra_bytes", "peak_total_bytes")  # fmt: skip
+
+
+def _json_int(text: str) -> int | float:
+    return int(text) if len(text.lstrip("-")) <= _INT_DIGITS else float(text)
+
+
 def read_run(path: str | Path) -> dict[str, Any]:
     """The parsed JSON of one saved run; ReportInputError when it is not a usable run.
 
-    Every benchmark must be an object whose ``stats`` hold a positive, finite median, and
-    whose ``extra_info``, if any, is an object; anything else is refused rather than drawn.
+    The one gate every reader goes through: every benchmark must be an object with a unique
+    name whose ``stats`` hold a median of :data:`~reports.stats.TIME_RANGE` seconds and whose
+    ``extra_info``, if any, is an object; each row's (timed, skipped, failed) shape and count
+    fields must be integers in range; the format must be one this version reads. Anything
+    else is refused rather than drawn. Integers of more than 18 digits are read as floats.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ReportInputError(f"{path}: no such file")
+    if not path.is_file():
+        raise ReportInputError(f"{path}: not a regular file")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        # utf-8-sig: a byte-order mark (an editor on Windows) is not part of the JSON
+        data = json.loads(path.read_text(encoding="utf-8-sig"), parse_int=_json_int)
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ReportInputError(f"{path}: not JSON ({type(exc).__name__})") from None
     if not (
         isinstance(data, dict)
@@ -56,10 +83,6 @@ def read_run(path: str | Path) -> dict[str, Any]:
         raise ReportInputError(f"{path}: not a pytest-benchmark JSON file")
     if not data["benchmarks"]:
         raise ReportInputError(f"{path}: the run has no results")
-    for number, bench in enumerate(data["benchmarks"], 1):
-        problem = _benchmark_problem(bench)
-        if problem:
-            raise ReportInputError(f"{path}: benchmark {number}: {problem}")
     extra = data.get("im2col_bench", {})
     if not isinstance(extra, dict) or not all(
         isinstance(extra.get(key, []), list)
@@ -67,7 +90,45 @@ def read_run(path: str | Path) -> dict[str, Any]:
         for key in ("skipped", "failed", "left_out")
     ):
         raise ReportInputError(f"{path}: 'im2col_bench' must hold lists of objects")
+    version = extra.get("format", 1)
+    if not (_is_int(version) and 1 <= version <= JSON_FORMAT):
+        raise ReportInputError(
+            f"{path}: format {_short(version)} is not one this version reads (1 to "
+            f"{JSON_FORMAT}); update im2col-bench to read it"
+        )
+    for number, bench in enumerate(data["benchmarks"], 1):
+        problem = _benchmark_problem(bench)
+        if problem:
+            raise ReportInputError(f"{path}: benchmark {number}: {problem}")
+    for key in ("skipped", "failed"):
+        for number, rec in enumerate(extra.get(key, []), 1):
+            problem = _row_problem(rec)
+            if problem:
+                raise ReportInputError(f"{path}: {key} row {number}: {problem}")
+    names = benchmark_names(data)
+    if len(set(names)) < len(names):
+        twice = next(name for name in names if names.count(name) > 1)
+        raise ReportInputError(f"{path}: benchmark {twice} is listed more than once")
     return data
+
+
+def _short(value: Any) -> str:
+    """``value``'s repr, cut to a few dozen characters for a one-line message."""
+    return reprlib.repr(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _row_problem(row: dict[str, Any]) -> str | None:
+    """What makes a row's shape or count field unusable, or None."""
+    for fields, (low, high) in ((SHAPE_FIELDS, SHAPE_RANGE), (COUNT_FIELDS, COUNT_RANGE)):
+        for field in fields:
+            value = row.get(field)
+            if value is not None and not (_is_int(value) and low <= value <= high):
+                return f"{field} {_short(value)} is not an integer in [{low}, {high}]"
+    return None
 
 
 def _benchmark_problem(bench: Any) -> str | None:
@@ -77,23 +138,30 @@ def _benchmark_problem(bench: Any) -> str | None:
     name = bench.get("fullname") or bench.get("name")
     if not isinstance(name, str):
         return "no name"
-    if not isinstance(bench.get("extra_info", {}), dict):
+    extra_info = bench.get("extra_info", {})
+    if not isinstance(extra_info, dict):
         return f"{name}: extra_info is not an object"
     stats = bench.get("stats")
     if not isinstance(stats, dict):
         return f"{name}: stats is not an object"
-    if not is_positive_time(stats.get("median")):
-        return f"{name}: median {stats.get('median')!r} is not a positive, finite number"
-    return None
+    if not is_plausible_time(stats.get("median")):
+        median, (low, high) = _short(stats.get("median")), TIME_RANGE
+        return f"{name}: median {median} is not a time in [{low:g}, {high:g}] s"
+    rounds = stats.get("rounds")
+    if rounds is not None and not (_is_int(rounds) and 0 <= rounds <= COUNT_RANGE[1]):
+        return f"{name}: rounds {_short(rounds)} is not a count"
+    if not isinstance(stats.get("data", []), (list, type(None))):
+        return f"{name}: data is not a list of rounds"
+    problem = _row_problem(extra_info or {})
+    return f"{name}: {problem}" if problem else None
 
 
-def is_positive_time(value: Any) -> bool:
-    """Whether ``value`` is a usable time in seconds: a finite number above zero."""
+def is_plausible_time(value: Any) -> bool:
+    """Whether ``value`` is a usable time in seconds: a number in :data:`TIME_RANGE`."""
     return (
         isinstance(value, (int, float))
         and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
+        and TIME_RANGE[0] <= value <= TIME_RANGE[1]
     )
 
 
@@ -133,7 +201,8 @@ def load(paths: Iterable[str | Path]) -> pd.DataFrame:
     DataFrame
         Columns: run, kind ("conv" or "blas_limit"), backend, role, device, pass, config,
         n, h, c_in, c_out, kh, stride, dtype, flops, cols_bytes, traffic_bytes, peak_bytes
-        (measured true memory), memory_estimate_bytes, median, iqr, rounds, times (every
+        (measured true memory), memory_error (why it was not measured, or ""),
+        memory_estimate_bytes, median, iqr, rounds, times (every
         round's seconds, or None), others_cores, load_before, load_after, the run's
         limits for the row's dtype (:func:`machine_limits`), status ("ok", "skipped",
         "failed"), reason, name; plus the columns of :func:`derive`.
@@ -275,6 +344,7 @@ def derive(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
     for col in [
         "backend", "role", "device", "pass", "config", "dtype", "reason", "name", "peak_source",
+        "memory_error",
     ]:  # fmt: skip
         df[col] = df[col].fillna("").astype(str) if col in df else ""
     for col in [

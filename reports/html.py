@@ -280,7 +280,8 @@ def _where(group: pd.DataFrame, everything: pd.DataFrame) -> str:
 
 
 def render_not_timed(df: pd.DataFrame, runs: pd.DataFrame) -> str:
-    """Each backend and reason once: left out, unavailable, declined, skipped or failed."""
+    """Each backend and reason once: left out, unavailable, declined, skipped or failed, and
+    timed steps whose memory was not measured."""
     multi = len(runs) > 1
     items = []
     for _, run in runs.iterrows():
@@ -299,6 +300,13 @@ def render_not_timed(df: pd.DataFrame, runs: pd.DataFrame) -> str:
     ):
         everything = df[(df["run"] == run) & (df["backend"] == backend)]
         items.append((run, status, backend or "(BLAS limit)", reason, _where(group, everything)))
+    unmeasured = df[(df["status"] == "ok") & (df["memory_error"] != "")].copy()
+    unmeasured["size"] = [_size(r) for _, r in unmeasured.iterrows()]
+    for (run, backend, reason), group in unmeasured.groupby(
+        ["run", "backend", "memory_error"], sort=False
+    ):
+        everything = df[(df["run"] == run) & (df["backend"] == backend)]
+        items.append((run, "memory not measured", backend, reason, _where(group, everything)))
     if not items:
         return "<p>Every backend was timed on every case.</p>"
     head = (["run"] if multi else []) + ["backend", "status", "reason", "cases"]

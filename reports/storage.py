@@ -1,15 +1,19 @@
 """Where saved runs, their reports and the index live on disk, and how they are written.
 
-Every write goes to a temporary file beside its target and is renamed into place, so a full
-disk or a crash leaves the previous file whole. A new run never takes an existing run's name.
+Every write to a regular file goes to a temporary file beside it and is renamed into place,
+so a full disk or a crash leaves the previous file whole; a device or a pipe (``/dev/null``,
+``/dev/stdout``) is written to directly and never replaced. A new run never takes an existing
+run's name. Errors name the file asked for, never the temporary one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,14 +49,58 @@ def _write_temp(directory: Path, name: str, text: str) -> Path:
     return temp
 
 
+def _naming(path: Path, exc: OSError) -> OSError:
+    """``exc`` as an OSError of the same kind about ``path`` (not a temporary file)."""
+    return type(exc)(exc.errno, exc.strerror or str(exc), str(path))
+
+
+def _under_dev_or_proc(path: Path) -> bool:
+    """Whether ``path`` is named under /dev or /proc: ``/dev/stdout`` leads to whatever the
+    shell opened, a regular file too, which must be written to, not replaced."""
+    return os.path.abspath(path).startswith(("/dev/", "/proc/"))
+
+
 def write_atomic(path: str | Path, text: str) -> Path:
-    """Replace ``path`` with ``text`` in one step: readers see the old file or the new one."""
+    """Replace ``path`` with ``text`` in one step: readers see the old file or the new one.
+
+    A symbolic link is written through (its target is replaced, the link stays). A character
+    device or a pipe (``/dev/null``, ``/dev/stdout``, a FIFO) is written to directly, never
+    replaced; a directory, socket or block device is refused.
+
+    Raises
+    ------
+    OSError
+        Naming ``path``, when it cannot be written.
+    """
     path = Path(path)
-    temp = _write_temp(path.parent, path.name, text)
     try:
-        os.replace(temp, path)
-    except BaseException:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = stat.S_IFREG  # a new file, or a link to one
+    except OSError as exc:
+        raise _naming(path, exc) from None
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or _under_dev_or_proc(path):
+        try:
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as exc:
+            raise _naming(path, exc) from None
+        return path
+    if not stat.S_ISREG(mode):
+        raise OSError(errno.EINVAL, "not a regular file, a device or a pipe", str(path))
+    target = Path(os.path.realpath(path))
+    try:
+        temp = _write_temp(target.parent, target.name, text)
+    except OSError as exc:
+        raise _naming(path, exc) from None
+    try:
+        os.replace(temp, target)
+    except BaseException as exc:
         os.unlink(temp)
+        if isinstance(exc, OSError):
+            raise _naming(path, exc) from None
         raise
     return path
 
@@ -64,7 +112,10 @@ def write_new(directory: str | Path, stem: str, suffix: str, text: str) -> Path:
     temporary file), so two runs that finish in the same second both keep their file.
     """
     directory = Path(directory)
-    temp = _write_temp(directory, stem + suffix, text)
+    try:
+        temp = _write_temp(directory, stem + suffix, text)
+    except OSError as exc:
+        raise _naming(directory / f"{stem}{suffix}", exc) from None
     try:
         for number in itertools.count(1):
             path = directory / (f"{stem}{suffix}" if number == 1 else f"{stem}-{number}{suffix}")
@@ -79,8 +130,19 @@ def write_new(directory: str | Path, stem: str, suffix: str, text: str) -> Path:
 
 
 def check_writable(report_dir: str | Path) -> Path:
-    """Create ``report_dir/runs`` and write a file there; OSError if either fails."""
+    """Create ``report_dir/runs`` and write a file there; OSError if either fails.
+
+    A report directory (or its ``runs``) that is a file, or a symbolic link to nothing, is
+    an OSError that says so.
+    """
     runs = Path(report_dir) / RUNS
+    for folder in (Path(report_dir), runs):
+        if folder.is_symlink() and not folder.exists():
+            raise FileNotFoundError(
+                errno.ENOENT, f"a symbolic link to {os.readlink(folder)}, which does not exist"
+            )
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, f"{folder} is not a directory")
     runs.mkdir(parents=True, exist_ok=True)
     os.unlink(_write_temp(runs, "write-test", "im2col-bench write test\n"))
     return runs
