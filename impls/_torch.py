@@ -21,13 +21,15 @@ def as_tensor(a: Any, device: str = "cpu") -> Any:
     """A tensor holding ``a`` on ``device``, sharing a's memory where torch can.
 
     A tensor or a ``__cuda_array_interface__`` array already on the GPU is used in place; an
-    array torch cannot share (read-only, or negatively strided) is copied first.
+    array torch cannot share (read-only, negatively strided, big-endian) is copied first.
     """
     if isinstance(a, torch.Tensor):
         return a.to(device)
     if device != "cpu" and hasattr(a, "__cuda_array_interface__"):
         return torch.as_tensor(a, device=device)
     a = np.asarray(a)
+    if not a.dtype.isnative:  # torch reads native byte order only
+        a = a.astype(a.dtype.newbyteorder("="))
     if not a.flags.writeable or any(step < 0 for step in a.strides):
         a = a.copy()
     return torch.from_numpy(a).to(device)

@@ -423,7 +423,8 @@ def _on_device(a: Any) -> Any:
     elif hasattr(a, "__cuda_array_interface__"):
         device = cuda.as_cuda_array(a)
     else:
-        return cuda.to_device(np.ascontiguousarray(a))
+        # native byte order: a big-endian host array is converted on its way
+        return cuda.to_device(np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("=")))
     if device.ndim == 4 and not device.is_c_contiguous():
         # reshaping into a matrix needs C order: copy on the device
         packed = cuda.device_array(device.shape, device.dtype)
@@ -506,7 +507,8 @@ class NumbaCuda(Backend):
         return db
 
     def to_device(self, a: NDArray[np.floating]) -> Any:
-        return cuda.to_device(np.ascontiguousarray(a))
+        # native byte order: a big-endian host array is converted on its way
+        return cuda.to_device(np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("=")))
 
     def to_numpy(self, a: Any) -> NDArray[np.floating]:
         if hasattr(a, "copy_to_host"):

@@ -146,7 +146,7 @@ def _benchmark_problem(bench: Any) -> str | None:
         return f"{name}: stats is not an object"
     if not is_plausible_time(stats.get("median")):
         median, (low, high) = _short(stats.get("median")), TIME_RANGE
-        return f"{name}: median {median} is not a time in [{low:g}, {high:g}] s"
+        return f"{name}: median {median} is not a positive, finite number in [{low:g}, {high:g}] s"
     rounds = stats.get("rounds")
     if rounds is not None and not (_is_int(rounds) and 0 <= rounds <= COUNT_RANGE[1]):
         return f"{name}: rounds {_short(rounds)} is not a count"

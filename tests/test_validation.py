@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import impls
-from tests.support import assert_close, usable_backend
+from tests.support import assert_close, run_backend, usable_backend
 
 X = np.zeros((2, 6, 5, 3), np.float32)
 W = np.zeros((3, 3, 3, 4), np.float32)
@@ -44,6 +44,20 @@ BAD_FORWARD = {
     "w-none": ((X, None, B), {}, "w must be an array, got None"),
     "b-strings": ((X, W, ["a", "b", "c", "d"]), {}, "b has dtype <U1"),
     "x-int-list": ((X.astype(int).tolist(), W, B), {}, "x has dtype int64"),
+    # issue 24: OverflowError in strided_tensordot, mec and tiled_im2col, not a ValueError
+    "stride-2**62": ((X, W, B), {"stride": 2**62}, r"stride must be at most 2\*\*31 - 1"),
+    "stride-2**63": ((X, W, B), {"stride": (1, 2**63)}, r"stride must be at most 2\*\*31 - 1"),
+    "dilation-2**62-one-tap": (
+        (X, W[:1, :1], B),
+        {"dilation": 2**62},
+        r"dilation must be at most 2\*\*31 - 1",
+    ),
+    "padding-2**62": ((X, W, B), {"padding": 2**62}, "padding 4611686018427387904 makes"),
+    "padding-2**40-pairs": (
+        (X, W, B),
+        {"padding": ((2**40, 0), (0, 2**40))},
+        "makes the padded input",
+    ),
 }
 
 
@@ -186,3 +200,49 @@ def test_a_cpu_backend_reads_torch_tensors_as_numpy_does(backend_name: str) -> N
     assert_close(backend.to_numpy(y), expected, np.float64, f"{backend_name} y from tensors")
     grads = backend.backward(torch.ones(tuple(y.shape), dtype=torch.float64), ctx)
     assert all(isinstance(backend.to_numpy(g), np.ndarray) for g in grads)
+
+
+#: the largest stride and dilation impls takes, past what any shape can use: one output
+#: pixel, one kernel tap (issue 24: torch's backward died of SIGFPE at a stride of 65536)
+HUGE_STEPS = {
+    "stride-2**31-1": ({"stride": 2**31 - 1}, 3),
+    "stride-65536-same": ({"stride": 65536, "padding": "SAME"}, 3),
+    "stride-2**24-pair": ({"stride": (2**24, 1), "padding": 1}, 3),
+    "dilation-2**31-1-one-tap": ({"dilation": 2**31 - 1}, 1),
+    "both-2**31-1-padded": ({"stride": 2**31 - 1, "dilation": 2**31 - 1, "padding": 2}, 1),
+}
+
+
+@pytest.mark.parametrize(("kwargs", "k"), HUGE_STEPS.values(), ids=HUGE_STEPS.keys())
+def test_a_step_past_what_the_shape_can_use_is_computed_exactly(
+    backend_name: str, kwargs: dict[str, Any], k: int
+) -> None:
+    backend = usable_backend(backend_name)
+    rng = np.random.default_rng(11)
+    x, w, b = (
+        rng.standard_normal(X.shape),
+        rng.standard_normal((k, k, 3, 4)),
+        rng.standard_normal(4),
+    )
+    if backend.supports(x.shape, w.shape, dtype=np.float64, **kwargs):
+        pytest.skip(f"{backend_name} declines it")
+    reference = impls.get_backend("reference")
+    expected = run_backend(reference, x, w, b, dy_seed=12, **kwargs)
+    got = run_backend(backend, x, w, b, dy_seed=12, **kwargs)
+    for name, a, e in zip(("y", "dx", "dw", "db"), got, expected, strict=True):
+        assert_close(a, e, np.float64, f"{backend_name} {name}")
+
+
+def test_big_endian_floats_are_read_as_their_values(backend_name: str) -> None:
+    """Issue 24: a '>f8' array (read from a file written elsewhere) was called unsupported."""
+    backend = usable_backend(backend_name)
+    rng = np.random.default_rng(13)
+    x, w, b = rng.standard_normal(X.shape), rng.standard_normal(W.shape), rng.standard_normal(4)
+    swapped = [a.astype(">f8") for a in (x, w, b)]
+    before = [a.copy() for a in swapped]
+    expected = run_backend(backend, x, w, b, dy_seed=14, padding="SAME")
+    got = run_backend(backend, *swapped, dy_seed=14, padding="SAME")
+    for name, a, e in zip(("y", "dx", "dw", "db"), got, expected, strict=True):
+        assert_close(a, e, np.float64, f"{backend_name} {name} from big-endian inputs")
+    for a, original in zip(swapped, before, strict=True):
+        assert a.dtype == np.dtype(">f8") and np.array_equal(a, original)
