@@ -245,4 +245,5 @@ def test_big_endian_floats_are_read_as_their_values(backend_name: str) -> None:
     for name, a, e in zip(("y", "dx", "dw", "db"), got, expected, strict=True):
         assert_close(a, e, np.float64, f"{backend_name} {name} from big-endian inputs")
     for a, original in zip(swapped, before, strict=True):
-        assert a.dtype == np.dtype(">f8") and np.array_equal(a, original)
+        assert a.dtype == np.dtype(">f8")
+        assert np.array_equal(a, original)
