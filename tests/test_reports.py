@@ -497,6 +497,51 @@ ODD_RUNS: dict[str, tuple[Any, str]] = {
         _odd(lambda r: r["im2col_bench"].update(skipped="none")),
         "'im2col_bench' must hold lists of objects",
     ),
+    # issue 24: each of these was a traceback (exit 1, which compare means as "slower")
+    "a median of 1e308": (
+        _odd(lambda r: r["benchmarks"][0]["stats"].update(median=1e308)),
+        "median 1e+308 is not a positive, finite number in [1e-09, 1e+06] s",
+    ),
+    "a subnormal median": (
+        _odd(lambda r: r["benchmarks"][0]["stats"].update(median=5e-324)),
+        "median 5e-324 is not a positive, finite number in",
+    ),
+    "a median that is a 400-digit integer": (
+        _odd(lambda r: r["benchmarks"][2]["stats"].update(median=10**400)),
+        "benchmark 3: benchmarks/test_conv.py::",
+    ),
+    "an image size that is a list": (
+        _odd(lambda r: r["benchmarks"][0]["extra_info"].update(h=[16, 16])),
+        "h [16, 16] is not an integer in [1, 2147483648]",
+    ),
+    "an image size of 10**30": (
+        _odd(lambda r: r["benchmarks"][0]["extra_info"].update(h=10**30)),
+        "h 1e+30 is not an integer in [1, 2147483648]",
+    ),
+    "a FLOP count that is text": (
+        _odd(lambda r: r["benchmarks"][4]["extra_info"].update(flops="many")),
+        "benchmark 5: benchmarks/test_conv.py::",
+    ),
+    "a skipped row whose size is text": (
+        _odd(lambda r: r["im2col_bench"]["skipped"][0].update(h="sixteen")),
+        "skipped row 1: h 'sixteen' is not an integer",
+    ),
+    "negative rounds": (
+        _odd(lambda r: r["benchmarks"][0]["stats"].update(rounds=-5)),
+        "rounds -5 is not a count",
+    ),
+    "rounds data that is an object": (
+        _odd(lambda r: r["benchmarks"][0]["stats"].update(data={"0": 1e-3})),
+        "data is not a list of rounds",
+    ),
+    "a benchmark listed twice": (
+        _odd(lambda r: r["benchmarks"].append(copy.deepcopy(r["benchmarks"][3]))),
+        "is listed more than once",
+    ),
+    "a format from the future": (
+        _odd(lambda r: r["im2col_bench"].update(format=3)),
+        "format 3 is not one this version reads (1 to 2); update im2col-bench to read it",
+    ),
 }
 
 
