@@ -8,6 +8,7 @@ traceback on stderr): never 1, which a CI gate reads as "slower".
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from typing import NoReturn
@@ -42,11 +43,21 @@ def _parser() -> argparse.ArgumentParser:
 
 def _build(runs: list[str], output: str) -> int:
     verdicts = build_report(runs, output)
+    # with the report on stdout (-o /dev/stdout), the verdicts go to stderr, not into it
+    stream = sys.stderr if _is_stdout(output) else sys.stdout
     for run, found in verdicts.items():
         for verdict in found:
-            print((f"{run}: " if len(verdicts) > 1 else "") + verdict.line())
-    print(output)
+            print((f"{run}: " if len(verdicts) > 1 else "") + verdict.line(), file=stream)
+    print(output, file=stream)
     return 0
+
+
+def _is_stdout(path: str) -> bool:
+    """Whether ``path`` is the file this process's standard output goes to."""
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError):
+        return False
 
 
 def _compare(old: str, new: str, threshold_text: str) -> int:

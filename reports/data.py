@@ -122,11 +122,12 @@ def _is_int(value: Any) -> bool:
 
 
 def _row_problem(row: dict[str, Any]) -> str | None:
-    """What makes a row's shape or count field unusable, or None."""
+    """What makes a row's shape or count field unusable (present but not an integer in
+    range, null included), or None."""
     for fields, (low, high) in ((SHAPE_FIELDS, SHAPE_RANGE), (COUNT_FIELDS, COUNT_RANGE)):
         for field in fields:
             value = row.get(field)
-            if value is not None and not (_is_int(value) and low <= value <= high):
+            if field in row and not (_is_int(value) and low <= value <= high):
                 return f"{field} {_short(value)} is not an integer in [{low}, {high}]"
     return None
 
@@ -153,6 +154,8 @@ def _benchmark_problem(bench: Any) -> str | None:
     if not isinstance(stats.get("data", []), (list, type(None))):
         return f"{name}: data is not a list of rounds"
     problem = _row_problem(extra_info or {})
+    if problem is None and "h" not in (extra_info or {}):
+        problem = "no image size h in extra_info"
     return f"{name}: {problem}" if problem else None
 
 

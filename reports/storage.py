@@ -132,8 +132,8 @@ def write_new(directory: str | Path, stem: str, suffix: str, text: str) -> Path:
 def check_writable(report_dir: str | Path) -> Path:
     """Create ``report_dir/runs`` and write a file there; OSError if either fails.
 
-    A report directory (or its ``runs``) that is a file, or a symbolic link to nothing, is
-    an OSError that says so.
+    A report directory (or its ``runs``) that is a symbolic link to nothing is an OSError
+    that says so (mkdir says "File exists").
     """
     runs = Path(report_dir) / RUNS
     for folder in (Path(report_dir), runs):
@@ -141,8 +141,6 @@ def check_writable(report_dir: str | Path) -> Path:
             raise FileNotFoundError(
                 errno.ENOENT, f"a symbolic link to {os.readlink(folder)}, which does not exist"
             )
-        if folder.exists() and not folder.is_dir():
-            raise NotADirectoryError(errno.ENOTDIR, f"{folder} is not a directory")
     runs.mkdir(parents=True, exist_ok=True)
     os.unlink(_write_temp(runs, "write-test", "im2col-bench write test\n"))
     return runs

@@ -456,3 +456,84 @@ def test_rerun_flagged_of_a_run_with_nothing_flagged_is_a_usage_error(tmp_path: 
     proc = run_harness(tmp_path, "--rerun-flagged", str(path))
     assert proc.returncode == USAGE_ERROR, output(proc)
     assert f"--rerun-flagged: {path} has no contended or noisy row to rerun" in output(proc)
+
+
+def _step_rows(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        b["extra_info"]["backend"]: b["extra_info"]
+        for b in run["benchmarks"]
+        if b["extra_info"].get("pass") == "step"
+    }
+
+
+def test_a_backend_that_prints_or_whose_memory_child_dies_costs_only_that_memory(
+    tmp_path: Path,
+) -> None:
+    """Issue 24: a print in a backend lost the whole run (its memory child's stdout was read
+    as JSON lines), and a child that died or was killed did the same."""
+    proc = run_harness(
+        tmp_path, "--backends", "fake_chatty,fake_memory_dies", "--sizes", "8",
+        env={"FAKE_MEMORY_CHILD": "120"},
+    )  # fmt: skip
+    assert proc.returncode == 0, output(proc)
+    assert "Traceback" not in proc.stdout + proc.stderr
+    (path,) = saved_runs(tmp_path)
+    steps = _step_rows(json.loads(path.read_text()))
+    # the fake's printed line that looks like a result is not taken for one
+    assert steps["fake_chatty"]["peak_extra_bytes"] >= 0
+    assert "memory_error" not in steps["fake_chatty"]
+    assert steps["fake_memory_dies"]["memory_error"] == "child process killed by signal 9"
+    assert "peak_extra_bytes" not in steps["fake_memory_dies"]
+    assert "memory of fake_memory_dies not measured: child process killed by signal 9" in (
+        proc.stdout
+    )
+    html = path.with_suffix(".html").read_text()
+    assert (
+        "<td>fake_memory_dies</td><td>memory not measured</td>"
+        "<td>child process killed by signal 9</td>"
+    ) in html
+    assert proc.stdout.strip().splitlines()[-1] == str(path.with_suffix(".html"))
+
+
+def test_a_memory_child_that_hangs_is_stopped_and_the_run_saved(tmp_path: Path) -> None:
+    proc = run_harness(
+        tmp_path, "--backends", "fake_ok,fake_memory_hang", "--sizes", "8",
+        env={"FAKE_MEMORY_CHILD": "4"},
+    )  # fmt: skip
+    assert proc.returncode == 0, output(proc)
+    (path,) = saved_runs(tmp_path)
+    steps = _step_rows(json.loads(path.read_text()))
+    assert steps["fake_memory_hang"]["memory_error"].startswith("child process ran over 4")
+    assert steps["fake_ok"]["peak_extra_bytes"] >= 0
+    assert "memory not measured" in path.with_suffix(".html").read_text()
+
+
+def test_rerun_flagged_of_a_run_with_a_crafted_row_is_a_usage_error(tmp_path: Path) -> None:
+    """Issue 24: a skipped row with "h": "sixteen" was a pytest INTERNALERROR."""
+    crafted = json.loads((FIXTURES / "smoke_run.json").read_text())
+    crafted["im2col_bench"]["skipped"][0]["h"] = "sixteen"
+    path = tmp_path / "crafted.json"
+    path.write_text(json.dumps(crafted))
+    proc = run_harness(tmp_path / "reports", "--rerun-flagged", str(path))
+    assert proc.returncode == USAGE_ERROR, output(proc)
+    text = proc.stdout + proc.stderr
+    assert "Traceback" not in text
+    assert "INTERNALERROR" not in text
+    (error,) = [line for line in text.splitlines() if line.strip()]
+    assert error == (
+        f"ERROR: --rerun-flagged: {path}: skipped row 1: h 'sixteen' is not an integer in "
+        "[1, 2147483648]"
+    )
+
+
+def test_a_report_dir_that_is_a_dangling_link_is_named_for_what_it_is(tmp_path: Path) -> None:
+    """Issue 24: a dangling symbolic link said "File exists"."""
+    report_dir = tmp_path / "reports"
+    report_dir.symlink_to(tmp_path / "gone")
+    proc = run_harness(report_dir, "--backends", "fake_ok", "--sizes", "8")
+    assert proc.returncode == USAGE_ERROR, output(proc)
+    errors = [line for line in (proc.stdout + proc.stderr).splitlines() if "ERROR" in line]
+    assert errors == [
+        f"ERROR: --report-dir {report_dir}: cannot write there (a symbolic link to "
+        f"{tmp_path / 'gone'}, which does not exist)"
+    ]
