@@ -127,7 +127,8 @@ def _row_problem(row: dict[str, Any]) -> str | None:
     for fields, (low, high) in ((SHAPE_FIELDS, SHAPE_RANGE), (COUNT_FIELDS, COUNT_RANGE)):
         for field in fields:
             value = row.get(field)
-            if field in row and not (_is_int(value) and low <= int(value) <= high):
+            in_range = isinstance(value, int) and low <= value <= high
+            if field in row and (isinstance(value, bool) or not in_range):
                 return f"{field} {_short(value)} is not an integer in [{low}, {high}]"
     return None
 
