@@ -96,6 +96,15 @@ def _seal(
     return hash((_SEAL_SALT, backend, geom, dtype, _layout(saved), digests))
 
 
+def _check_shapes(backend: str, results: dict[str, tuple[Any, tuple[int, ...]]]) -> None:
+    """RuntimeError naming the first result whose shape is not the geometry's: a backend's
+    bug, never timed or reported as a result."""
+    for name, (array, expected) in results.items():
+        got = tuple(getattr(array, "shape", ()))
+        if got != expected:
+            raise RuntimeError(f"{backend} returned {name} of shape {got}, not {expected}")
+
+
 class Backend:
     """A 2-D convolution layer computed one particular way.
 
@@ -229,6 +238,13 @@ class Backend:
         y : array, shape (N, OH, OW, C_out), of x's dtype
         ctx : Context
             Pass it to :meth:`backward`; x and w must not change in place until then.
+
+        Raises
+        ------
+        ValueError
+            On bad arguments.
+        RuntimeError
+            When the backend returns a y of another shape than the geometry's (its bug).
         """
         x, w = self._take_input(x, "x"), self._take_input(w, "w")
         b = None if b is None else self._take_input(b, "b")
@@ -237,6 +253,7 @@ class Backend:
         if b is None:
             b = self.to_device(np.zeros(geom.c_out, dtype))
         y, saved = self._forward(x, w, b, geom)
+        _check_shapes(self.name, {"y": (y, geom.y_shape)})
         inputs = {"x": x, "w": w}
         guards = tuple(
             (name, inputs[name], self._fingerprint(inputs[name]))
@@ -266,6 +283,8 @@ class Backend:
         ValueError
             On a ctx not made by this backend's forward or altered since, on a bad dy, and
             when an input this backend keeps by reference was changed in place since forward.
+        RuntimeError
+            When the backend returns a gradient of another shape than its input's (its bug).
         """
         if not isinstance(ctx, Context) or ctx.backend != self.name:
             raise ValueError(f"ctx must come from {self.name}.forward")
@@ -285,7 +304,13 @@ class Backend:
                     f"{name} was changed in place since forward, and {self.name} keeps it by "
                     f"reference: run forward again, or give forward a copy of {name}"
                 )
-        return self._backward(dy, ctx.saved, ctx.geom)
+        dx, dw, db = self._backward(dy, ctx.saved, ctx.geom)
+        geom = ctx.geom
+        _check_shapes(
+            self.name,
+            {"dx": (dx, geom.x_shape), "dw": (dw, geom.w_shape), "db": (db, (geom.c_out,))},
+        )
+        return dx, dw, db
 
     def check(
         self,

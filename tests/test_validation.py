@@ -247,3 +247,32 @@ def test_big_endian_floats_are_read_as_their_values(backend_name: str) -> None:
     for a, original in zip(swapped, before, strict=True):
         assert a.dtype == np.dtype(">f8")
         assert np.array_equal(a, original)
+
+
+class _WrongShapes(impls.Backend):
+    """The reference, but y loses a column, or dw an output channel: a careless backend."""
+
+    name = "wrong_shapes"
+
+    def __init__(self, broken: str) -> None:
+        self.broken = broken
+
+    def _forward(self, x: Any, w: Any, b: Any, geom: impls.ConvGeometry) -> tuple[Any, Any]:
+        y, saved = impls.get_backend("reference")._forward(x, w, b, geom)
+        return (y[:, :, :-1] if self.broken == "y" else y), saved
+
+    def _backward(self, dy: Any, saved: Any, geom: impls.ConvGeometry) -> tuple[Any, Any, Any]:
+        dx, dw, db = impls.get_backend("reference")._backward(dy, saved, geom)
+        return dx, (dw[..., :-1] if self.broken == "dw" else dw), db
+
+
+def test_a_result_of_the_wrong_shape_is_an_error_not_a_number() -> None:
+    """A backend that returned a y one column short was timed and called the fastest."""
+    with pytest.raises(RuntimeError, match=r"wrong_shapes returned y of shape \(2, 6, 4, 4\)"):
+        _WrongShapes("y").forward(X, W, B, padding="SAME")
+    backend = _WrongShapes("dw")
+    y, ctx = backend.forward(X, W, B, padding="SAME")
+    with pytest.raises(
+        RuntimeError, match=r"returned dw of shape \(3, 3, 3, 3\), not \(3, 3, 3, 4\)"
+    ):
+        backend.backward(np.ones_like(y), ctx)
