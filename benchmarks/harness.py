@@ -46,20 +46,26 @@ MEMORY_CHILD_S = 120.0
 
 class CtrlC:
     """Ctrl-C in a benchmark run: the first press stops the run, as usual; a press after it,
-    or while the run is being saved, is held until the run's JSON is whole, then delivered."""
+    or while the run is being saved, is held until the run's JSON is whole, then delivered.
+    A SIGTERM (a CI job's timeout, ``kill``) counts as a press: the run is saved, interrupted.
+    """
+
+    #: the signals that stop a run as Ctrl-C does
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.presses = 0
         self.held = 0
         self.holding = False
-        self.previous: Any = None
+        self.previous: dict[int, Any] = {}
 
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
-        previous = signal.getsignal(signal.SIGINT)
-        if previous not in (signal.SIG_IGN, None):  # an ignored Ctrl-C stays ignored
-            self.previous = signal.signal(signal.SIGINT, self.press)
+        for signum in self.SIGNALS:
+            previous = signal.getsignal(signum)
+            if previous not in (signal.SIG_IGN, None):  # an ignored signal stays ignored
+                self.previous[signum] = signal.signal(signum, self.press)
 
     def press(self, signum: int, frame: Any) -> None:
         self.presses += 1
@@ -80,9 +86,9 @@ class CtrlC:
                 raise KeyboardInterrupt
 
     def uninstall(self) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-            self.previous = None
+        for signum, previous in self.previous.items():
+            signal.signal(signum, previous)
+        self.previous = {}
 
 
 class Harness:

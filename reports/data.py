@@ -122,13 +122,13 @@ def _is_int(value: Any) -> bool:
 
 
 def _row_problem(row: dict[str, Any]) -> str | None:
-    """What makes a row's shape or count field unusable (present but not an integer in
-    range, null included), or None."""
+    """What makes a row's shape or count field unusable (neither null nor an integer in
+    range), or None."""
     for fields, (low, high) in ((SHAPE_FIELDS, SHAPE_RANGE), (COUNT_FIELDS, COUNT_RANGE)):
         for field in fields:
             value = row.get(field)
             in_range = isinstance(value, int) and low <= value <= high
-            if field in row and (isinstance(value, bool) or not in_range):
+            if value is not None and (isinstance(value, bool) or not in_range):
                 return f"{field} {_short(value)} is not an integer in [{low}, {high}]"
     return None
 
@@ -155,7 +155,7 @@ def _benchmark_problem(bench: Any) -> str | None:
     if not isinstance(stats.get("data", []), (list, type(None))):
         return f"{name}: data is not a list of rounds"
     problem = _row_problem(extra_info or {})
-    if problem is None and "h" not in (extra_info or {}):
+    if problem is None and (extra_info or {}).get("h") is None:
         problem = "no image size h in extra_info"
     return f"{name}: {problem}" if problem else None
 

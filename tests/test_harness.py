@@ -251,6 +251,21 @@ def test_two_real_ctrl_c_leave_an_interrupted_json_and_no_traceback(
     assert last.startswith(("report interrupted; rebuild it", str(tmp_path)))
 
 
+def test_a_sigterm_leaves_an_interrupted_json_and_a_report(tmp_path: Path) -> None:
+    """A CI job's timeout sends SIGTERM: the run ended with nothing saved (exit 143)."""
+    proc = run_harness(
+        tmp_path, "--backends", "fake_ok,fake_interrupt", "--sizes", "8,12",
+        env={"FAKE_INTERRUPT": "sigterm"},
+    )  # fmt: skip
+    assert proc.returncode == 2, output(proc)
+    (path,) = saved_runs(tmp_path)
+    run = json.loads(path.read_text())
+    assert run["im2col_bench"]["interrupted"] is True
+    assert any(b["extra_info"].get("backend") == "fake_ok" for b in run["benchmarks"])
+    assert path.with_suffix(".html").is_file()
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
 def planted_names(report_dir: Path, seconds: int) -> dict[Path, str]:
     """Files under every run name the next ``seconds`` could give, as today's harness names runs."""
     node = re.sub(r"[^A-Za-z0-9_.-]+", "-", socket.gethostname())[:40]
