@@ -37,9 +37,10 @@ TILE_K = 8
 class GemmShape:
     """How a GEMM block covers C: threads along (N, M), each computing micro_m x micro_n.
 
-    Thread (tx, ty) owns rows ``ty + i * threads_m`` and columns ``tx + j * threads_n`` of
-    the block's tile: a warp reads consecutive columns of the B tile, and writes consecutive
-    columns of C.
+    A thread's rows (columns) come in runs of as many items as one 16-byte shared-memory load
+    holds (``micro_offsets``), the runs of neighbouring threads side by side: one vector load
+    reads a run, and a warp reads consecutive runs of the B tile and writes consecutive runs
+    of C.
     """
 
     threads_n: int
@@ -82,9 +83,9 @@ class GemmShape:
 
 #: block shapes by item size, (for N <= its tile_n, for wider N): 256 threads each computing
 #: 8 x 4 or 8 x 8 sums in float32 (128 x 64 or 128 x 128 tiles), 4 x 4 or 4 x 8 in float64;
-#: the simulator runs one Python thread per CUDA thread, so it gets 16 threads and 8 x 8 tiles
+#: the simulator runs one Python thread per CUDA thread, so it gets 16 threads and 16 x 8 tiles
 GEMM_SHAPES = (
-    {size: (GemmShape(4, 4, 2, 2), GemmShape(4, 4, 2, 2)) for size in (4, 8)}
+    {size: (GemmShape(4, 4, 4, 2), GemmShape(4, 4, 4, 2)) for size in (4, 8)}
     if SIMULATED
     else {
         4: (GemmShape(16, 16, 8, 4), GemmShape(16, 16, 8, 8)),
@@ -110,26 +111,57 @@ def launch_bounds(threads: int, min_blocks: int) -> dict[str, Any]:
     return {"launch_bounds": (threads, min_blocks)} if min_blocks else {}
 
 
+#: byte alignment of the shared tiles, so that a thread's run is one 16-byte load (the
+#: simulator takes no alignment)
+SHARED_ALIGN = None if SIMULATED else 16
+
+
 def tile_pad(dtype: np.dtype) -> int:
     """Items added to each shared tile row: 16 bytes, so the ``TILE_K`` rows that a warp
     stores into at once (K-fastest loads) start on different banks."""
     return 16 // dtype.itemsize
 
 
+def _run(micro: int, itemsize: int) -> int:
+    """Items of a thread's run along one side of its micro-tile: one 16-byte load's worth."""
+    run = min(micro, 16 // itemsize)
+    if micro % run:
+        raise ValueError(f"a micro-tile side of {micro} is not whole {run}-item runs")
+    return run
+
+
 @cache
-def micro_kernel(shape: GemmShape):  # type: ignore[no-untyped-def]
+def micro_offsets(shape: GemmShape, dtype: np.dtype):  # type: ignore[no-untyped-def]
+    """Device functions ``row_of(i, ty)`` and ``col_of(j, tx)``: where row i (column j) of
+    thread (tx, ty)'s micro-tile lies in the block's tile."""
+    run_m, run_n = _run(shape.micro_m, dtype.itemsize), _run(shape.micro_n, dtype.itemsize)
+    threads_m, threads_n = shape.threads_m, shape.threads_n
+
+    @cuda.jit(device=True, **device_options())
+    def row_of(i, ty):  # type: ignore[no-untyped-def]
+        return i // run_m * (threads_m * run_m) + ty * run_m + i % run_m
+
+    @cuda.jit(device=True, **device_options())
+    def col_of(j, tx):  # type: ignore[no-untyped-def]
+        return j // run_n * (threads_n * run_n) + tx * run_n + j % run_n
+
+    return row_of, col_of
+
+
+@cache
+def micro_kernel(shape: GemmShape, dtype: np.dtype):  # type: ignore[no-untyped-def]
     """A device function ``mma(a_tile, b_tile, acc, a_reg, b_reg, tx, ty)``: acc += the
     thread's part of a_tile (TILE_K, >= tile_m).T @ b_tile (TILE_K, >= tile_n)."""
-    threads_n, threads_m = shape.threads_n, shape.threads_m
     micro_m, micro_n = shape.micro_m, shape.micro_n
+    row_of, col_of = micro_offsets(shape, dtype)
 
     @cuda.jit(device=True, **device_options())
     def mma(a_tile, b_tile, acc, a_reg, b_reg, tx, ty):  # type: ignore[no-untyped-def]
         for kk in range(TILE_K):
             for i in range(micro_m):
-                a_reg[i] = a_tile[kk, ty + i * threads_m]
+                a_reg[i] = a_tile[kk, row_of(i, ty)]
             for j in range(micro_n):
-                b_reg[j] = b_tile[kk, tx + j * threads_n]
+                b_reg[j] = b_tile[kk, col_of(j, tx)]
             for i in range(micro_m):
                 for j in range(micro_n):
                     acc[i, j] += a_reg[i] * b_reg[j]

@@ -30,6 +30,7 @@ from numpy.typing import DTypeLike, NDArray
 from ._base import Backend
 from ._cuda_gemm import (
     GEMM_SHAPES,
+    SHARED_ALIGN,
     SIMULATED,
     TILE_K,
     GemmShape,
@@ -37,6 +38,7 @@ from ._cuda_gemm import (
     gemm_shape,
     launch_bounds,
     micro_kernel,
+    micro_offsets,
     sum_splits_kernel,
     tile_pad,
 )
@@ -112,12 +114,13 @@ def _forward_kernel(dtype: np.dtype, shape: GemmShape, min_blocks: int):  # type
     loop runs over the taps (ki, kj), and over C_in in TILE_K steps within each tap.
     """
     scalar = dtype.type
-    threads_n, threads_m, threads = shape.threads_n, shape.threads_m, shape.threads
+    threads_n, threads = shape.threads_n, shape.threads
     micro_m, micro_n, tile_m, tile_n = shape.micro_m, shape.micro_n, shape.tile_m, shape.tile_n
     a_loads, b_loads = shape.loads(tile_m), shape.loads(tile_n)
     a_shape = (TILE_K, tile_m + tile_pad(dtype))
     b_shape = (TILE_K, tile_n + tile_pad(dtype))
-    mma = micro_kernel(shape)
+    mma = micro_kernel(shape, dtype)
+    row_of, col_of = micro_offsets(shape, dtype)
 
     @cuda.jit(**launch_bounds(threads, min_blocks))
     def forward(x, w, bias, y, conv):  # type: ignore[no-untyped-def]
@@ -125,8 +128,8 @@ def _forward_kernel(dtype: np.dtype, shape: GemmShape, min_blocks: int):  # type
         _, h, width, c_in = x.shape
         rows, c_out = y.shape
         # one declaration a line: the simulator tells shared arrays apart by source line
-        a_tile = cuda.shared.array(a_shape, scalar)
-        b_tile = cuda.shared.array(b_shape, scalar)
+        a_tile = cuda.shared.array(a_shape, scalar, SHARED_ALIGN)
+        b_tile = cuda.shared.array(b_shape, scalar, SHARED_ALIGN)
         acc = cuda.local.array((micro_m, micro_n), scalar)
         a_reg = cuda.local.array(micro_m, scalar)
         b_reg = cuda.local.array(micro_n, scalar)
@@ -168,10 +171,10 @@ def _forward_kernel(dtype: np.dtype, shape: GemmShape, min_blocks: int):  # type
                     # the tiles are overwritten next step only once every thread is done
                     cuda.syncthreads()
         for i in range(micro_m):
-            row = m0 + ty + i * threads_m
+            row = m0 + row_of(i, ty)
             if row < rows:
                 for j in range(micro_n):
-                    out_col = n0 + tx + j * threads_n
+                    out_col = n0 + col_of(j, tx)
                     if out_col < c_out:
                         y[row, out_col] = acc[i, j] + bias[out_col]
 
@@ -187,10 +190,11 @@ def _dx_tile(dtype: np.dtype, shape: GemmShape):  # type: ignore[no-untyped-def]
     pixel of a phase reads dy through the same taps, so a block skips the taps that miss.
     """
     scalar = dtype.type
-    threads_n, threads_m = shape.threads_n, shape.threads_m
+    threads_n = shape.threads_n
     micro_m, micro_n, tile_m, tile_n = shape.micro_m, shape.micro_n, shape.tile_m, shape.tile_n
     a_loads, b_loads = shape.loads(tile_m), shape.loads(tile_n)
-    mma = micro_kernel(shape)
+    mma = micro_kernel(shape, dtype)
+    row_of, col_of = micro_offsets(shape, dtype)
 
     @cuda.jit(device=True, **device_options())
     def dx_tile(w, dy, dx, conv, phase, mt, nt, a_tile, b_tile, acc, a_reg, b_reg):  # type: ignore[no-untyped-def]
@@ -248,14 +252,14 @@ def _dx_tile(dtype: np.dtype, shape: GemmShape):  # type: ignore[no-untyped-def]
                     mma(a_tile, b_tile, acc, a_reg, b_reg, tx, ty)
                     cuda.syncthreads()
         for i in range(micro_m):
-            row = m0 + ty + i * threads_m
+            row = m0 + row_of(i, ty)
             if row < rows:
                 pixel = row % per_img
                 img = row // per_img
                 iy = (pixel // per_row) * sh + py
                 ix = (pixel % per_row) * sw + px
                 for j in range(micro_n):
-                    c = n0 + tx + j * threads_n
+                    c = n0 + col_of(j, tx)
                     if c < c_in:
                         dx[img, iy, ix, c] = acc[i, j]
 
@@ -272,10 +276,11 @@ def _dw_tile(dtype: np.dtype, shape: GemmShape):  # type: ignore[no-untyped-def]
     tiles into db, row kh * kw * C_in of partials[split].
     """
     scalar = dtype.type
-    threads_n, threads_m, threads = shape.threads_n, shape.threads_m, shape.threads
+    threads_n, threads = shape.threads_n, shape.threads
     micro_m, micro_n, tile_m, tile_n = shape.micro_m, shape.micro_n, shape.tile_m, shape.tile_n
     a_loads, b_loads = shape.loads(tile_m), shape.loads(tile_n)
-    mma = micro_kernel(shape)
+    mma = micro_kernel(shape, dtype)
+    row_of, col_of = micro_offsets(shape, dtype)
 
     @cuda.jit(device=True, **device_options())
     def dw_tile(
@@ -329,10 +334,10 @@ def _dw_tile(dtype: np.dtype, shape: GemmShape):  # type: ignore[no-untyped-def]
                         db += b_tile[kk, b_nn]
                 cuda.syncthreads()
         for i in range(micro_m):
-            row = m0 + ty + i * threads_m
+            row = m0 + row_of(i, ty)
             if row < taps:
                 for j in range(micro_n):
-                    out_col = n0 + tx + j * threads_n
+                    out_col = n0 + col_of(j, tx)
                     if out_col < c_out:
                         partials[split, row, out_col] = acc[i, j]
         if sums_db and col < c_out:
@@ -358,8 +363,8 @@ def _backward_kernel(dtype: np.dtype, shape: GemmShape, min_blocks: int):  # typ
     @cuda.jit(**launch_bounds(shape.threads, min_blocks))
     def backward(x, w, dy, dx, partials, conv, plan):  # type: ignore[no-untyped-def]
         dw_blocks, dw_m_tiles, dw_n_tiles, rows_per_split, dx_m_tiles, dx_n_tiles = plan
-        a_tile = cuda.shared.array(a_shape, scalar)
-        b_tile = cuda.shared.array(b_shape, scalar)
+        a_tile = cuda.shared.array(a_shape, scalar, SHARED_ALIGN)
+        b_tile = cuda.shared.array(b_shape, scalar, SHARED_ALIGN)
         acc = cuda.local.array((micro_m, micro_n), scalar)
         a_reg = cuda.local.array(micro_m, scalar)
         b_reg = cuda.local.array(micro_n, scalar)
