@@ -20,7 +20,7 @@ from tests.support import Case, make_inputs, usable_backend
 CASES = [
     (Case("cin1-split", (1, 5, 5, 1), (3, 3, 1, 2)), True),
     (Case("s2-d2-split", (2, 9, 8, 2), (3, 3, 2, 3), stride=2, dilation=2, padding="SAME"), True),
-    (Case("cin4-unsplit", (1, 4, 4, 4), (3, 3, 4, 2), padding=1), False),
+    (Case("cin8-unsplit", (1, 4, 4, 8), (3, 3, 8, 2), padding=1), False),
 ]
 
 
