@@ -82,14 +82,15 @@ class GemmShape:
 
 
 #: block shapes by item size, (for N <= its tile_n, for wider N): 256 threads each computing
-#: 8 x 4 or 8 x 8 sums in float32 (128 x 64 or 128 x 128 tiles), 4 x 4 or 4 x 8 in float64;
+#: 8 x 4 or 8 x 8 sums in float32 (128 x 64 or 128 x 128 tiles), 4 x 4 in float64 (64 x 64;
+#: 4 x 8 spills under the launch bound);
 #: the simulator runs one Python thread per CUDA thread, so it gets 16 threads and 16 x 8 tiles
 GEMM_SHAPES = (
     {size: (GemmShape(4, 4, 4, 2), GemmShape(4, 4, 4, 2)) for size in (4, 8)}
     if SIMULATED
     else {
         4: (GemmShape(16, 16, 8, 4), GemmShape(16, 16, 8, 8)),
-        8: (GemmShape(16, 16, 4, 4), GemmShape(16, 16, 4, 8)),
+        8: (GemmShape(16, 16, 4, 4), GemmShape(16, 16, 4, 4)),
     }
 )
 

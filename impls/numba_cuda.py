@@ -111,7 +111,9 @@ def _forward_kernel(dtype: np.dtype, shape: GemmShape, min_blocks: int):  # type
     """y (N * OH * OW, C_out) = x gathered through the kernel taps @ w + bias, one launch.
 
     Block (bx, by) computes rows [bx * tile_m, ...) and columns [by * tile_n, ...) of y; its K
-    loop runs over the taps (ki, kj), and over C_in in TILE_K steps within each tap.
+    loop runs over the taps (ki, kj), and over C_in in TILE_K steps within each tap. Each
+    step's operands are fetched from global memory into registers while the step before
+    multiplies, then stored into the shared tiles.
     """
     scalar = dtype.type
     threads_n, threads = shape.threads_n, shape.threads
@@ -122,10 +124,30 @@ def _forward_kernel(dtype: np.dtype, shape: GemmShape, min_blocks: int):  # type
     mma = micro_kernel(shape, dtype)
     row_of, col_of = micro_offsets(shape, dtype)
 
+    @cuda.jit(device=True, **device_options())
+    def fetch(x, w, conv, img, oy, ox, ki, kj, c0, a_k0, b_k0, col, a_next, b_next):  # type: ignore[no-untyped-def]
+        # A: a_loads channels from c0 + a_k0 of the input pixel that output pixel (img, oy,
+        # ox) reads through tap (ki, kj), zeros outside the input; B: w[ki, kj, c0 + kk, col]
+        _, _, sh, sw, dil_h, dil_w, top, left, _, _ = conv
+        _, h, width, c_in = x.shape
+        c_out = w.shape[3]
+        iy = input_pixel(oy, ki, sh, dil_h, top)
+        ix = input_pixel(ox, kj, sw, dil_w, left)
+        pixel_ok = img >= 0 and 0 <= iy < h and 0 <= ix < width
+        for r in range(a_loads):
+            a_next[r] = 0
+            if pixel_ok and c0 + a_k0 + r < c_in:
+                a_next[r] = x[img, iy, ix, c0 + a_k0 + r]
+        for r in range(b_loads):
+            kk = b_k0 + r * (threads // tile_n)
+            b_next[r] = 0
+            if c0 + kk < c_in and col < c_out:
+                b_next[r] = w[ki, kj, c0 + kk, col]
+
     @cuda.jit(**launch_bounds(threads, min_blocks))
     def forward(x, w, bias, y, conv):  # type: ignore[no-untyped-def]
-        kh, kw, sh, sw, dil_h, dil_w, top, left, out_h, out_w = conv
-        _, h, width, c_in = x.shape
+        kh, kw, _, _, _, _, _, _, out_h, out_w = conv
+        c_in = x.shape[3]
         rows, c_out = y.shape
         # one declaration a line: the simulator tells shared arrays apart by source line
         a_tile = cuda.shared.array(a_shape, scalar, SHARED_ALIGN)
@@ -133,6 +155,8 @@ def _forward_kernel(dtype: np.dtype, shape: GemmShape, min_blocks: int):  # type
         acc = cuda.local.array((micro_m, micro_n), scalar)
         a_reg = cuda.local.array(micro_m, scalar)
         b_reg = cuda.local.array(micro_n, scalar)
+        a_next = cuda.local.array(a_loads, scalar)
+        b_next = cuda.local.array(b_loads, scalar)
         tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
         tid = ty * threads_n + tx
         m0, n0 = cuda.blockIdx.x * tile_m, cuda.blockIdx.y * tile_n
@@ -145,31 +169,32 @@ def _forward_kernel(dtype: np.dtype, shape: GemmShape, min_blocks: int):  # type
         oy, ox = pixel // out_w, pixel % out_w
         # B is staged N fastest (along C_out, contiguous in w)
         b_nn = tid % tile_n
+        b_k0 = tid // tile_n
         col = n0 + b_nn
         for i in range(micro_m):
             for j in range(micro_n):
                 acc[i, j] = 0
-        for ki in range(kh):
-            iy = input_pixel(oy, ki, sh, dil_h, top)
-            for kj in range(kw):
-                ix = input_pixel(ox, kj, sw, dil_w, left)
-                pixel_ok = img >= 0 and 0 <= iy < h and 0 <= ix < width
-                for c0 in range(0, c_in, TILE_K):
-                    for r in range(a_loads):
-                        value = scalar(0)
-                        if pixel_ok and c0 + a_k0 + r < c_in:
-                            value = x[img, iy, ix, c0 + a_k0 + r]
-                        a_tile[a_k0 + r, a_mm] = value
-                    for r in range(b_loads):
-                        kk = tid // tile_n + r * (threads // tile_n)
-                        value = scalar(0)
-                        if c0 + kk < c_in and col < c_out:
-                            value = w[ki, kj, c0 + kk, col]
-                        b_tile[kk, b_nn] = value
-                    cuda.syncthreads()
-                    mma(a_tile, b_tile, acc, a_reg, b_reg, tx, ty)
-                    # the tiles are overwritten next step only once every thread is done
-                    cuda.syncthreads()
+        ki, kj, c0 = 0, 0, 0
+        fetch(x, w, conv, img, oy, ox, ki, kj, c0, a_k0, b_k0, col, a_next, b_next)
+        for _ in range(kh * kw * ((c_in + TILE_K - 1) // TILE_K)):
+            for r in range(a_loads):
+                a_tile[a_k0 + r, a_mm] = a_next[r]
+            for r in range(b_loads):
+                b_tile[b_k0 + r * (threads // tile_n), b_nn] = b_next[r]
+            cuda.syncthreads()
+            # the next step: channels c0 + TILE_K of this tap, else the next tap's first
+            c0 += TILE_K
+            if c0 >= c_in:
+                c0 = 0
+                kj += 1
+                if kj == kw:
+                    kj = 0
+                    ki += 1
+            if ki < kh:
+                fetch(x, w, conv, img, oy, ox, ki, kj, c0, a_k0, b_k0, col, a_next, b_next)
+            mma(a_tile, b_tile, acc, a_reg, b_reg, tx, ty)
+            # the tiles are overwritten next step only once every thread is done
+            cuda.syncthreads()
         for i in range(micro_m):
             row = m0 + row_of(i, ty)
             if row < rows:
