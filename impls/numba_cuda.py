@@ -222,8 +222,56 @@ def _dx_tile(dtype: np.dtype, shape: GemmShape):  # type: ignore[no-untyped-def]
     row_of, col_of = micro_offsets(shape, dtype)
 
     @cuda.jit(device=True, **device_options())
+    def hit(tap, phase, stride, dilation, pad):  # type: ignore[no-untyped-def]
+        # output row oy reads input row iy = oy * sh + ki * dh - top: a whole oy for each of the
+        # phase's rows (iy = iyp * sh + py) when sh divides py - (ki * dh - top)
+        return (phase - input_pixel(0, tap, stride, dilation, pad)) % stride == 0
+
+    @cuda.jit(device=True, **device_options())
+    def hits(taps, phase, stride, dilation, pad):  # type: ignore[no-untyped-def]
+        # how many of a kernel side's taps hit the phase's rows
+        count = 0
+        for tap in range(taps):
+            if hit(tap, phase, stride, dilation, pad):
+                count += 1
+        return count
+
+    @cuda.jit(device=True, **device_options())
+    def next_tap(conv, py, px, ki, kj):  # type: ignore[no-untyped-def]
+        # the first tap from (ki, kj) on, row by row, that hits the phase; (kh, 0) if none
+        kh, kw, sh, sw, dil_h, dil_w, top, left, _, _ = conv
+        while ki < kh:
+            if kj == kw:
+                ki, kj = ki + 1, 0
+            elif hit(ki, py, sh, dil_h, top) and hit(kj, px, sw, dil_w, left):
+                break
+            else:
+                kj += 1
+        return ki, kj
+
+    @cuda.jit(device=True, **device_options())
+    def fetch(
+        w, dy, conv, img, iyp, ixp, py, px, ki, kj, co0, n0, a_k0, b_nn, b_k0, a_next, b_next
+    ):  # type: ignore[no-untyped-def]
+        # A: dy channels co0 + a_k0... at the output pixel that phase pixel (img, iyp, ixp)
+        # takes through tap (ki, kj), zeros outside dy; B: w[ki, kj, n0 + b_nn, co0 + b_k0...]
+        _, _, sh, sw, dil_h, dil_w, top, left, out_h, out_w = conv
+        c_in, c_out = w.shape[2], w.shape[3]
+        oy = iyp + (py - input_pixel(0, ki, sh, dil_h, top)) // sh
+        ox = ixp + (px - input_pixel(0, kj, sw, dil_w, left)) // sw
+        pixel_ok = img >= 0 and 0 <= oy < out_h and 0 <= ox < out_w
+        for r in range(a_loads):
+            a_next[r] = 0
+            if pixel_ok and co0 + a_k0 + r < c_out:
+                a_next[r] = dy[img, oy, ox, co0 + a_k0 + r]
+        for r in range(b_loads):
+            b_next[r] = 0
+            if n0 + b_nn < c_in and co0 + b_k0 + r < c_out:
+                b_next[r] = w[ki, kj, n0 + b_nn, co0 + b_k0 + r]
+
+    @cuda.jit(device=True, **device_options())
     def dx_tile(w, dy, dx, conv, phase, mt, nt, a_tile, b_tile, acc, a_reg, b_reg):  # type: ignore[no-untyped-def]
-        kh, kw, sh, sw, dil_h, dil_w, top, left, out_h, out_w = conv
+        kh, kw, sh, sw, dil_h, dil_w, top, left, _, _ = conv
         n, h, width, c_in = dx.shape
         c_out = dy.shape[3]
         py, px = phase // sw, phase % sw
@@ -232,6 +280,8 @@ def _dx_tile(dtype: np.dtype, shape: GemmShape):  # type: ignore[no-untyped-def]
         rows = n * phase_h * phase_w
         # a phase can hold no pixel (W < sw): its rows are all masked, never divided by 0
         per_img, per_row = max(phase_h * phase_w, 1), max(phase_w, 1)
+        a_next = cuda.local.array(a_loads, scalar)
+        b_next = cuda.local.array(b_loads, scalar)
         tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
         tid = ty * threads_n + tx
         m0, n0 = mt * tile_m, nt * tile_n
@@ -245,37 +295,65 @@ def _dx_tile(dtype: np.dtype, shape: GemmShape):  # type: ignore[no-untyped-def]
         pixel = row % per_img
         img = row // per_img if row < rows else -1
         iyp, ixp = pixel // per_row, pixel % per_row
+        co_steps = (c_out + TILE_K - 1) // TILE_K
         for i in range(micro_m):
             for j in range(micro_n):
                 acc[i, j] = 0
-        for ki in range(kh):
-            # output row oy reads input row iy = oy * sh + ki * dh - top: it is a whole number
-            # for the phase's rows (iy = iyp * sh + py) when sh divides py - (ki * dh - top)
-            gap_y = py - input_pixel(0, ki, sh, dil_h, top)
-            if gap_y % sh != 0:
-                continue
-            off_y = gap_y // sh
-            for kj in range(kw):
-                gap_x = px - input_pixel(0, kj, sw, dil_w, left)
-                if gap_x % sw != 0:
-                    continue
-                off_x = gap_x // sw
-                oy, ox = iyp + off_y, ixp + off_x
-                pixel_ok = img >= 0 and 0 <= oy < out_h and 0 <= ox < out_w
-                for co0 in range(0, c_out, TILE_K):
-                    for r in range(a_loads):
-                        value = scalar(0)
-                        if pixel_ok and co0 + a_k0 + r < c_out:
-                            value = dy[img, oy, ox, co0 + a_k0 + r]
-                        a_tile[a_k0 + r, a_mm] = value
-                    for r in range(b_loads):
-                        value = scalar(0)
-                        if n0 + b_nn < c_in and co0 + b_k0 + r < c_out:
-                            value = w[ki, kj, n0 + b_nn, co0 + b_k0 + r]
-                        b_tile[b_k0 + r, b_nn] = value
-                    cuda.syncthreads()
-                    mma(a_tile, b_tile, acc, a_reg, b_reg, tx, ty)
-                    cuda.syncthreads()
+        ki, kj = next_tap(conv, py, px, 0, 0)
+        co0 = 0
+        if ki < kh:
+            fetch(
+                w,
+                dy,
+                conv,
+                img,
+                iyp,
+                ixp,
+                py,
+                px,
+                ki,
+                kj,
+                co0,
+                n0,
+                a_k0,
+                b_nn,
+                b_k0,
+                a_next,
+                b_next,
+            )
+        for _ in range(hits(kh, py, sh, dil_h, top) * hits(kw, px, sw, dil_w, left) * co_steps):
+            for r in range(a_loads):
+                a_tile[a_k0 + r, a_mm] = a_next[r]
+            for r in range(b_loads):
+                b_tile[b_k0 + r, b_nn] = b_next[r]
+            cuda.syncthreads()
+            # the next step: channels co0 + TILE_K of this tap, else the next tap that hits
+            co0 += TILE_K
+            if co0 >= c_out:
+                co0 = 0
+                ki, kj = next_tap(conv, py, px, ki, kj + 1)
+            if ki < kh:
+                fetch(
+                    w,
+                    dy,
+                    conv,
+                    img,
+                    iyp,
+                    ixp,
+                    py,
+                    px,
+                    ki,
+                    kj,
+                    co0,
+                    n0,
+                    a_k0,
+                    b_nn,
+                    b_k0,
+                    a_next,
+                    b_next,
+                )
+            mma(a_tile, b_tile, acc, a_reg, b_reg, tx, ty)
+            cuda.syncthreads()
         for i in range(micro_m):
             row = m0 + row_of(i, ty)
             if row < rows:
@@ -308,13 +386,36 @@ def _dw_tile(dtype: np.dtype, shape: GemmShape):  # type: ignore[no-untyped-def]
     row_of, col_of = micro_offsets(shape, dtype)
 
     @cuda.jit(device=True, **device_options())
+    def fetch(x, dy, conv, img, oy, ox0, tap_row, ki, kj, c, a_kk0, b_kk0, col, a_next, b_next):  # type: ignore[no-untyped-def]
+        # A: x at channel c of the pixels that output pixels (img, oy, ox0 + kk) read through
+        # tap (ki, kj), zeros outside the input; B: dy[img, oy, ox0 + kk, col]
+        kh, kw, sh, sw, dil_h, dil_w, top, left, _, out_w = conv
+        _, h, width, c_in = x.shape
+        c_out = dy.shape[3]
+        iy = input_pixel(oy, ki, sh, dil_h, top)
+        row_ok = tap_row < kh * kw * c_in and 0 <= iy < h
+        for r in range(a_loads):
+            kk = a_kk0 + r * (threads // tile_m)
+            ix = input_pixel(ox0 + kk, kj, sw, dil_w, left)
+            a_next[r] = 0
+            if row_ok and ox0 + kk < out_w and 0 <= ix < width:
+                a_next[r] = x[img, iy, ix, c]
+        for r in range(b_loads):
+            kk = b_kk0 + r * (threads // tile_n)
+            b_next[r] = 0
+            if ox0 + kk < out_w and col < c_out:
+                b_next[r] = dy[img, oy, ox0 + kk, col]
+
+    @cuda.jit(device=True, **device_options())
     def dw_tile(
         x, dy, partials, conv, split, mt, nt, rows_per_split, a_tile, b_tile, acc, a_reg, b_reg
     ):  # type: ignore[no-untyped-def]
-        kh, kw, sh, sw, dil_h, dil_w, top, left, out_h, out_w = conv
-        n, h, width, c_in = x.shape
+        kh, kw, _, _, _, _, _, _, out_h, out_w = conv
+        n, _, _, c_in = x.shape
         c_out = dy.shape[3]
         taps = kh * kw * c_in
+        a_next = cuda.local.array(a_loads, scalar)
+        b_next = cuda.local.array(b_loads, scalar)
         tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
         tid = ty * threads_n + tx
         m0, n0 = mt * tile_m, nt * tile_n
@@ -325,8 +426,10 @@ def _dw_tile(dtype: np.dtype, shape: GemmShape):  # type: ignore[no-untyped-def]
         c = tap_row % c_in
         ki = tap_row // c_in // kw
         kj = tap_row // c_in % kw
+        a_kk0 = tid // tile_m
         # B is staged N fastest (along C_out, contiguous in dy)
         b_nn = tid % tile_n
+        b_kk0 = tid // tile_n
         col = n0 + b_nn
         sums_db = mt == 0 and tid < tile_n
         db = scalar(0)
@@ -334,30 +437,32 @@ def _dw_tile(dtype: np.dtype, shape: GemmShape):  # type: ignore[no-untyped-def]
             for j in range(micro_n):
                 acc[i, j] = 0
         begin = split * rows_per_split
-        for out_row in range(begin, min(n * out_h, begin + rows_per_split)):
-            img, oy = out_row // out_h, out_row % out_h
-            iy = input_pixel(oy, ki, sh, dil_h, top)
-            row_ok = tap_row < taps and 0 <= iy < h
-            for ox0 in range(0, out_w, TILE_K):
-                for r in range(a_loads):
-                    kk = tid // tile_m + r * (threads // tile_m)
-                    ix = input_pixel(ox0 + kk, kj, sw, dil_w, left)
-                    value = scalar(0)
-                    if row_ok and ox0 + kk < out_w and 0 <= ix < width:
-                        value = x[img, iy, ix, c]
-                    a_tile[kk, a_mm] = value
-                for r in range(b_loads):
-                    kk = tid // tile_n + r * (threads // tile_n)
-                    value = scalar(0)
-                    if ox0 + kk < out_w and col < c_out:
-                        value = dy[img, oy, ox0 + kk, col]
-                    b_tile[kk, b_nn] = value
-                cuda.syncthreads()
-                mma(a_tile, b_tile, acc, a_reg, b_reg, tx, ty)
-                if sums_db:
-                    for kk in range(TILE_K):
-                        db += b_tile[kk, b_nn]
-                cuda.syncthreads()
+        end = min(n * out_h, begin + rows_per_split)
+        img, oy, ox0 = begin // out_h, begin % out_h, 0
+        fetch(x, dy, conv, img, oy, ox0, tap_row, ki, kj, c, a_kk0, b_kk0, col, a_next, b_next)
+        for _ in range((end - begin) * ((out_w + TILE_K - 1) // TILE_K)):
+            for r in range(a_loads):
+                a_tile[a_kk0 + r * (threads // tile_m), a_mm] = a_next[r]
+            for r in range(b_loads):
+                b_tile[b_kk0 + r * (threads // tile_n), b_nn] = b_next[r]
+            cuda.syncthreads()
+            # the next step: pixels ox0 + TILE_K of this output row, else the next row's first
+            ox0 += TILE_K
+            if ox0 >= out_w:
+                ox0 = 0
+                oy += 1
+                if oy == out_h:
+                    oy = 0
+                    img += 1
+            if img * out_h + oy < end:
+                fetch(
+                    x, dy, conv, img, oy, ox0, tap_row, ki, kj, c, a_kk0, b_kk0, col, a_next, b_next
+                )
+            mma(a_tile, b_tile, acc, a_reg, b_reg, tx, ty)
+            if sums_db:
+                for kk in range(TILE_K):
+                    db += b_tile[kk, b_nn]
+            cuda.syncthreads()
         for i in range(micro_m):
             row = m0 + row_of(i, ty)
             if row < taps:
@@ -521,8 +626,9 @@ def _backward_plan(geom: ConvGeometry, itemsize: int) -> _BackwardPlan:
     dw_m_tiles = math.ceil((geom.kh * geom.kw * geom.c_in) / shape.tile_m)
     dw_n_tiles = math.ceil(geom.c_out / shape.tile_n)
     out_rows = geom.n * geom.out_h
-    # split dw's K (the output rows) until its blocks alone could fill the GPU
-    splits = min(out_rows, max(1, math.ceil(TARGET_DW_BLOCKS / (dw_m_tiles * dw_n_tiles))))
+    # split dw's K (the output rows) until its blocks alone fill the GPU once, no more: dw's
+    # long blocks run in one wave, never one straggling after the rest
+    splits = min(out_rows, max(1, TARGET_DW_BLOCKS // (dw_m_tiles * dw_n_tiles)))
     rows_per_split = math.ceil(out_rows / splits)
     (sh, sw) = geom.stride
     # the largest phase (0, 0) sets the tiles per phase; the others mask their extra rows
