@@ -285,6 +285,9 @@ def _dx_tile(dtype: np.dtype, shape: GemmShape):  # type: ignore[no-untyped-def]
         tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
         tid = ty * threads_n + tx
         m0, n0 = mt * tile_m, nt * tile_n
+        if m0 >= rows:
+            # past a smaller phase's pixels (the grid is sized for the largest): nothing to do
+            return
         # both tiles are staged K fastest (along C_out, contiguous in dy and w), a run of
         # a_loads (b_loads) channels of one row a thread: its pixel is worked out once
         a_mm = tid // (TILE_K // a_loads)
