@@ -534,21 +534,34 @@ def _copy4d_kernel(src, dst):  # type: ignore[no-untyped-def]
 _COMPILED: dict[Any, Any] = {}
 
 
+@cache
+def _default_stream() -> Any:
+    """The default stream as numba-cuda's dispatcher hands it to a compiled kernel's launch (a
+    cuda.core stream); None where this numba-cuda keeps it elsewhere (then every launch goes
+    through the dispatcher)."""
+    try:
+        from numba.cuda.cudadrv.driver import _to_core_stream
+    except ImportError:
+        return None
+    return _to_core_stream(0)
+
+
 def _launch(kernel: Any, grid: tuple[int, ...], block: tuple[int, ...], *args: Any) -> None:
     """Launch ``kernel`` on ``grid`` x ``block`` threads with ``args``, on the default stream.
 
     The first launch goes through numba's dispatcher (which types the arguments, compiles and
     launches, or is recorded by the compile check); later ones call the compiled kernel
-    directly. Every kernel here gets arguments of one type each call (C-contiguous arrays of
-    its dtype, Python ints), so it has exactly one compiled version.
+    directly, as the dispatcher does after its overload lookup. Every kernel here gets
+    arguments of one type each call (C-contiguous arrays of its dtype, Python ints), so it
+    has exactly one compiled version.
     """
     compiled = _COMPILED.get(kernel)
     if compiled is not None:
-        compiled.launch(args, grid, block, 0, 0)
+        compiled.launch(args, grid, block, _default_stream(), 0)
         return
     kernel[grid, block](*args)
     overloads = getattr(kernel, "overloads", None)
-    if overloads is not None and len(overloads) == 1:
+    if overloads is not None and len(overloads) == 1 and _default_stream() is not None:
         _COMPILED[kernel] = next(iter(overloads.values()))
 
 

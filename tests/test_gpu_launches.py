@@ -74,7 +74,7 @@ class _Compiled:
     def launch(
         self, args: tuple[Any, ...], grid: Any, block: Any, stream: Any, shared: Any
     ) -> None:
-        self.calls.append(args)
+        self.calls.append((*args, stream))
 
 
 class _Kernel:
@@ -94,8 +94,19 @@ class _Kernel:
 
 def test_launches_after_the_first_skip_the_dispatcher(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(numba_cuda, "_COMPILED", {})
+    # the stream the dispatcher would hand the compiled kernel
+    monkeypatch.setattr(numba_cuda, "_default_stream", lambda: "default stream")
     kernel = _Kernel()
     for value in range(3):
         numba_cuda._launch(kernel, (1, 1, 1), (1, 1, 1), value)
     assert kernel.dispatched == 1
-    assert kernel.overloads["signature"].calls == [(1,), (2,)]
+    assert kernel.overloads["signature"].calls == [(1, "default stream"), (2, "default stream")]
+
+
+def test_the_direct_launch_takes_the_dispatchers_stream() -> None:
+    """A compiled kernel launches on the cuda.core stream numba-cuda's dispatcher gives it."""
+    if numba_cuda._SIMULATED:
+        pytest.skip("the simulator has no compiled kernels to launch directly")
+    from numba.cuda.cudadrv.driver import _to_core_stream
+
+    assert type(numba_cuda._default_stream()) is type(_to_core_stream(0))
