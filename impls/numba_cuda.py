@@ -144,14 +144,26 @@ def _forward_kernel(dtype: np.dtype, shape: GemmShape, min_blocks: int):  # type
             if c0 + kk < c_in and col < c_out:
                 b_next[r] = w[ki, kj, c0 + kk, col]
 
+    @cuda.jit(device=True, **device_options())
+    def stage(a_tile, b_tile, a_next, b_next, a_mm, a_k0, b_nn, b_k0):  # type: ignore[no-untyped-def]
+        # the fetched operands into the shared tiles: A K fastest, B N fastest
+        for r in range(a_loads):
+            a_tile[a_k0 + r, a_mm] = a_next[r]
+        for r in range(b_loads):
+            b_tile[b_k0 + r * (threads // tile_n), b_nn] = b_next[r]
+
     @cuda.jit(**launch_bounds(threads, min_blocks))
     def forward(x, w, bias, y, conv):  # type: ignore[no-untyped-def]
         kh, kw, _, _, _, _, _, _, out_h, out_w = conv
         c_in = x.shape[3]
         rows, c_out = y.shape
         # one declaration a line: the simulator tells shared arrays apart by source line
-        a_tile = cuda.shared.array(a_shape, scalar, SHARED_ALIGN)
-        b_tile = cuda.shared.array(b_shape, scalar, SHARED_ALIGN)
+        # two of each tile, taking turns: a step stores into one while the step before may
+        # still be reading the other, so one barrier a step suffices
+        a_tile0 = cuda.shared.array(a_shape, scalar, SHARED_ALIGN)
+        a_tile1 = cuda.shared.array(a_shape, scalar, SHARED_ALIGN)
+        b_tile0 = cuda.shared.array(b_shape, scalar, SHARED_ALIGN)
+        b_tile1 = cuda.shared.array(b_shape, scalar, SHARED_ALIGN)
         acc = cuda.local.array((micro_m, micro_n), scalar)
         a_reg = cuda.local.array(micro_m, scalar)
         b_reg = cuda.local.array(micro_n, scalar)
@@ -176,11 +188,11 @@ def _forward_kernel(dtype: np.dtype, shape: GemmShape, min_blocks: int):  # type
                 acc[i, j] = 0
         ki, kj, c0 = 0, 0, 0
         fetch(x, w, conv, img, oy, ox, ki, kj, c0, a_k0, b_k0, col, a_next, b_next)
-        for _ in range(kh * kw * ((c_in + TILE_K - 1) // TILE_K)):
-            for r in range(a_loads):
-                a_tile[a_k0 + r, a_mm] = a_next[r]
-            for r in range(b_loads):
-                b_tile[b_k0 + r * (threads // tile_n), b_nn] = b_next[r]
+        for step in range(kh * kw * ((c_in + TILE_K - 1) // TILE_K)):
+            if step % 2 == 0:
+                stage(a_tile0, b_tile0, a_next, b_next, a_mm, a_k0, b_nn, b_k0)
+            else:
+                stage(a_tile1, b_tile1, a_next, b_next, a_mm, a_k0, b_nn, b_k0)
             cuda.syncthreads()
             # the next step: channels c0 + TILE_K of this tap, else the next tap's first
             c0 += TILE_K
@@ -192,9 +204,10 @@ def _forward_kernel(dtype: np.dtype, shape: GemmShape, min_blocks: int):  # type
                     ki += 1
             if ki < kh:
                 fetch(x, w, conv, img, oy, ox, ki, kj, c0, a_k0, b_k0, col, a_next, b_next)
-            mma(a_tile, b_tile, acc, a_reg, b_reg, tx, ty)
-            # the tiles are overwritten next step only once every thread is done
-            cuda.syncthreads()
+            if step % 2 == 0:
+                mma(a_tile0, b_tile0, acc, a_reg, b_reg, tx, ty)
+            else:
+                mma(a_tile1, b_tile1, acc, a_reg, b_reg, tx, ty)
         for i in range(micro_m):
             row = m0 + row_of(i, ty)
             if row < rows:
