@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from impls import Backend
-from impls._cuda_events import CallTimes, EventTimer
+from impls._cuda_events import CallTimes, DeviceTimer
 
 from . import gpu_memory
 from .machine import CONTENDED_CORES, CpuSample, CpuUse
@@ -227,7 +227,7 @@ class GpuRounds:
         call: Target,
         make_args: Setup | None,
         rounds: int,
-        timer: EventTimer,
+        timer: DeviceTimer,
         warm_calls: int = 0,
     ) -> None:
         self.call = call
@@ -361,7 +361,7 @@ def _time_on_device(
     benchmark: Any,
     case: Case,
     estimates: Estimates,
-    timer: EventTimer,
+    timer: DeviceTimer,
     call: Target,
     setup: Setup | None,
     target: Target,

@@ -21,7 +21,7 @@ from ._geometry import (
 )
 
 if TYPE_CHECKING:  # numba.cuda is imported only by a GPU backend's timer
-    from ._cuda_events import EventTimer
+    from ._cuda_events import DeviceTimer
 
 #: (input name, the array forward got, its fingerprint then)
 Guard = tuple[str, Any, Hashable]
@@ -371,7 +371,7 @@ class Backend:
     def synchronize(self) -> None:
         """Wait for queued device work to finish (a no-op on CPU)."""
 
-    def device_timer(self) -> EventTimer | None:
+    def device_timer(self) -> DeviceTimer | None:
         """What times one call on the device and on the host, or None on the CPU (one clock).
 
         A GPU backend gets CUDA events on the default stream (:mod:`impls._cuda_events`); one

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -23,15 +23,27 @@ class CallTimes:
     device_s: float
 
 
+class DeviceTimer(Protocol):
+    """What times one call on the device and on the host."""
+
+    def time(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> CallTimes: ...
+
+
 class EventTimer:
-    """Times calls between two CUDA events on the default stream; make one per run of calls."""
+    """Times calls between two CUDA events on the default stream; make one per run of calls.
 
-    def __init__(self) -> None:
-        from numba import cuda
+    ``events`` (start, stop) are numba-cuda's (``record``, ``synchronize``, ``elapsed_time``
+    in milliseconds) unless given.
+    """
 
-        # numba-cuda's events record timing by default
-        self.start = cuda.event()
-        self.stop = cuda.event()
+    def __init__(self, events: tuple[Any, Any] | None = None) -> None:
+        if events is None:
+            from numba import cuda
+
+            # numba-cuda's events record timing by default
+            events = (cuda.event(), cuda.event())
+        self.start: Any = events[0]
+        self.stop: Any = events[1]
 
     def time(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> CallTimes:
         """Run ``call(*args, **kwargs)`` once and wait for the device; its :class:`CallTimes`."""
