@@ -9,6 +9,7 @@ counts its own (``max_memory_allocated``). Both are reset before the measured ca
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -20,23 +21,29 @@ METHOD = (
 
 
 class NumbaPeak:
-    """The peak of the bytes live in one numba-cuda memory manager since :meth:`reset`.
+    """The peak of the bytes live in one numba-cuda memory manager while it is open.
 
-    Wraps the manager's ``memalloc`` in place (once per manager: see :func:`numba_peak`), so
-    it works whichever context made the manager and whenever it was made.
+    Opening wraps the manager's ``memalloc`` in place, so it works whichever context made
+    the manager and whenever; closing puts it back, so the timed calls never pay for it.
     """
 
     def __init__(self, manager: Any) -> None:
         self.manager = manager
         self.base = self.peak = self.live()
-        allocate = manager.memalloc
+
+    def __enter__(self) -> NumbaPeak:
+        allocate = self.manager.memalloc
 
         def memalloc(size: int) -> Any:
             memory = allocate(size)
             self.peak = max(self.peak, self.live())
             return memory
 
-        manager.memalloc = memalloc
+        self.manager.memalloc = memalloc
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        del self.manager.memalloc  # the class's own method again
 
     def live(self) -> int:
         """Bytes of the allocations no array has released yet."""
@@ -48,15 +55,6 @@ class NumbaPeak:
     def extra(self) -> int:
         """The peak since the last reset, beyond what was live then."""
         return max(self.peak - self.base, 0)
-
-
-def numba_peak(manager: Any) -> NumbaPeak:
-    """The :class:`NumbaPeak` of ``manager``, wrapping it on first use."""
-    tracker = getattr(manager, "im2col_bench_peak", None)
-    if not isinstance(tracker, NumbaPeak):
-        tracker = NumbaPeak(manager)
-        manager.im2col_bench_peak = tracker
-    return tracker
 
 
 def _numba_manager() -> Any | None:
@@ -92,16 +90,17 @@ def peak_extra(call: Callable[[], None], outputs_bytes: int) -> dict[str, Any]:
     ``torch_peak_bytes``; None for one not in use), ``outputs_bytes`` and ``memory_method``.
     """
     manager = _numba_manager()
-    tracker = numba_peak(manager) if manager is not None else None
+    tracker = NumbaPeak(manager) if manager is not None else None
     torch_cuda = _torch_cuda()
     call()  # one untimed: a library's one-time buffers are not the call's working memory
-    if tracker is not None:
-        tracker.reset()
     if torch_cuda is not None:
         torch_cuda.synchronize()
         torch_cuda.reset_peak_memory_stats()
         torch_base = torch_cuda.memory_allocated()
-    call()
+    with tracker or contextlib.nullcontext():
+        if tracker is not None:
+            tracker.reset()
+        call()
     numba_bytes = tracker.extra() if tracker is not None else None
     torch_bytes = torch_cuda.max_memory_allocated() - torch_base if torch_cuda is not None else None
     total = (numba_bytes or 0) + (torch_bytes or 0)

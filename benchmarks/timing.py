@@ -217,9 +217,9 @@ def launch_bound(host_s: float, device_s: float) -> bool:
 class GpuRounds:
     """One GPU benchmark's rounds, back to back; :meth:`target` is what pytest-benchmark times.
 
-    Each round runs the call between two CUDA events and waits for the device
-    (``backend.device_timer()``), so pytest-benchmark's time is the call's wall clock with the
-    device waited for, and each round's host and device times are kept too.
+    Each round runs the call between two CUDA events (``backend.device_timer()``) and waits
+    for the device, so pytest-benchmark's time is the call's wall clock with the device waited
+    for, and each round's host and device times are kept too.
     """
 
     def __init__(
@@ -228,9 +228,11 @@ class GpuRounds:
         make_args: Setup | None,
         rounds: int,
         timer: DeviceTimer,
+        synchronize: Callable[[], None],
         warm_calls: int = 0,
     ) -> None:
         self.call = call
+        self.synchronize = synchronize
         self.make_args = make_args
         self.rounds = rounds
         self.timer = timer
@@ -241,6 +243,8 @@ class GpuRounds:
 
     def target(self, *args: Any, **kwargs: Any) -> None:
         self.times.append(self.timer.time(self.call, *args, **kwargs))
+        # the events waited for the default stream: this waits for any stream of the backend's
+        self.synchronize()
 
     def setup(self) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
         if self.first is None:
@@ -348,7 +352,7 @@ def time_case(
     first_s, second_s = (_untimed_call(target, setup) for _ in range(2))  # JIT, then caches
     benchmark.extra_info.update(warmup_s=first_s, second_call_s=second_s)
     if timer is not None:
-        return _time_on_device(benchmark, case, estimates, timer, call, setup, target)
+        return _time_on_device(benchmark, backend, case, estimates, timer, call, setup, target)
     estimate = estimates.estimate(case)
     per_call = min(first_s, second_s, estimate.seconds if estimate else math.inf)
     blocks = Blocks(target, setup, estimates.rounds(per_call), warmed_s=second_s)
@@ -359,6 +363,7 @@ def time_case(
 
 def _time_on_device(
     benchmark: Any,
+    backend: Backend,
     case: Case,
     estimates: Estimates,
     timer: DeviceTimer,
@@ -371,7 +376,9 @@ def _time_on_device(
 
     def one_call_s() -> float:
         args, kwargs = setup() if setup else ((), {})
-        return timer.time(call, *args, **kwargs).device_s
+        seconds = timer.time(call, *args, **kwargs).device_s
+        backend.synchronize()
+        return seconds
 
     warm = warm_until_flat(one_call_s)
     estimate = estimates.estimate(case)
@@ -379,7 +386,9 @@ def _time_on_device(
     per_call = min(warm_s, estimate.seconds if estimate else math.inf)
     if case.pass_ == "step":
         benchmark.extra_info.update(gpu_memory.peak_extra(target, output_bytes(case.conv)))
-    rounds = GpuRounds(call, setup, estimates.rounds(per_call), timer, warm_calls=len(warm))
+    rounds = GpuRounds(
+        call, setup, estimates.rounds(per_call), timer, backend.synchronize, len(warm)
+    )
     benchmark.pedantic(rounds.target, setup=rounds.setup, rounds=rounds.rounds)
     estimates.add(case, min(benchmark.stats.stats.data))
     return rounds

@@ -138,6 +138,8 @@ def test_the_gpu_preset_is_chosen_only_for_a_gpu_backend_on_a_real_gpu(
 
 
 def test_without_a_gpu_the_gpu_preset_skips_every_case_with_its_reason(tmp_path: Path) -> None:
+    if _real_gpu():
+        pytest.skip("this machine has a GPU: the preset runs here (benchmarks/gpu_run.sh)")
     env = {key: value for key, value in os.environ.items() if key != "NUMBA_ENABLE_CUDASIM"}
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "benchmarks.plugin", "--benchmark-only",
@@ -145,8 +147,6 @@ def test_without_a_gpu_the_gpu_preset_skips_every_case_with_its_reason(tmp_path:
          "--report-dir", str(tmp_path), "-p", "no:cacheprovider", "-rs"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
-    if _real_gpu():
-        pytest.skip("this machine has a GPU: the preset runs here")
     out = done.stdout
     assert done.returncode == 0, out[-3000:]
     assert "preset gpu" in out
@@ -237,8 +237,14 @@ class FakeTimer:
 def test_gpu_rounds_keep_each_rounds_host_and_device_time_and_flag_launch_bound_rows() -> None:
     made = iter(range(10))
     timer = FakeTimer([CallTimes(0.9e-3, 1e-3), CallTimes(1.1e-3, 1e-3), CallTimes(1e-3, 1.2e-3)])
+    synchronized: list[int] = []
     rounds = timing.GpuRounds(
-        lambda ctx: None, lambda: ((next(made),), {}), rounds=3, timer=timer, warm_calls=7
+        lambda ctx: None,
+        lambda: ((next(made),), {}),
+        rounds=3,
+        timer=timer,
+        synchronize=lambda: synchronized.append(1),
+        warm_calls=7,
     )
     for _ in range(rounds.rounds):
         args, kwargs = rounds.setup()  # type: ignore[misc]
@@ -246,6 +252,7 @@ def test_gpu_rounds_keep_each_rounds_host_and_device_time_and_flag_launch_bound_
     rounds.cpu_use()
     info = rounds.info()
     assert timer.calls == [(0,), (1,), (2,)]  # a fresh argument for every round
+    assert len(synchronized) == 3  # every round waits for all of the backend's streams
     assert info["host_s"] == pytest.approx(1e-3)
     assert info["device_s"] == pytest.approx(1e-3)
     assert info["device_times"] == pytest.approx([1e-3, 1e-3, 1.2e-3])
@@ -324,8 +331,8 @@ def test_a_gpu_case_runs_back_to_back_after_warming_until_flat(
     info = rounds.info()
     assert info["device_s"] == pytest.approx(3e-3)
     assert info["launch_bound"] is False
-    # the inputs made, the two untimed first calls; CUDA events wait for every other call
-    assert backend.synchronized == 3
+    # the inputs made, the two untimed first calls, each warm-up call and each round
+    assert backend.synchronized == 3 + rounds.warm_calls + rounds.rounds
 
 
 # memory
@@ -351,18 +358,20 @@ class FakeManager:
 def test_the_numba_tracker_sees_the_peak_of_live_bytes_since_its_reset() -> None:
     manager = FakeManager()
     before = manager.memalloc(1000)  # live before the reset: not the call's
-    tracker = gpu_memory.numba_peak(manager)
-    assert gpu_memory.numba_peak(manager) is tracker  # wrapped once
-    tracker.reset()
-    a = manager.memalloc(100)
-    b = manager.memalloc(200)
-    manager.free(a)
-    manager.free(before)  # a free of older memory never makes the peak negative
-    c = manager.memalloc(50)
-    assert tracker.extra() == 300  # a and b were live together
-    manager.free(b)
-    manager.free(c)
-    tracker.reset()
+    with gpu_memory.NumbaPeak(manager) as tracker:
+        tracker.reset()
+        a = manager.memalloc(100)
+        b = manager.memalloc(200)
+        manager.free(a)
+        manager.free(before)  # a free of older memory never makes the peak negative
+        c = manager.memalloc(50)
+        assert tracker.extra() == 300  # a and b were live together
+        manager.free(b)
+        manager.free(c)
+        tracker.reset()
+        assert tracker.extra() == 0
+    assert "memalloc" not in vars(manager)  # the class's own again: timed calls pay nothing
+    manager.memalloc(10_000)
     assert tracker.extra() == 0
 
 
