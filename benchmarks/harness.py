@@ -296,8 +296,7 @@ class Harness:
         ok, why = backend.available()
         if not ok:
             return f"unavailable: {why}"
-        simulated = getattr(backend, "simulated", None)
-        if callable(simulated) and simulated():
+        if backend.simulated():
             return "runs on numba's CUDA simulator: correct but never timed"
         conv = case.conv
         declined = backend.supports(

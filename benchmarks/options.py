@@ -75,10 +75,8 @@ def gpu_backend(names: list[str]) -> str | None:
     """The first of ``names`` that runs on a real GPU here, or None."""
     for name in names:
         backend = impls.get_backend(name)
-        if backend.device != "gpu" or backend.role == "oracle" or not backend.available()[0]:
-            continue
-        simulated = getattr(backend, "simulated", None)
-        if not (callable(simulated) and simulated()):
+        gpu = backend.device == "gpu" and backend.role != "oracle"
+        if gpu and backend.available()[0] and not backend.simulated():
             return name
     return None
 

@@ -371,6 +371,10 @@ class Backend:
     def synchronize(self) -> None:
         """Wait for queued device work to finish (a no-op on CPU)."""
 
+    def simulated(self) -> bool:
+        """Whether this backend's kernels run on a simulator: correct, but never worth timing."""
+        return False
+
     def device_timer(self) -> DeviceTimer | None:
         """What times one call on the device and on the host, or None on the CPU (one clock).
 
