@@ -191,7 +191,9 @@ def _judge_layers(goal: Goal, rows: pd.DataFrame) -> Verdict:
     keys = SHAPE_KEYS[1:]
     subjects = rows[rows["backend"] == goal.subject].drop_duplicates(keys)
     if subjects.empty:
-        return Verdict(goal, None, f"no {goal.pass_} time of {goal.subject} at {goal.config}")
+        return Verdict(
+            goal, None, f"no {goal.pass_} time of {goal.subject} at {goal.config} in this run"
+        )
     if goal.against == MEASURED_PEAK:
         # the time at the peak is a number, not a measurement with rounds
         peaks = subjects["peak_gflops"].dropna()
@@ -212,7 +214,9 @@ def _judge_layers(goal: Goal, rows: pd.DataFrame) -> Verdict:
     both = subjects.merge(theirs, on=keys, suffixes=("", "_yardstick"))
     if both.empty:
         return Verdict(
-            goal, None, f"no layer at {goal.config} has a {goal.pass_} time of both sides"
+            goal,
+            None,
+            f"no layer at {goal.config} has a {goal.pass_} time of both sides in this run",
         )
     ratio = _finite(both["median"].sum() / both["median_yardstick"].sum())
     interval = sum_ratio_interval(list(both["times"]), list(both["times_yardstick"]))
