@@ -157,6 +157,37 @@ def test_without_a_gpu_the_gpu_preset_skips_every_case_with_its_reason(tmp_path:
     assert not list(tmp_path.glob("runs/*.json"))  # nothing timed, nothing saved
 
 
+def test_a_gpu_backend_is_timed_under_the_gpu_protocol_end_to_end(tmp_path: Path) -> None:
+    """The whole harness on a fake GPU backend (host compute, host clock as its device's): its
+    rows keep host and device times and no CPU settling, and the run and report are saved."""
+    env = {key: value for key, value in os.environ.items() if key != "NUMBA_ENABLE_CUDASIM"}
+    fixtures = Path(__file__).parent / "fixtures"
+    env["PYTHONPATH"] = os.pathsep.join([str(fixtures), str(ROOT), env.get("PYTHONPATH", "")])
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "benchmarks.plugin", "-p", "fake_gpu",
+         "--benchmark-only", "--preset", "smoke", "--sizes", "8", "--backends", "fake_gpu",
+         "--report-dir", str(tmp_path), "-p", "no:cacheprovider", "-q"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (path,) = (tmp_path / "runs").glob("*.json")
+    run = json.loads(path.read_text())
+    rows = [b["extra_info"] for b in run["benchmarks"] if b["extra_info"].get("kind") == "conv"]
+    assert {row["pass"] for row in rows} == {"forward", "backward", "step", "transfer"}
+    for row in rows:
+        assert row["device_s"] > 0
+        assert row["host_s"] > 0
+        assert row["launch_bound"] is True  # the host's clock is the "device's"
+        assert "settle_s" not in row
+        assert "blocks" not in row
+    (step,) = [row for row in rows if row["pass"] == "step"]
+    assert "peak_extra_bytes" in step
+    assert run["im2col_bench"]["protocol"]["gpu"]["launch_bound_share"] == 0.9
+    # no real GPU: the peak's measurements fail, and say why, without stopping the run
+    assert set(run["machine_info"]["gpu_peaks"]["errors"]) == {"matmul", "fma"}
+    assert path.with_suffix(".html").exists()
+
+
 # the protocol
 
 
