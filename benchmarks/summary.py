@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import pandas as pd
 
 from reports.data import BASELINE, PASS_ORDER, contenders, timed
-from reports.goals import BLAS_PRODUCT, FASTEST_OURS, IM2COL_BUFFER, Verdict
+from reports.goals import BLAS_PRODUCT, FASTEST_OURS, IM2COL_BUFFER, MEASURED_PEAK, Verdict
 
 from .matrix import PRESETS, RESNET, SWEEP
 
@@ -77,7 +77,7 @@ def why_not_measured(verdict: Verdict, df: pd.DataFrame) -> str:
         hint = f"; --preset {having[0]} has it" if having else ""
         return f"this run has no {goal.config} configuration{hint}"
     sides = [goal.subject]
-    if goal.against not in (BLAS_PRODUCT, IM2COL_BUFFER):
+    if goal.against not in (BLAS_PRODUCT, IM2COL_BUFFER, MEASURED_PEAK):
         sides.append(goal.against)
     for side in sides:
         if side == FASTEST_OURS:
@@ -108,9 +108,7 @@ def goal_lines(verdicts: Iterable[Verdict], df: pd.DataFrame) -> list[str]:
         if verdict.ratio is None:
             missing.setdefault(why_not_measured(verdict, df), []).append(name)
             continue
-        interval = getattr(verdict, "interval", None)
-        ratio = interval.text() if interval is not None else f"{verdict.ratio:.3g}x"
-        lines += _wrap(f"  {verdict.state}: {name} at {ratio} ({goal.bound})", "      ")
+        lines += _wrap(f"  {verdict.state}: {name} at {verdict.measured} ({goal.bound})", "      ")
     for why, names in missing.items():
         lines += _wrap(f"  not measured ({why}): {'; '.join(names)}", "      ")
     return lines

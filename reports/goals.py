@@ -125,9 +125,22 @@ class Verdict:
             return f"inconclusive ({self.flag})" if self.flag else "inconclusive"
         return "met" if self.met else "not met"
 
+    @property
+    def measured(self) -> str:
+        """What was measured, with its interval: the ratio (``1.3x [1.2, 1.4]``), or against
+        the peak the share of it (``35% [34%, 36%] of the peak``); "" when nothing was."""
+        if self.ratio is None:
+            return ""
+        if self.goal.against != MEASURED_PEAK:
+            return self.interval.text()
+        share = f"{100 / self.ratio:.0f}%"
+        if self.interval.known:
+            share += f" [{100 / self.ci_high:.0f}%, {100 / self.ci_low:.0f}%]"
+        return f"{share} of the peak"
+
     def line(self) -> str:
         """The verdict as one line of text: what the terminal prints."""
-        measured = "" if self.ratio is None else f" at {self.interval.text()}"
+        measured = f" at {self.measured}" if self.measured else ""
         return (
             f"{self.goal.name}: {self.state}{measured} "
             f"(goal: {self.goal.bound} at the {self.goal.config} configuration; {self.detail})"
@@ -202,10 +215,10 @@ def _judge_layers(goal: Goal, rows: pd.DataFrame) -> Verdict:
         at_peak = float(subjects["flops"].sum() / (peaks.iloc[0] * 1e9))
         interval = sum_ratio_interval(list(subjects["times"]), at_peak)
         ratio = _finite(subjects["median"].sum() / at_peak)
-        share = "" if ratio is None else f"{100 / ratio:.0f}% of the peak ({interval.text()})"
         detail = (
-            f"{goal.subject} over {len(subjects)} layers: {share}, the peak "
-            f"{peaks.iloc[0]:.4g} GFLOP/s ({subjects['peak_source'].iloc[0]})"
+            f"{goal.subject} over {len(subjects)} layers, the peak {peaks.iloc[0]:.0f} GFLOP/s "
+            f"({subjects['peak_source'].iloc[0]}); time over the time at the peak "
+            f"{interval.text()}"
         )
         return Verdict(
             goal, ratio, detail, interval.low, interval.high, ratio_flag(*_rows(subjects))

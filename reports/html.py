@@ -449,7 +449,7 @@ def render_goals(verdicts: dict[str, list[Verdict]]) -> str:
     for run, found in verdicts.items():
         for verdict in found:
             cls = {True: "met", False: "notmet", None: "flag" if verdict.flag else ""}
-            ratio = "" if verdict.ratio is None else f" at {verdict.interval.text()}"
+            ratio = f" at {verdict.measured}" if verdict.measured else ""
             prefix = f"{escape(run)}: " if len(verdicts) > 1 else ""
             goal = verdict.goal
             items.append(

@@ -99,7 +99,8 @@ def test_the_gpu_goals_are_met_when_the_whole_interval_is(met: Path) -> None:
     assert forward.ratio == pytest.approx(2.0, rel=1e-6)  # half the peak: twice its time
     assert forward.state == "met"
     assert forward.goal.bound == "at least 40% of the measured float32 peak"
-    assert "50% of the peak" in forward.detail
+    assert forward.measured == "50% [50%, 50%] of the peak"
+    assert "at 50% [50%, 50%] of the peak" in forward.line()
 
 
 def test_the_gpu_goals_are_not_met_beyond_their_bounds(tmp_path: Path) -> None:
