@@ -12,8 +12,8 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 # the real device: never numba's CUDA simulator
 export NUMBA_ENABLE_CUDASIM=0
 #: seconds the tests, and the benchmark, may take at most: the whole script stays under 10 minutes
-TESTS_S=${TESTS_S:-180}
-BENCH_S=${BENCH_S:-390}
+TESTS_S=${TESTS_S:-150}
+BENCH_S=${BENCH_S:-380}
 
 tests=1
 case "${1:-}" in

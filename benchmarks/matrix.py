@@ -216,8 +216,8 @@ PRESETS = {
         max_call_s=30.0,
         session_budget_s=4 * 3600,
     ),
-    # layers that fill a data-centre GPU, and where it stops being bound by the host; about
-    # 5 minutes for numba_cuda and torch_cudnn on one H200, compilation not counted
+    # layers that fill a data-centre GPU, and where it stops being bound by the host: a few
+    # minutes for numba_cuda and torch_cudnn on one H200, 5 at most, compilation not counted
     "gpu": Preset(
         "gpu",
         sizes=(),
@@ -227,8 +227,8 @@ PRESETS = {
         min_rounds=10,
         max_rounds=200,
         round_budget_s=0.2,
-        max_call_s=1.0,
-        session_budget_s=360,
+        max_call_s=5.0,
+        session_budget_s=300,
         quick_peaks=True,
         devices=("gpu",),
         transfer=False,
