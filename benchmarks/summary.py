@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from reports.data import BASELINE, PASS_ORDER, contenders, timed
+from reports.data import BASELINE, BATCH, PASS_ORDER, contenders, timed
 from reports.goals import BLAS_PRODUCT, FASTEST_OURS, IM2COL_BUFFER, MEASURED_PEAK, Verdict
 
 from .matrix import PRESETS, RESNET, SWEEP
@@ -126,6 +126,22 @@ def not_timed_line(df: pd.DataFrame) -> list[str]:
     return _wrap("not timed: " + ", ".join(parts) + "; the reasons are in the report")
 
 
+def launch_bound_line(df: pd.DataFrame) -> list[str]:
+    """How many of each GPU backend's timed rows the host's launches bound, and up to which
+    batch of the batch sweep; [] for a run without GPU rows."""
+    gpu = timed(df, None)
+    gpu = gpu[gpu["device"] == "gpu"]
+    if gpu.empty:
+        return []
+    parts = []
+    for backend, rows in gpu.groupby("backend", sort=True):
+        bound = rows[rows["launch_bound"]]
+        batches = bound.loc[bound["config"] == BATCH, "n"]
+        upto = f", batch sweep up to N={batches.max():.0f}" if not batches.empty else ""
+        parts.append(f"{backend} {len(bound)} of {len(rows)}{upto}")
+    return _wrap("bound by the host's launches (GPU rows): " + "; ".join(parts))
+
+
 def summary_lines(df: pd.DataFrame, verdicts: Iterable[Verdict], interrupted: bool) -> list[str]:
     """Every closing line of a run, before the report's path."""
     lines = []
@@ -133,5 +149,6 @@ def summary_lines(df: pd.DataFrame, verdicts: Iterable[Verdict], interrupted: bo
         lines.append("the run was interrupted: these lines cover what finished")
     lines += fastest_table(df)
     lines += goal_lines(verdicts, df)
+    lines += launch_bound_line(df)
     lines += not_timed_line(df)
     return lines

@@ -205,3 +205,15 @@ def test_the_h200_sample_compares_numba_cuda_with_cudnn_at_every_shape() -> None
     np.testing.assert_allclose(ours["vs_yardstick"], expected)
     # naive_loop runs on the CPU, where the run has no torch_conv2d to compare with
     assert timed.loc[timed["backend"] == "naive_loop", "vs_yardstick"].isna().all()
+
+
+def test_the_terminal_says_how_many_gpu_rows_the_launches_bound(met: Path) -> None:
+    from benchmarks.summary import launch_bound_line
+
+    lines = launch_bound_line(load([met]))
+    assert all(len(line) <= 100 for line in lines)
+    # batch 1, 2 and 4 of the sweep, in each of its three passes
+    assert " ".join(line.strip() for line in lines) == (
+        "bound by the host's launches (GPU rows): numba_cuda 9 of 90, batch sweep up to N=4; "
+        f"{GPU_YARDSTICK} 9 of 90, batch sweep up to N=4"
+    )
