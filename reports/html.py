@@ -269,6 +269,8 @@ def render_details(df: pd.DataFrame) -> str:
     head += ["95% interval"] if has_interval else []
     head += ["IQR", "rounds", "GFLOP/s", "% of peak", "FLOP/byte", "% of one im2col + GEMM"]
     head += [f"speedup over {BASELINE}"]
+    has_gpu = bool(ok["device_s"].notna().any()) if "device_s" in ok else False
+    head += ["host / device per call (GPU)"] if has_gpu else []
     head += ["flag"] if has_flag else []
     rows = []
     for _, row in ok.iterrows():
@@ -290,6 +292,13 @@ def render_details(df: pd.DataFrame) -> str:
             f"{row['pct_limit']:.0f}%" if pd.notna(row["pct_limit"]) and row["flops"] > 0 else "",
             speedup,
         ]
+        if has_gpu:
+            cells.append(
+                f"{_fmt_time(row['host_s'])} / {_fmt_time(row['device_s'])}"
+                + (" (launch-bound)" if row["launch_bound"] else "")
+                if pd.notna(row["device_s"]) and pd.notna(row["host_s"])
+                else ""
+            )
         cells += [str(row["flag"] or "")] if has_flag else []
         rows.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>")
     return (

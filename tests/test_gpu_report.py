@@ -183,6 +183,8 @@ def test_the_report_of_a_gpu_run_shows_its_figures_tables_and_tf32(
     assert "gpu (chosen because numba_cuda runs on a GPU" in html
     assert "resnet50 1x1 256-&gt;64 s1 56px" in html  # every layer its own row
     assert "<small class='launch'>L</small>" in html
+    assert "host / device per call (GPU)" in html
+    assert " (launch-bound)</td>" in html
 
 
 def test_two_layers_of_equal_cost_get_a_row_each_in_the_results_table(met: Path) -> None:
