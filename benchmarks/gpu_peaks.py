@@ -145,6 +145,8 @@ def measure() -> dict[str, Any]:
             "fma": f"numba.cuda loop of {FMA_CHAINS} independent float32 FMA chains per "
             f"thread, {FMA_BLOCKS_PER_SM} blocks of {FMA_THREADS} threads per SM, "
             f"best of {REPEATS} by CUDA events",
+            "tf32": "off for this product and for torch_cudnn's cuDNN calls "
+            "(impls/torch_cudnn.py): float32 is IEEE float32 on both sides",
         },
         "seconds": time.perf_counter() - started,
     }
