@@ -35,6 +35,7 @@ from .data import (
     scaling_exponents,
     timed,
 )
+from .goals import GOALS
 from .stats import Interval
 
 #: text stays text in the SVG (smaller, searchable), and names are never read as math ($...$)
@@ -551,6 +552,7 @@ def plot_layers(df: pd.DataFrame) -> Figure:
     backends = sorted(set(rows["backend"]), key=role_order(rows))
     fig, panels = _grid(_runs(rows), _passes(rows), title)
     fig.set_figheight(0.22 * len(layers) * len(_runs(rows)) + 2.5)
+    goal_style: dict[str, Any] = {"color": "#a33", "linestyle": "--", "linewidth": 1}
     values = [1.0]
     for (run, pass_), ax in panels.items():
         at = rows[(rows["run"] == run) & (rows["pass"] == pass_)]
@@ -570,12 +572,20 @@ def plot_layers(df: pd.DataFrame) -> Figure:
             )  # fmt: skip
             values += [*mine["vs_yardstick"], *mine["vs_yardstick_low"], *mine["vs_yardstick_high"]]
         ax.axvline(1, color="grey", linewidth=1)
+        for goal in GOALS:
+            if goal.layers and goal.against == GPU_YARDSTICK and goal.pass_ == pass_:
+                ax.axvline(goal.at_most, **goal_style)
+                values.append(goal.at_most)
         ax.set_yticks(range(len(layers)), layers, fontsize=7)
         ax.set_ylim(len(layers) - 0.5, -0.5)
     _log_axis(list(panels.values()), values, axis="x")
     _labels(panels, f"time / {GPU_YARDSTICK}'s (1 = as fast)", "")
     line = Line2D([], [], color="grey", linewidth=1)
-    _legend(fig, _roles(rows), [(line, f"{GPU_YARDSTICK} (1x); bars: 95% interval")])
+    extras = [
+        (line, f"{GPU_YARDSTICK} (1x); bars: 95% interval"),
+        (Line2D([], [], **goal_style), "the goal on the summed time"),
+    ]
+    _legend(fig, _roles(rows), extras)
     return fig
 
 
@@ -761,7 +771,8 @@ PLOTS = (
         f"ResNet-50 layers on the GPU against {GPU_YARDSTICK}",
         "Every distinct 3x3 and 1x1 convolution of torchvision's ResNet-50 (stride on the 3x3) "
         f"at batch 128, float32 with TF32 off on both sides: each GPU backend's time over "
-        f"{GPU_YARDSTICK}'s on the same layer, with the ratio's 95% interval. Below: the "
+        f"{GPU_YARDSTICK}'s on the same layer, with the ratio's 95% interval; the dashed line is "
+        "the goal, judged on the time summed over the layers. Below: the "
         "ratios (L: bound by the host's launches) and each forward's share of the GPU's "
         "measured float32 peak.",
         plot_layers,
