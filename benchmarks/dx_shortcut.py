@@ -109,12 +109,11 @@ def backend_error(name: str) -> dict[str, Any]:
     """One backend's dx at stride 2 against the reference's: its error, or why there is none."""
     backend = impls.get_backend(name)
     ok, why = backend.available()
-    simulated = getattr(backend, "simulated", None)
     reason = (
         f"unavailable: {why}"
         if not ok
         else "runs on numba's CUDA simulator (the tests check it there)"
-        if callable(simulated) and simulated()
+        if backend.simulated()
         else _declined(backend)
     )
     if reason:

@@ -27,7 +27,7 @@ import impls
 from . import timing
 from .machine import CpuSample, CpuUse, apply_threads, available_memory, machine_extras
 from .matrix import BlasCase, Case, Conv, build_matrix, contenders, result_row
-from .options import Settings
+from .options import Settings, gpu_backend
 
 if TYPE_CHECKING:  # reports imports pandas and matplotlib: only when a run is saved
     from reports import Verdict
@@ -157,20 +157,26 @@ class Harness:
         if not self.config.getoption("benchmark_only", False):
             return None
         s = self.settings
+        chosen = f" ({s.preset_chosen})" if s.preset_chosen else ""
         return (
-            f"im2col-bench: preset {s.preset.name}, {s.threads} threads, "
+            f"im2col-bench: preset {s.preset.name}{chosen}, {s.threads} threads, "
             f"memory limit {100 * s.memory_share:g}% of available, reports in {s.report_dir}"
         )
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         if "case" in metafunc.fixturenames:
             names = self.settings.backends or impls.backend_names()
-            timed, self.left_out = contenders(names)
+            timed, self.left_out = contenders(names, self.settings.preset)
             cases = build_matrix(self.settings.preset, timed, self.settings.sizes)
             metafunc.parametrize("case", cases, ids=[c.id for c in cases])
         if "blas_case" in metafunc.fixturenames:
-            blas = [BlasCase(conv) for conv in self.settings.preset.limit_convs()]
-            metafunc.parametrize("blas_case", blas, ids=[c.id for c in blas])
+            preset = self.settings.preset
+            blas: list[Any] = [BlasCase(conv) for conv in preset.limit_convs()]
+            ids = [c.id for c in blas]
+            if not blas:
+                reason = f"the {preset.name} preset times no BLAS limit (a CPU product)"
+                blas, ids = [pytest.param(None, marks=pytest.mark.skip(reason=reason))], ["none"]
+            metafunc.parametrize("blas_case", blas, ids=ids)
 
     def pytest_collection_modifyitems(
         self, config: pytest.Config, items: list[pytest.Item]
@@ -224,6 +230,11 @@ class Harness:
                 self.machine["peaks"] = peaks.measure(
                     self.settings.threads, **(peaks.QUICK if preset.quick_peaks else {})
                 )
+                names = self.settings.backends or impls.backend_names()
+                if gpu_backend(contenders(names, preset)[0]):
+                    from . import gpu_peaks
+
+                    self.machine["gpu_peaks"] = gpu_peaks.measure()
         if self.first_case_at is None:
             before = CpuSample.now()
             time.sleep(QUIET_CHECK_S)
@@ -269,7 +280,7 @@ class Harness:
         if blocks is not None:
             self.record(benchmark, blocks)
 
-    def record(self, benchmark: Any, blocks: timing.Blocks) -> None:
+    def record(self, benchmark: Any, blocks: timing.Blocks | timing.GpuRounds) -> None:
         """Keep a timed benchmark, with its protocol and the CPU use over its rounds."""
         use = blocks.cpu_use()
         info = benchmark.extra_info
@@ -289,8 +300,7 @@ class Harness:
         ok, why = backend.available()
         if not ok:
             return f"unavailable: {why}"
-        simulated = getattr(backend, "simulated", None)
-        if callable(simulated) and simulated():
+        if backend.simulated():
             return "runs on numba's CUDA simulator: correct but never timed"
         conv = case.conv
         declined = backend.supports(
@@ -302,7 +312,15 @@ class Harness:
         )
         if declined:
             return f"declined: {declined}"
-        reason = self.memory_reason(timing.memory_needed(backend, conv)) or self.budget_reason()
+        needed = timing.memory_needed(backend, conv)
+        if backend.device == "gpu":
+            from . import gpu_memory
+
+            free = gpu_memory.free_bytes()
+            reason = None if free is None else self.memory_reason(needed, free, " of GPU memory")
+        else:
+            reason = self.memory_reason(needed)
+        reason = reason or self.budget_reason()
         if reason:
             return reason
         estimate = self.estimates.estimate(case)
@@ -314,15 +332,18 @@ class Harness:
             )
         return None
 
-    def memory_reason(self, needed: int) -> str | None:
-        available = available_memory()
+    def memory_reason(
+        self, needed: int, available: int | None = None, memory: str = ""
+    ) -> str | None:
+        """Why ``needed`` bytes are too many for ``available`` (the host's now by default)."""
+        available = available_memory() if available is None else available
         share = self.settings.memory_share
         if needed <= share * available:
             return None
         return (
             f"too big: needs an estimated {needed / 2**30:.3g} GiB (inputs, outputs, working "
-            f"memory), over {100 * share:g}% of the {available / 2**30:.3g} GiB available "
-            "(--memory-limit moves the limit)"
+            f"memory), over {100 * share:g}% of the {available / 2**30:.3g} GiB{memory} "
+            "available (--memory-limit moves the limit)"
         )
 
     def budget_reason(self) -> str | None:
@@ -409,6 +430,7 @@ class Harness:
             "dx_check": self.dx_check(),
             "format": JSON_FORMAT,
             "preset": self.settings.preset.name,
+            "preset_chosen": self.settings.preset_chosen,
             "threads": self.settings.threads,
             "memory_share": self.settings.memory_share,
             "backends": self.settings.backends or impls.backend_names(),
@@ -431,7 +453,7 @@ class Harness:
 
         names = self.settings.backends or impls.backend_names()
         try:
-            return dx_check(contenders(names)[0])
+            return dx_check(contenders(names, self.settings.preset)[0])
         except Exception as exc:  # a check that breaks must not cost the run's JSON
             return {"failed": f"{type(exc).__name__}: {exc}"}
 

@@ -20,6 +20,10 @@ PHASES = ("im2col",)
 SWEEP = "default"
 #: the configuration of a ResNet stage-2 layer, where the goals are judged
 RESNET = "resnet"
+#: the configuration of the distinct ResNet-50 3x3 and 1x1 layers (the GPU preset's)
+RESNET50 = "resnet50"
+#: the configuration of the batch-size sweep at one layer (the GPU preset's)
+BATCH = "batch"
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,8 @@ class Conv:
     c_out: int
     k: int
     stride: int = 1
-    padding: str = "SAME"
+    #: "SAME", "VALID" or the zeros added on every side
+    padding: str | int = "SAME"
     dtype: str = "float32"
 
     @property
@@ -62,6 +67,14 @@ class Conv:
 
     @property
     def id(self) -> str:
+        """The configuration's name in benchmark ids: its label, what tells its rows of one
+        label apart (a ResNet-50 layer's kernel, channels and stride; the batch of the batch
+        sweep), and its image size."""
+        if self.label == RESNET50:
+            layer = f"{self.k}x{self.k}-{self.c_in}-{self.c_out}-s{self.stride}"
+            return f"{self.label}-{layer}-{self.size}px"
+        if self.label == BATCH:
+            return f"{self.label}-n{self.n}-{self.size}px"
         return f"{self.label}-{self.size}px"
 
 
@@ -78,6 +91,40 @@ VARIANTS: dict[str, dict[str, int]] = {
     "c64": {"c_in": 64, "c_out": 64},
 }
 RESNET_CONV = Conv(RESNET, n=16, size=56, c_in=64, c_out=64, k=3)
+
+#: the batch of the ResNet-50 layers, where the GPU goals are judged
+RESNET50_BATCH = 128
+#: every distinct 3x3 and 1x1 convolution of torchvision's ResNet-50 (v1.5: the stride of a
+#: stage's first block is on its 3x3): (input size, C_in, C_out, k, stride) by stage, with
+#: the downsample projections; padding k // 2, as torchvision pads
+RESNET50_LAYERS = (
+    # stage 2, 56 px: 3x3; 1x1 of the first block's input, of the others', out and projection
+    (56, 64, 64, 3, 1), (56, 64, 64, 1, 1), (56, 256, 64, 1, 1), (56, 64, 256, 1, 1),
+    # stage 3, 56 -> 28 px
+    (56, 128, 128, 3, 2), (28, 128, 128, 3, 1), (56, 256, 128, 1, 1), (28, 512, 128, 1, 1),
+    (28, 128, 512, 1, 1), (56, 256, 512, 1, 2),
+    # stage 4, 28 -> 14 px
+    (28, 256, 256, 3, 2), (14, 256, 256, 3, 1), (28, 512, 256, 1, 1), (14, 1024, 256, 1, 1),
+    (14, 256, 1024, 1, 1), (28, 512, 1024, 1, 2),
+    # stage 5, 14 -> 7 px
+    (14, 512, 512, 3, 2), (7, 512, 512, 3, 1), (14, 1024, 512, 1, 1), (7, 2048, 512, 1, 1),
+    (7, 512, 2048, 1, 1), (14, 1024, 2048, 1, 2),
+)  # fmt: skip
+#: the batch sizes of the batch sweep, at ResNet-50's stage-2 3x3 layer
+BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
+
+
+def resnet50_convs(n: int = RESNET50_BATCH) -> list[Conv]:
+    """The distinct ResNet-50 layers at batch ``n``, float32."""
+    return [
+        Conv(RESNET50, n=n, size=size, c_in=c_in, c_out=c_out, k=k, stride=stride, padding=k // 2)
+        for size, c_in, c_out, k, stride in RESNET50_LAYERS
+    ]
+
+
+def batch_convs(batches: Iterable[int] = BATCH_SIZES) -> list[Conv]:
+    """ResNet-50's stage-2 3x3 layer (56 px, 64 -> 64) at each batch size."""
+    return [Conv(BATCH, n=n, size=56, c_in=64, c_out=64, k=3, padding=1) for n in batches]
 
 
 @dataclass(frozen=True)
@@ -104,10 +151,17 @@ class Preset:
     session_budget_s: float
     #: measure the machine's compute peaks on small products (a second less, a little low)
     quick_peaks: bool = False
+    #: the devices whose backends this preset times; the others are left out, with why
+    devices: tuple[str, ...] = ("cpu", "gpu")
+    #: whether a GPU backend is also timed moving its inputs to the device and back
+    transfer: bool = True
+    #: configurations beyond the size sweep, the one-factor rows and the resnet layer
+    extra: tuple[Conv, ...] = ()
 
     def convs(self, sizes: Iterable[int] | None = None) -> list[Conv]:
         """Every configuration of this preset, the sweep at ``sizes`` when given."""
         convs = [sweep_conv(s) for s in (sizes or self.sizes)]
+        convs += self.extra
         if self.variant_size:
             base = sweep_conv(self.variant_size)
             convs += [
@@ -120,7 +174,7 @@ class Preset:
 
     def limit_convs(self) -> list[Conv]:
         """The configurations whose plain GEMM is timed as the machine's limit."""
-        convs = [sweep_conv(self.limit_size)]
+        convs = [sweep_conv(self.limit_size)] if self.limit_size else []
         return [*convs, RESNET_CONV] if self.resnet else convs
 
 
@@ -161,6 +215,24 @@ PRESETS = {
         round_budget_s=3.0,
         max_call_s=30.0,
         session_budget_s=4 * 3600,
+    ),
+    # layers that fill a data-centre GPU, and where it stops being bound by the host: a few
+    # minutes for numba_cuda and torch_cudnn on one H200, 5 at most, compilation not counted
+    "gpu": Preset(
+        "gpu",
+        sizes=(),
+        variant_size=0,
+        resnet=False,
+        limit_size=0,
+        min_rounds=10,
+        max_rounds=200,
+        round_budget_s=0.2,
+        max_call_s=5.0,
+        session_budget_s=300,
+        quick_peaks=True,
+        devices=("gpu",),
+        transfer=False,
+        extra=(*resnet50_convs(), *batch_convs()),
     ),
 }
 
@@ -255,18 +327,27 @@ def build_matrix(preset: Preset, backends: list[str], sizes: list[int] | None) -
     for conv in order:
         for name in backends:
             backend = impls.get_backend(name)
-            passes = [*PASSES, "transfer"] if backend.device == "gpu" else [*PASSES]
+            transfer = backend.device == "gpu" and preset.transfer
+            passes = [*PASSES, "transfer"] if transfer else [*PASSES]
             passes += [phase for phase in PHASES if callable(getattr(backend, phase, None))]
             cases += [Case(name, pass_, conv) for pass_ in passes]
     return cases
 
 
-def contenders(names: Iterable[str]) -> tuple[list[str], dict[str, str]]:
-    """Split backend names into those to time and those left out, with the reason."""
+def contenders(
+    names: Iterable[str], preset: Preset | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """Split backend names into those to time (with ``preset``) and those left out, with why."""
     timed, left_out = [], {}
     for name in names:
-        if impls.get_backend(name).role == "oracle":
+        backend = impls.get_backend(name)
+        if backend.role == "oracle":
             left_out[name] = "oracle, not a contender"
+        elif preset is not None and backend.device not in preset.devices:
+            left_out[name] = (
+                f"a {backend.device.upper()} backend: the {preset.name} preset times "
+                f"{' and '.join(d.upper() for d in preset.devices)} backends only"
+            )
         else:
             timed.append(name)
     return timed, left_out

@@ -31,21 +31,28 @@ class Settings:
     #: a saved run whose contended or noisy rows this run times again, and those rows' names
     rerun: Path | None = None
     flagged: frozenset[str] = frozenset()
+    #: why the preset was chosen for the run, where no option named it ("" where one did)
+    preset_chosen: str = ""
 
 
 def read_settings(config: pytest.Config) -> Settings:
     """The options of ``config``; a pytest.UsageError of one line names a bad one.
 
     With ``--rerun-flagged RUN.json``, the preset, backends, sizes and threads not given
-    default to that run's, so its flagged rows are in the matrix again.
+    default to that run's, so its flagged rows are in the matrix again. Without a preset,
+    ``--benchmark-only`` runs the gpu preset where a GPU backend it times has a real GPU,
+    else the default preset.
     """
     rerun = config.getoption("rerun_flagged")
     previous = _flagged_run(Path(rerun)) if rerun else {}
-    preset = (
-        config.getoption("preset")
-        or previous.get("preset")
-        or ("default" if config.getoption("benchmark_only", False) else "smoke")
-    )
+    backends = _backends(config.getoption("backends")) or previous.get("backends")
+    preset = config.getoption("preset") or previous.get("preset")
+    chosen = ""
+    if not preset and config.getoption("benchmark_only", False):
+        gpu = gpu_backend(backends or impls.backend_names())
+        preset = "gpu" if gpu else "default"
+        chosen = f"chosen because {gpu} runs on a GPU (--preset names another)" if gpu else ""
+    preset = preset or "smoke"
     if preset not in PRESETS:
         raise pytest.UsageError(f"--preset: {preset!r} is not one of {', '.join(PRESETS)}")
     threads = _int_list(config.getoption("threads"), "--threads")
@@ -53,14 +60,25 @@ def read_settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError("--threads takes one positive integer")
     return Settings(
         preset=PRESETS[preset],
-        backends=_backends(config.getoption("backends")) or previous.get("backends"),
+        backends=backends,
         sizes=_int_list(config.getoption("sizes"), "--sizes") or previous.get("sizes"),
         threads=threads[0] if threads else previous.get("threads") or default_threads(),
         report_dir=Path(config.getoption("report_dir") or config.rootpath / "reports"),
         memory_share=_share(config.getoption("memory_limit")),
         rerun=Path(rerun) if rerun else None,
         flagged=frozenset(previous.get("flagged", ())),
+        preset_chosen=chosen,
     )
+
+
+def gpu_backend(names: list[str]) -> str | None:
+    """The first of ``names`` that runs on a real GPU here, or None."""
+    for name in names:
+        backend = impls.get_backend(name)
+        gpu = backend.device == "gpu" and backend.role != "oracle"
+        if gpu and backend.available()[0] and not backend.simulated():
+            return name
+    return None
 
 
 def _flagged_run(path: Path) -> dict[str, Any]:

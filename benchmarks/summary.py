@@ -11,8 +11,8 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from reports.data import BASELINE, PASS_ORDER, contenders, timed
-from reports.goals import BLAS_PRODUCT, FASTEST_OURS, IM2COL_BUFFER, Verdict
+from reports.data import BASELINE, BATCH, PASS_ORDER, contenders, timed
+from reports.goals import BLAS_PRODUCT, FASTEST_OURS, IM2COL_BUFFER, MEASURED_PEAK, Verdict
 
 from .matrix import PRESETS, RESNET, SWEEP
 
@@ -77,7 +77,7 @@ def why_not_measured(verdict: Verdict, df: pd.DataFrame) -> str:
         hint = f"; --preset {having[0]} has it" if having else ""
         return f"this run has no {goal.config} configuration{hint}"
     sides = [goal.subject]
-    if goal.against not in (BLAS_PRODUCT, IM2COL_BUFFER):
+    if goal.against not in (BLAS_PRODUCT, IM2COL_BUFFER, MEASURED_PEAK):
         sides.append(goal.against)
     for side in sides:
         if side == FASTEST_OURS:
@@ -108,9 +108,7 @@ def goal_lines(verdicts: Iterable[Verdict], df: pd.DataFrame) -> list[str]:
         if verdict.ratio is None:
             missing.setdefault(why_not_measured(verdict, df), []).append(name)
             continue
-        interval = getattr(verdict, "interval", None)
-        ratio = interval.text() if interval is not None else f"{verdict.ratio:.3g}x"
-        lines += _wrap(f"  {verdict.state}: {name} at {ratio} ({goal.bound})", "      ")
+        lines += _wrap(f"  {verdict.state}: {name} at {verdict.measured} ({goal.bound})", "      ")
     for why, names in missing.items():
         lines += _wrap(f"  not measured ({why}): {'; '.join(names)}", "      ")
     return lines
@@ -128,6 +126,22 @@ def not_timed_line(df: pd.DataFrame) -> list[str]:
     return _wrap("not timed: " + ", ".join(parts) + "; the reasons are in the report")
 
 
+def launch_bound_line(df: pd.DataFrame) -> list[str]:
+    """How many of each GPU backend's timed rows the host's launches bound, and up to which
+    batch of the batch sweep; [] for a run without GPU rows."""
+    gpu = timed(df, None)
+    gpu = gpu[gpu["device"] == "gpu"]
+    if gpu.empty:
+        return []
+    parts = []
+    for backend, rows in gpu.groupby("backend", sort=True):
+        bound = rows[rows["launch_bound"]]
+        batches = bound.loc[bound["config"] == BATCH, "n"]
+        upto = f", batch sweep up to N={batches.max():.0f}" if not batches.empty else ""
+        parts.append(f"{backend} {len(bound)} of {len(rows)}{upto}")
+    return _wrap("bound by the host's launches (GPU rows): " + "; ".join(parts))
+
+
 def summary_lines(df: pd.DataFrame, verdicts: Iterable[Verdict], interrupted: bool) -> list[str]:
     """Every closing line of a run, before the report's path."""
     lines = []
@@ -135,5 +149,6 @@ def summary_lines(df: pd.DataFrame, verdicts: Iterable[Verdict], interrupted: bo
         lines.append("the run was interrupted: these lines cover what finished")
     lines += fastest_table(df)
     lines += goal_lines(verdicts, df)
+    lines += launch_bound_line(df)
     lines += not_timed_line(df)
     return lines

@@ -3,18 +3,25 @@
 Inputs, JIT compilation and host/device transfers stay outside the timed calls, and every
 timed call waits for the device.
 
-The protocol: a benchmark starts when the process's own threads have stopped spinning
+The protocol on the CPU: a benchmark starts when the process's own threads have stopped spinning
 (:func:`settle`: the previous library's thread pool no longer holds a core), with two
 untimed calls (JIT compilation, caches; they size the rounds). Its rounds then run in blocks
 (:class:`Blocks`); each block opens with untimed calls for at least WARM_S (this library's
 pool wakes up; the two calls count for the first block), and each later block first
 settles again. So every round is the library's steady state, whatever ran before it.
+
+On the GPU (:class:`GpuRounds`) there is no pool to settle, and a pause lets the GPU's clocks
+drop: after the two untimed calls, untimed calls go on until the time per call stops falling
+(:func:`warm_until_flat`), then the rounds run back to back, each between two CUDA events,
+with the host's time to queue the call kept beside the device's (a row whose host time
+reaches its device time is bound by the launches, not the GPU).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,9 +30,12 @@ from typing import Any
 import numpy as np
 
 from impls import Backend
+from impls._cuda_events import CallTimes, DeviceTimer
 
+from . import gpu_memory
 from .machine import CONTENDED_CORES, CpuSample, CpuUse
 from .matrix import BlasCase, Case, Conv, Preset
+from .memory import output_bytes
 
 Target = Callable[..., None]
 Setup = Callable[[], tuple[tuple[Any, ...], dict[str, Any]]]
@@ -43,6 +53,15 @@ MIN_WINDOW_S = 0.2
 #: untimed calls open each block for at least this long: after a pause a small call runs
 #: 2-5x slower for its first one to five calls (measured), a 10 ms call not at all
 WARM_S = 0.02
+#: a GPU's warm-up: calls in groups of GPU_WARM_GROUP until a group's median is less than
+#: GPU_FLAT below the previous group's (the time per call stopped falling), GPU_WARM_MAX_S
+#: at most
+GPU_WARM_GROUP = 5
+GPU_FLAT = 0.02
+GPU_WARM_MAX_S = 1.0
+#: a GPU row is bound by its launches when the host's time to queue a call is at least this
+#: share of the device's time between its events: the GPU waits for the host
+LAUNCH_BOUND_SHARE = 0.9
 
 
 def settle(max_s: float = SETTLE_MAX_S) -> float:
@@ -71,6 +90,14 @@ def protocol() -> dict[str, Any]:
         "warm_s": WARM_S,
         "min_window_s": MIN_WINDOW_S,
         "contended_cores": CONTENDED_CORES,
+        "gpu": {
+            "timer": "CUDA events on the default stream around each round; rounds back to "
+            "back, no settling; pytest-benchmark's time is the call plus the wait for the device",
+            "warm_group": GPU_WARM_GROUP,
+            "warm_flat": GPU_FLAT,
+            "warm_max_s": GPU_WARM_MAX_S,
+            "launch_bound_share": LAUNCH_BOUND_SHARE,
+        },
     }
 
 
@@ -130,16 +157,9 @@ class Blocks:
                 return
 
     def cpu_use(self) -> CpuUse:
-        """The CPU use from the first block's settle until now (call it after the rounds).
-
-        The system counts CPU time in 10 ms ticks, so a window shorter than
-        MIN_WINDOW_S is topped up by waiting, idle, while other processes go on.
-        """
-        if self.first is None:
-            raise RuntimeError("no block has started")
-        self.topped_up_s = max(MIN_WINDOW_S - (time.perf_counter() - self.first.wall), 0)
-        time.sleep(self.topped_up_s)
-        return CpuUse.between(self.first, CpuSample.now())
+        """The CPU use from the first block's settle until now (call it after the rounds)."""
+        use, self.topped_up_s = cpu_use_since(self.first)
+        return use
 
     def info(self) -> dict[str, Any]:
         """The protocol as run, for the benchmark's ``extra_info``."""
@@ -151,8 +171,108 @@ class Blocks:
         }
 
 
-def make_target(backend: Backend, case: Case) -> tuple[Target, Setup | None]:
-    """The call to time and, for backward, the untimed forward that gives it a fresh context."""
+def cpu_use_since(first: CpuSample | None) -> tuple[CpuUse, float]:
+    """The CPU use from ``first`` until now, and the seconds waited to top up its window.
+
+    The system counts CPU time in 10 ms ticks, so a window shorter than MIN_WINDOW_S is
+    topped up by waiting, idle, while other processes go on.
+    """
+    if first is None:
+        raise RuntimeError("no round has started")
+    topped_up_s = max(MIN_WINDOW_S - (time.perf_counter() - first.wall), 0)
+    time.sleep(topped_up_s)
+    return CpuUse.between(first, CpuSample.now()), topped_up_s
+
+
+def warm_until_flat(
+    call_s: Callable[[], float],
+    group: int = GPU_WARM_GROUP,
+    flat: float = GPU_FLAT,
+    max_s: float = GPU_WARM_MAX_S,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[float]:
+    """Call ``call_s`` (one call, its seconds) in groups until the time per call stops falling.
+
+    It stops after a group whose median is no more than ``flat`` (a share) below the previous
+    group's, so after two groups at least, or once ``max_s`` have passed. Returns every
+    call's seconds.
+    """
+    started = clock()
+    seconds: list[float] = []
+    previous = math.inf
+    while True:
+        times = [call_s() for _ in range(group)]
+        seconds += times
+        median = statistics.median(times)
+        if median >= previous * (1 - flat) or clock() - started >= max_s:
+            return seconds
+        previous = median
+
+
+def launch_bound(host_s: float, device_s: float) -> bool:
+    """Whether the host's time to queue a call reaches the device's time for it (a share)."""
+    return host_s >= LAUNCH_BOUND_SHARE * device_s
+
+
+class GpuRounds:
+    """One GPU benchmark's rounds, back to back; :meth:`target` is what pytest-benchmark times.
+
+    Each round runs the call between two CUDA events (``backend.device_timer()``) and waits
+    for the device, so pytest-benchmark's time is the call's wall clock with the device waited
+    for, and each round's host and device times are kept too.
+    """
+
+    def __init__(
+        self,
+        call: Target,
+        make_args: Setup | None,
+        rounds: int,
+        timer: DeviceTimer,
+        synchronize: Callable[[], None],
+        warm_calls: int = 0,
+    ) -> None:
+        self.call = call
+        self.synchronize = synchronize
+        self.make_args = make_args
+        self.rounds = rounds
+        self.timer = timer
+        self.warm_calls = warm_calls
+        self.times: list[CallTimes] = []
+        self.first: CpuSample | None = None
+        self.topped_up_s = 0.0
+
+    def target(self, *args: Any, **kwargs: Any) -> None:
+        self.times.append(self.timer.time(self.call, *args, **kwargs))
+        # the events waited for the default stream: this waits for any stream of the backend's
+        self.synchronize()
+
+    def setup(self) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
+        if self.first is None:
+            self.first = CpuSample.now()
+        return self.make_args() if self.make_args else None
+
+    def cpu_use(self) -> CpuUse:
+        """The CPU use over the rounds (call it after them)."""
+        use, self.topped_up_s = cpu_use_since(self.first)
+        return use
+
+    def info(self) -> dict[str, Any]:
+        """The rounds' host and device times, for the benchmark's ``extra_info``."""
+        host_s = statistics.median(t.host_s for t in self.times)
+        device_s = statistics.median(t.device_s for t in self.times)
+        return {
+            "untimed_calls": self.warm_calls,
+            "window_topped_up_s": self.topped_up_s,
+            "host_s": host_s,
+            "device_s": device_s,
+            "device_times": [t.device_s for t in self.times],
+            "launch_bound": launch_bound(host_s, device_s),
+        }
+
+
+def make_call(backend: Backend, case: Case) -> tuple[Target, Setup | None]:
+    """The call to time, not waiting for the device, and, for backward, the untimed forward
+    that gives it a fresh context."""
     conv = case.conv
     rng = np.random.default_rng(0)
     x_host = rng.standard_normal(conv.x_shape, dtype=np.float32).astype(conv.dtype)
@@ -166,7 +286,6 @@ def make_target(backend: Backend, case: Case) -> tuple[Target, Setup | None]:
 
     def forward() -> None:
         backend.forward(x, w, b, **kwargs)
-        backend.synchronize()
 
     def fresh_context() -> tuple[tuple[Any, ...], dict[str, Any]]:
         # autograd-backed backends free their graph after one backward: never reuse a ctx
@@ -176,19 +295,16 @@ def make_target(backend: Backend, case: Case) -> tuple[Target, Setup | None]:
 
     def backward(ctx: Any) -> None:
         backend.backward(dy, ctx)
-        backend.synchronize()
 
     def step() -> None:
         _, ctx = backend.forward(x, w, b, **kwargs)
         backend.backward(dy, ctx)
-        backend.synchronize()
 
     def transfer() -> None:
         # host to device for the inputs, device to host for an output-sized array
         for a in (x_host, w_host, b_host):
             backend.to_device(a)
         backend.to_numpy(dy)
-        backend.synchronize()
 
     if case.pass_ == "backward":
         return backward, fresh_context
@@ -197,33 +313,85 @@ def make_target(backend: Backend, case: Case) -> tuple[Target, Setup | None]:
 
         def im2col() -> None:
             backend.im2col(x, geom)  # type: ignore[attr-defined]
-            backend.synchronize()
 
         return im2col, None
     return {"forward": forward, "step": step, "transfer": transfer}[case.pass_], None
 
 
-def time_case(benchmark: Any, backend: Backend, case: Case, estimates: Estimates) -> Blocks | None:
-    """Time one case with pytest-benchmark under the protocol; its blocks, or None when disabled.
+def synchronized(backend: Backend, call: Target) -> Target:
+    """``call``, then waiting for the backend's device."""
+
+    def target(*args: Any, **kwargs: Any) -> None:
+        call(*args, **kwargs)
+        backend.synchronize()
+
+    return target
+
+
+def make_target(backend: Backend, case: Case) -> tuple[Target, Setup | None]:
+    """:func:`make_call`'s call, waiting for the device before it returns, and its setup."""
+    call, setup = make_call(backend, case)
+    return synchronized(backend, call), setup
+
+
+def time_case(
+    benchmark: Any, backend: Backend, case: Case, estimates: Estimates
+) -> Blocks | GpuRounds | None:
+    """Time one case with pytest-benchmark under the protocol; its rounds, or None when disabled.
 
     With ``--benchmark-disable`` the case runs once, untimed, as a plain test.
     """
-    target, setup = make_target(backend, case)
+    call, setup = make_call(backend, case)
+    target = synchronized(backend, call)
     if not benchmark.enabled:
         benchmark.pedantic(target, setup=setup, rounds=1)
         return None
-    settle()  # the previous benchmark's threads stop spinning: the first calls size the rounds
+    timer = backend.device_timer()
+    if timer is None:
+        settle()  # the previous benchmark's threads stop spinning: the first calls size the rounds
     first_s, second_s = (_untimed_call(target, setup) for _ in range(2))  # JIT, then caches
+    benchmark.extra_info.update(warmup_s=first_s, second_call_s=second_s)
+    if timer is not None:
+        return _time_on_device(benchmark, backend, case, estimates, timer, call, setup, target)
     estimate = estimates.estimate(case)
     per_call = min(first_s, second_s, estimate.seconds if estimate else math.inf)
-    if case.pass_ == "step" and backend.device == "gpu":
-        # a CPU backend's memory is measured in a child process after the timing (memory.py)
-        benchmark.extra_info.update(device_memory(target))
-    benchmark.extra_info.update(warmup_s=first_s, second_call_s=second_s)
     blocks = Blocks(target, setup, estimates.rounds(per_call), warmed_s=second_s)
     benchmark.pedantic(target, setup=blocks.setup, rounds=blocks.rounds)
     estimates.add(case, min(benchmark.stats.stats.data))
     return blocks
+
+
+def _time_on_device(
+    benchmark: Any,
+    backend: Backend,
+    case: Case,
+    estimates: Estimates,
+    timer: DeviceTimer,
+    call: Target,
+    setup: Setup | None,
+    target: Target,
+) -> GpuRounds:
+    """The GPU protocol: warm until flat, then back-to-back rounds between CUDA events; a
+    step's peak device memory first."""
+
+    def one_call_s() -> float:
+        args, kwargs = setup() if setup else ((), {})
+        seconds = timer.time(call, *args, **kwargs).device_s
+        backend.synchronize()
+        return seconds
+
+    warm = warm_until_flat(one_call_s)
+    estimate = estimates.estimate(case)
+    warm_s = statistics.median(warm[-GPU_WARM_GROUP:])
+    per_call = min(warm_s, estimate.seconds if estimate else math.inf)
+    if case.pass_ == "step":
+        benchmark.extra_info.update(gpu_memory.peak_extra(target, output_bytes(case.conv)))
+    rounds = GpuRounds(
+        call, setup, estimates.rounds(per_call), timer, backend.synchronize, len(warm)
+    )
+    benchmark.pedantic(rounds.target, setup=rounds.setup, rounds=rounds.rounds)
+    estimates.add(case, min(benchmark.stats.stats.data))
+    return rounds
 
 
 def _untimed_call(target: Target, setup: Setup | None) -> float:
@@ -344,16 +512,3 @@ def blas_memory_needed(case: BlasCase) -> int:
     geom = case.conv.geometry()
     rows, depth = geom.cols_shape
     return 4 * (rows * depth + depth * geom.c_out + rows * geom.c_out)
-
-
-def device_memory(target: Target) -> dict[str, Any]:
-    """Extra device memory of one forward+backward on the GPU: the drop in its free memory."""
-    from numba import cuda
-
-    context = cuda.current_context()
-    free_before = context.get_memory_info().free
-    target()
-    return {
-        "peak_extra_bytes": max(free_before - context.get_memory_info().free, 0),
-        "memory_method": "device free-memory drop after one call",
-    }

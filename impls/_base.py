@@ -6,7 +6,7 @@ import math
 import os
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -19,6 +19,9 @@ from ._geometry import (
     check_dtypes,
     resolve_geometry,
 )
+
+if TYPE_CHECKING:  # numba.cuda is imported only by a GPU backend's timer
+    from ._cuda_events import DeviceTimer
 
 #: (input name, the array forward got, its fingerprint then)
 Guard = tuple[str, Any, Hashable]
@@ -396,6 +399,23 @@ class Backend:
 
     def synchronize(self) -> None:
         """Wait for queued device work to finish (a no-op on CPU)."""
+
+    def simulated(self) -> bool:
+        """Whether this backend's kernels run on a simulator: correct, but never worth timing."""
+        return False
+
+    def device_timer(self) -> DeviceTimer | None:
+        """What times one call on the device and on the host, or None on the CPU (one clock).
+
+        A GPU backend gets CUDA events on the default stream (:mod:`impls._cuda_events`); one
+        that launches on a stream of its own, not synchronized with the default stream,
+        overrides this.
+        """
+        if self.device != "gpu":
+            return None
+        from ._cuda_events import EventTimer
+
+        return EventTimer()
 
     def __repr__(self) -> str:
         return f"<backend {self.name!r}>"

@@ -23,8 +23,16 @@ from .stats import TIME_RANGE, Interval, is_noisy, median_interval, ratio_interv
 BASELINE = "naive_loop"
 #: the production library the goals compare with
 YARDSTICK = "torch_conv2d"
+#: the production library a GPU backend is compared with
+GPU_YARDSTICK = "torch_cudnn"
+#: each device's yardstick: a row's time is compared with its own device's library
+YARDSTICKS = {"cpu": YARDSTICK, "gpu": GPU_YARDSTICK}
 #: the configuration of a ResNet stage-2 layer, where the goals are judged
 RESNET = "resnet"
+#: the configuration of the distinct ResNet-50 layers, where the GPU goals are judged
+RESNET50 = "resnet50"
+#: the configuration of the batch-size sweep at one layer
+BATCH = "batch"
 PASS_ORDER = ("forward", "backward", "step", "transfer")
 SHAPE_KEYS = ["config", "n", "h", "c_in", "c_out", "kh", "stride", "dtype"]
 #: what the harness's first JSON format called the ResNet configuration
@@ -235,7 +243,7 @@ def load(paths: Iterable[str | Path]) -> pd.DataFrame:
             rows.append(
                 {
                     **rec,
-                    **machine_limits(run, rec.get("dtype")),
+                    **machine_limits(run, rec.get("dtype"), rec.get("device")),
                     "run": label,
                     "kind": rec.get("kind", "conv"),
                     "config": renamed.get(config, config) if isinstance(config, str) else config,
@@ -313,10 +321,13 @@ def machine(run: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def machine_limits(run: dict[str, Any], dtype: Any) -> dict[str, Any]:
-    """The limits a run measured for ``dtype``: peak_gflops and its peak_source ("fma" or
-    "matmul"), matmul_gflops, and the triad's bandwidth_gbs; empty for a run without them."""
-    limits = json_object(json_object(run["machine_info"]).get("peaks"))
+def machine_limits(run: dict[str, Any], dtype: Any, device: Any = "cpu") -> dict[str, Any]:
+    """The limits a run measured for ``dtype`` on a row's ``device``: peak_gflops and its
+    peak_source ("fma" or "matmul"), matmul_gflops, and the triad's bandwidth_gbs (the
+    CPU's only); empty for a run without them. A GPU row's are the GPU's (``gpu_peaks``)."""
+    info = json_object(run["machine_info"])
+    key = "gpu_peaks" if device == "gpu" else "peaks"
+    limits = json_object(info.get(key))
     entry = json_object(limits.get(str(dtype)))
     return {
         "peak_gflops": entry.get("peak_gflops"),
@@ -341,8 +352,11 @@ def derive(df: pd.DataFrame) -> pd.DataFrame:
     pct_limit (of one big im2col + GEMM, timed in the run); median_low, median_high (the median's
     95% interval), spread (its half-width over the median), contended, noisy, flag
     ("contended", "noisy" or ""); speedup over the baseline with speedup_low,
-    speedup_high and speedup_extrapolated; vs_yardstick (time over the yardstick's at the
-    same shape) with vs_yardstick_low, vs_yardstick_high. A ratio's interval is NaN where
+    speedup_high and speedup_extrapolated; vs_yardstick (time over the yardstick's of the
+    row's device, :data:`YARDSTICKS`, at the same shape) with vs_yardstick_low,
+    vs_yardstick_high; host_s and device_s (a GPU row's median host time to queue a call and
+    device time between its events) and launch_bound (True where the host's time reaches the
+    device's, as the harness judged it). A ratio's interval is NaN where
     a side has no rounds or the baseline is extrapolated.
     """
     df = df.copy()
@@ -372,10 +386,14 @@ def derive(df: pd.DataFrame) -> pd.DataFrame:
         "others_cores",
         "load_before",
         "load_after",
+        "host_s",
+        "device_s",
     ]:
         df[col] = pd.to_numeric(df[col], errors="coerce") if col in df else np.nan
     if "times" not in df:
         df["times"] = None
+    launch_bound = df["launch_bound"] if "launch_bound" in df else pd.Series(False, index=df.index)
+    df["launch_bound"] = launch_bound.map(lambda v: v is True)
     df = _add_flags(df)
     df["gflops"] = df["flops"] / df["median"] / 1e9
     df["pct_peak"] = 100 * df["gflops"] / df["peak_gflops"]
@@ -402,11 +420,10 @@ def derive(df: pd.DataFrame) -> pd.DataFrame:
         speedup = base.reindex(group.index)["time"] / group["median"]
         df.loc[group.index, "speedup"] = speedup
         df.loc[group.index, "speedup_extrapolated"] = base.reindex(group.index)["extrapolated"]
-        for name, column, inverted in (
-            (BASELINE, "speedup", True),
-            (YARDSTICK, "vs_yardstick", False),
-        ):
-            for idx, ratio in _ratios(group, name, inverted).items():
+        ratios: list[tuple[str, str, bool, str | None]] = [(BASELINE, "speedup", True, None)]
+        ratios += [(name, "vs_yardstick", False, device) for device, name in YARDSTICKS.items()]
+        for name, column, inverted, device in ratios:
+            for idx, ratio in _ratios(group, name, inverted, device).items():
                 df.loc[idx, [column, f"{column}_low", f"{column}_high"]] = [
                     ratio.value,
                     ratio.low,
@@ -437,17 +454,22 @@ def flag(contended: bool, noisy: bool) -> str:
     return "contended" if contended else "noisy" if noisy else ""
 
 
-def _ratios(group: pd.DataFrame, name: str, inverted: bool) -> dict[Any, Interval]:
+def _ratios(
+    group: pd.DataFrame, name: str, inverted: bool, device: str | None = None
+) -> dict[Any, Interval]:
     """Each timed row's ratio to backend ``name``'s row of the same shape, with its interval.
 
     ``inverted``: name's time over the row's (a speedup); otherwise the row's over name's.
-    The value is the ratio of the medians; the interval is NaN where a side has no rounds.
+    With ``device``, only that device's rows get one. The value is the ratio of the medians;
+    the interval is NaN where a side has no rounds.
     """
     keys = SHAPE_KEYS[1:]
     ok = group[group["status"] == "ok"]
     theirs = {tuple(r[k] for k in keys): r for _, r in ok[ok["backend"] == name].iterrows()}
     out = {}
     for idx, row in ok.iterrows():
+        if device is not None and (row["device"] or "cpu") != device:
+            continue
         other = theirs.get(tuple(row[k] for k in keys))
         if other is None:
             continue

@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from .data import RESNET, YARDSTICK, ratio_flag, timed
-from .stats import Interval, ratio_interval
+from .data import GPU_YARDSTICK, RESNET, RESNET50, SHAPE_KEYS, YARDSTICK, ratio_flag, timed
+from .stats import Interval, ratio_interval, sum_ratio_interval
 
 #: a goal's subject that stands for whichever backend of ours is fastest
 FASTEST_OURS = "fastest of ours"
@@ -22,6 +22,9 @@ FASTEST_OURS = "fastest of ours"
 BLAS_PRODUCT = "the plain BLAS product"
 #: a goal's yardstick: the bytes of the full im2col matrix; the subject's peak memory is compared
 IM2COL_BUFFER = "the im2col buffer"
+#: a goal's yardstick: the time the pass's FLOPs take at the float32 peak the run measured on
+#: the subject's device; the goal bounds the subject's share of that peak from below
+MEASURED_PEAK = "the measured float32 peak"
 
 
 @dataclass(frozen=True)
@@ -40,9 +43,14 @@ class Goal:
     at_most: float
     #: the configuration both sides are measured on
     config: str = RESNET
+    #: judged on the sum over every shape of the configuration that both sides have (a
+    #: network's layers, each counted once), not on one shape
+    layers: bool = False
 
     @property
     def bound(self) -> str:
+        if self.against == MEASURED_PEAK:
+            return f"at least {100 / self.at_most:g}% of {MEASURED_PEAK}"
         return f"at most {self.at_most:g}x {self.against}"
 
 
@@ -51,7 +59,25 @@ GOALS = (
     Goal("winograd forward", "winograd", "forward", YARDSTICK, 1.0),
     Goal("tiled_im2col forward", "tiled_im2col", "forward", BLAS_PRODUCT, 1.25),
     Goal("tiled_im2col peak extra memory", "tiled_im2col", "step", IM2COL_BUFFER, 1 / 8),
-    Goal("numba_cuda forward + backward", "numba_cuda", "step", "torch_cudnn", 3.0),
+    Goal("numba_cuda forward + backward", "numba_cuda", "step", GPU_YARDSTICK, 3.0),
+    Goal(
+        "numba_cuda forward + backward, ResNet-50 layers at batch 128",
+        "numba_cuda",
+        "step",
+        GPU_YARDSTICK,
+        1.5,
+        config=RESNET50,
+        layers=True,
+    ),
+    Goal(
+        "numba_cuda forward, ResNet-50 layers at batch 128, against the GPU's peak",
+        "numba_cuda",
+        "forward",
+        MEASURED_PEAK,
+        1 / 0.4,
+        config=RESNET50,
+        layers=True,
+    ),
 )
 
 
@@ -99,9 +125,22 @@ class Verdict:
             return f"inconclusive ({self.flag})" if self.flag else "inconclusive"
         return "met" if self.met else "not met"
 
+    @property
+    def measured(self) -> str:
+        """What was measured, with its interval: the ratio (``1.3x [1.2, 1.4]``), or against
+        the peak the share of it (``35% [34%, 36%] of the peak``); "" when nothing was."""
+        if self.ratio is None:
+            return ""
+        if self.goal.against != MEASURED_PEAK:
+            return self.interval.text()
+        share = f"{100 / self.ratio:.0f}%"
+        if self.interval.known:
+            share += f" [{100 / self.ci_high:.0f}%, {100 / self.ci_low:.0f}%]"
+        return f"{share} of the peak"
+
     def line(self) -> str:
         """The verdict as one line of text: what the terminal prints."""
-        measured = "" if self.ratio is None else f" at {self.interval.text()}"
+        measured = f" at {self.measured}" if self.measured else ""
         return (
             f"{self.goal.name}: {self.state}{measured} "
             f"(goal: {self.goal.bound} at the {self.goal.config} configuration; {self.detail})"
@@ -116,6 +155,8 @@ def judge(df: pd.DataFrame) -> list[Verdict]:
 def _judge(goal: Goal, df: pd.DataFrame) -> Verdict:
     rows = timed(df, goal.config)
     rows = rows[rows["pass"] == goal.pass_]
+    if goal.layers:
+        return _judge_layers(goal, rows)
     if goal.subject == FASTEST_OURS:
         subjects = rows[rows["role"] == "ours"]
     else:
@@ -156,6 +197,51 @@ def _judge(goal: Goal, df: pd.DataFrame) -> Verdict:
         interval.high,
         ratio_flag(best, yardstick),
     )
+
+
+def _judge_layers(goal: Goal, rows: pd.DataFrame) -> Verdict:
+    """The subject's time summed over the layers over the yardstick's, on the same layers."""
+    keys = SHAPE_KEYS[1:]
+    subjects = rows[rows["backend"] == goal.subject].drop_duplicates(keys)
+    if subjects.empty:
+        return Verdict(
+            goal, None, f"no {goal.pass_} time of {goal.subject} at {goal.config} in this run"
+        )
+    if goal.against == MEASURED_PEAK:
+        # the time at the peak is a number, not a measurement with rounds
+        peaks = subjects["peak_gflops"].dropna()
+        if peaks.empty:
+            return Verdict(goal, None, f"no measured peak for {goal.subject}'s device in this run")
+        at_peak = float(subjects["flops"].sum() / (peaks.iloc[0] * 1e9))
+        interval = sum_ratio_interval(list(subjects["times"]), at_peak)
+        ratio = _finite(subjects["median"].sum() / at_peak)
+        detail = (
+            f"{goal.subject} over {len(subjects)} layers, the peak {peaks.iloc[0]:.0f} GFLOP/s "
+            f"({subjects['peak_source'].iloc[0]}); time over the time at the peak "
+            f"{interval.text()}"
+        )
+        return Verdict(
+            goal, ratio, detail, interval.low, interval.high, ratio_flag(*_rows(subjects))
+        )
+    theirs = rows[rows["backend"] == goal.against].drop_duplicates(keys)
+    both = subjects.merge(theirs, on=keys, suffixes=("", "_yardstick"))
+    if both.empty:
+        return Verdict(
+            goal,
+            None,
+            f"no layer at {goal.config} has a {goal.pass_} time of both sides in this run",
+        )
+    ratio = _finite(both["median"].sum() / both["median_yardstick"].sum())
+    interval = sum_ratio_interval(list(both["times"]), list(both["times_yardstick"]))
+    missing = len(set(map(tuple, subjects[keys].to_numpy()))) - len(both)
+    detail = f"{goal.subject} against {goal.against}, summed over {len(both)} layers"
+    detail += f" ({missing} layers of {goal.subject} without a yardstick)" if missing else ""
+    flags = [*_rows(subjects), *_rows(theirs)]
+    return Verdict(goal, ratio, detail, interval.low, interval.high, ratio_flag(*flags))
+
+
+def _rows(frame: pd.DataFrame) -> list[pd.Series]:
+    return [row for _, row in frame.iterrows()]
 
 
 def _finite(value: Any) -> float | None:

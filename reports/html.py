@@ -12,9 +12,12 @@ import pandas as pd
 from .article import Claim, check_article
 from .data import (
     BASELINE,
+    BATCH,
     PASS_ORDER,
     RESNET,
-    YARDSTICK,
+    RESNET50,
+    SHAPE_KEYS,
+    YARDSTICKS,
     ReportInputError,
     contenders,
     headline,
@@ -78,9 +81,32 @@ def _shape(row: pd.Series) -> str:
 
 
 def _size(row: pd.Series) -> str:
-    """The shape in a few characters: ``64px`` in the sweep, ``stride2 64px`` otherwise."""
+    """The shape in a few characters: ``64px`` in the sweep, ``stride2 64px`` for a one-factor
+    row, ``resnet50 3x3 64->64 s1 56px`` for a ResNet-50 layer, ``batch N=8 56px``."""
     size = f"{row['h']:.0f}px"
-    return size if row["config"] == "default" else f"{row['config']} {size}"
+    if row["config"] == "default":
+        return size
+    if row["config"] == RESNET50:
+        layer = f"{row['kh']:.0f}x{row['kh']:.0f} {row['c_in']:.0f}->{row['c_out']:.0f}"
+        return f"{RESNET50} {layer} s{row['stride']:.0f} {size}"
+    if row["config"] == BATCH:
+        return f"{BATCH} N={row['n']:.0f} {size}"
+    return f"{row['config']} {size}"
+
+
+def _launch_line(row: pd.Series) -> str | None:
+    """A GPU row's host and device time per call, and whether the launches bound it."""
+    if pd.isna(row.get("host_s")) or pd.isna(row.get("device_s")):
+        return None
+    bound = (
+        "bound by the host's launches (the GPU waits for them)"
+        if row["launch_bound"]
+        else "the GPU is the bound"
+    )
+    return (
+        f"host {_fmt_time(row['host_s'])} to queue a call, device "
+        f"{_fmt_time(row['device_s'])} between its events: {bound}"
+    )
 
 
 def _title(lines: Iterable[str]) -> str:
@@ -136,9 +162,13 @@ def _details(row: pd.Series) -> list[str]:
         else:
             speedup = _ratio(row["speedup"], row["speedup_low"], row["speedup_high"])
             lines.append(f"{speedup} as fast as {BASELINE}")
-    if pd.notna(row.get("vs_yardstick")) and row["backend"] != YARDSTICK:
+    yardstick = YARDSTICKS.get(str(row.get("device") or "cpu"), "")
+    if pd.notna(row.get("vs_yardstick")) and row["backend"] != yardstick:
         ratio = _ratio(row["vs_yardstick"], row["vs_yardstick_low"], row["vs_yardstick_high"])
-        lines.append(f"{ratio} the time of {YARDSTICK}")
+        lines.append(f"{ratio} the time of {yardstick}")
+    launch = _launch_line(row)
+    if launch:
+        lines.append(launch)
     if str(row.get("flag") or ""):
         lines.append(f"flagged: {row['flag']}")
     return lines
@@ -157,6 +187,8 @@ def _cell(row: pd.Series, fastest: bool) -> str:
         text += f" <small>&plusmn;{100 * half:.0f}%</small>"
     if str(row.get("flag") or ""):
         text += " &#9888;"
+    if bool(row.get("launch_bound", False)):
+        text += " <small class='launch'>L</small>"
     star = "&#9733; " if fastest else ""
     cls = "fastest" if fastest else "t"
     return f"<td class='{cls}' title='{_title(_details(row))}'>{star}{text}</td>"
@@ -199,7 +231,7 @@ def render_table(df: pd.DataFrame) -> str:
     ):
         rows_out = []
         for (_, _, run), group in by_pass.groupby(["group", "cost", "run"], sort=False):
-            for _, at in group.groupby("config", sort=False):
+            for _, at in group.groupby(SHAPE_KEYS, sort=False, dropna=False):
                 timed_here = at[at["status"] == "ok"]
                 if timed_here.empty:
                     continue
@@ -237,6 +269,8 @@ def render_details(df: pd.DataFrame) -> str:
     head += ["95% interval"] if has_interval else []
     head += ["IQR", "rounds", "GFLOP/s", "% of peak", "FLOP/byte", "% of one im2col + GEMM"]
     head += [f"speedup over {BASELINE}"]
+    has_gpu = bool(ok["device_s"].notna().any()) if "device_s" in ok else False
+    head += ["host / device per call (GPU)"] if has_gpu else []
     head += ["flag"] if has_flag else []
     rows = []
     for _, row in ok.iterrows():
@@ -258,6 +292,13 @@ def render_details(df: pd.DataFrame) -> str:
             f"{row['pct_limit']:.0f}%" if pd.notna(row["pct_limit"]) and row["flops"] > 0 else "",
             speedup,
         ]
+        if has_gpu:
+            cells.append(
+                f"{_fmt_time(row['host_s'])} / {_fmt_time(row['device_s'])}"
+                + (" (launch-bound)" if row["launch_bound"] else "")
+                if pd.notna(row["device_s"]) and pd.notna(row["host_s"])
+                else ""
+            )
         cells += [str(row["flag"] or "")] if has_flag else []
         rows.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>")
     return (
@@ -425,7 +466,7 @@ def render_goals(verdicts: dict[str, list[Verdict]]) -> str:
     for run, found in verdicts.items():
         for verdict in found:
             cls = {True: "met", False: "notmet", None: "flag" if verdict.flag else ""}
-            ratio = "" if verdict.ratio is None else f" at {verdict.interval.text()}"
+            ratio = f" at {verdict.measured}" if verdict.measured else ""
             prefix = f"{escape(run)}: " if len(verdicts) > 1 else ""
             goal = verdict.goal
             items.append(
@@ -545,14 +586,19 @@ whole forward pass at the same shape.</p>
 {render_article(claims)}
 <h2>Goals</h2>
 <p class='note'>What this project promises, each a ratio of two medians at the resnet
-configuration.</p>
+configuration, or, on the GPU, of two times summed over the distinct ResNet-50 layers at
+batch 128 (each layer once); the GPU's peak is the higher of a float32 cuBLAS product and a
+numba.cuda FMA loop, measured in the run. Float32 is IEEE float32 on both sides: TF32 is off
+for cuDNN and for the peak's product.</p>
 {render_goals(verdicts)}
 {_figures(df)}
 <h2>Results</h2>
 <p class='note'>The median time of each backend per pass and shape; &#9733; and green mark the
 fastest of a row. Hover a cell for its interval, IQR, rounds, GFLOP/s, share of the machine's
 measured peak, arithmetic intensity and speedup; all of them are also in the table under it.
-&ndash; is a case not timed (the reason is in its tooltip and in the next section). A column's
+&ndash; is a case not timed (the reason is in its tooltip and in the next section). On a
+GPU, <small>L</small> marks a row bound by the host's launches: the host took at least 90% of
+the GPU's time to queue each call, so the GPU waited for Python, not the other way round. A column's
 underline is its colour in the plots: solid ours, dashed the article's seeds, dotted the
 libraries.</p>
 {render_table(df)}

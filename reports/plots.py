@@ -24,7 +24,19 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
-from .data import BASELINE, PASS_ORDER, RESNET, YARDSTICK, scaling_exponents, timed
+from .data import (
+    BASELINE,
+    BATCH,
+    GPU_YARDSTICK,
+    PASS_ORDER,
+    RESNET,
+    RESNET50,
+    YARDSTICK,
+    scaling_exponents,
+    timed,
+)
+from .goals import GOALS
+from .stats import Interval
 
 #: text stays text in the SVG (smaller, searchable), and names are never read as math ($...$)
 STYLE: dict[str, Any] = {"svg.fonttype": "none", "text.parse_math": False}
@@ -348,10 +360,19 @@ def plot_gflops(df: pd.DataFrame) -> Figure:
     return fig
 
 
+def memory_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, str, str]:
+    """The rows the memory figure draws, the column of its x axis and that axis's label: the
+    default sweep by image size, or where a run has none measured, the batch sweep by batch."""
+    rows = timed(df).dropna(subset=["peak_bytes"])
+    if not rows.empty:
+        return rows, "h", "image size"
+    return timed(df, BATCH).dropna(subset=["peak_bytes"]), "n", "batch size N"
+
+
 def plot_memory(df: pd.DataFrame) -> Figure:
     """Peak extra memory of forward+backward: a small panel per backend (and run)."""
     title = "Peak extra memory of forward + backward against the full im2col buffer"
-    rows = timed(df).dropna(subset=["peak_bytes"])
+    rows, x, xlabel = memory_rows(df)
     if rows.empty:
         return _empty(title, "no memory measurements in this run")
     runs, backends = _runs(rows), sorted(set(rows["backend"]), key=role_order(rows))
@@ -367,21 +388,21 @@ def plot_memory(df: pd.DataFrame) -> Figure:
     mib = 2.0**20
     used = []
     for i, run in enumerate(runs):
-        buffer = rows[rows["run"] == run].groupby("h")["cols_bytes"].first().sort_index()
+        buffer = rows[rows["run"] == run].groupby(x)["cols_bytes"].first().sort_index()
         for j, backend in enumerate(backends):
             ax = grid[i * per_run + j // cols][j % cols]
             used.append(ax)
             ax.set_title(backend + (f" | {run}" if len(runs) > 1 else ""), fontsize=9)
             ax.grid(True, which="major", alpha=0.35)
             ax.plot(buffer.index, buffer / mib, **buffer_style)
-            group = rows[(rows["run"] == run) & (rows["backend"] == backend)].sort_values("h")
+            group = rows[(rows["run"] == run) & (rows["backend"] == backend)].sort_values(x)
             estimate = group.dropna(subset=["memory_estimate_bytes"])
-            ax.plot(estimate["h"], estimate["memory_estimate_bytes"] / mib, **estimate_style)
+            ax.plot(estimate[x], estimate["memory_estimate_bytes"] / mib, **estimate_style)
             seen = group[group["peak_bytes"] > 0]
             if not seen.empty:
                 role = group["role"].iloc[0]
                 gid = f"memory:{run}"
-                _series(ax, gid, seen["h"], seen["peak_bytes"] / mib, backend, role)
+                _series(ax, gid, seen[x], seen["peak_bytes"] / mib, backend, role)
             message = (
                 "not timed"
                 if group.empty
@@ -399,14 +420,14 @@ def plot_memory(df: pd.DataFrame) -> Figure:
     positive = rows.loc[rows["peak_bytes"] > 0, "peak_bytes"]
     estimates = rows["memory_estimate_bytes"].dropna()
     _log_axis(used, [*(positive / mib), *(rows["cols_bytes"] / mib), *(estimates / mib)])
-    _size_axis(used, rows["h"])
+    _size_axis(used, rows[x])
     for ax in used:
         ax.tick_params(axis="x", labelbottom=True)
     for j in range(len(backends)):
         # the lowest panel of each column of a run's block
         if j + cols >= len(backends):
             for i in range(len(runs)):
-                grid[i * per_run + j // cols][j % cols].set_xlabel("image size")
+                grid[i * per_run + j // cols][j % cols].set_xlabel(xlabel)
     for row in grid:
         row[0].set_ylabel("MiB")
     extras = [(Line2D([], [], **buffer_style), "full im2col buffer")]
@@ -468,6 +489,125 @@ def plot_yardstick(df: pd.DataFrame) -> Figure:
         ],
     )
     return fig
+
+
+def plot_batch(df: pd.DataFrame) -> Figure:
+    """Median time against batch size at one layer, log-log; hollow where the host's
+    launches bound the row (the GPU waited for them)."""
+    title = "Median time against batch size (lower is faster; hollow: bound by the host's launches)"
+    rows = timed(df, BATCH)
+    if rows.empty:
+        return _empty(title, "no batch sweep in this run (the gpu preset times one)")
+    fig, panels = _grid(_runs(rows), _passes(rows), title)
+    for (run, pass_), ax in panels.items():
+        at = rows[(rows["run"] == run) & (rows["pass"] == pass_)]
+        for backend, group in at.groupby("backend"):
+            group = group.sort_values("n")
+            role, gid = group["role"].iloc[0], f"batch:{run}:{pass_}"
+            _series(ax, gid, group["n"], group["median"], str(backend), role)
+            bound = group[group["launch_bound"]]
+            if not bound.empty:
+                _series(
+                    ax, f"{gid}:launch-bound", bound["n"], bound["median"], str(backend), role,
+                    linestyle="none", markerfacecolor="white", markersize=9,
+                )  # fmt: skip
+    axes = list(panels.values())
+    _log_axis(axes, rows["median"], seconds)
+    _size_axis(axes, rows["n"])
+    first = rows.iloc[0]
+    layer = f"{first['h']:.0f}x{first['h']:.0f}, {first['c_in']:.0f}->{first['c_out']:.0f}"
+    _labels(panels, f"batch size N ({layer}, {first['kh']:.0f}x{first['kh']:.0f})", "median time")
+    hollow = Line2D([], [], marker="o", color="grey", markerfacecolor="white", linestyle="none")
+    _legend(fig, _roles(rows), [(hollow, "bound by the host's launches")])
+    return fig
+
+
+def layer_label(row: pd.Series) -> str:
+    """A ResNet-50 layer in a few characters: ``3x3 64->64 s1 56px``."""
+    return (
+        f"{row['kh']:.0f}x{row['kh']:.0f} {row['c_in']:.0f}->{row['c_out']:.0f} "
+        f"s{row['stride']:.0f} {row['h']:.0f}px"
+    )
+
+
+def _layer_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The ResNet-50 layers' GPU rows with a ratio to cuDNN, cuDNN's own left out, labelled,
+    in the network's order (the largest images first)."""
+    rows = timed(df, RESNET50)
+    rows = rows[(rows["device"] == "gpu") & (rows["backend"] != GPU_YARDSTICK)]
+    rows = rows.dropna(subset=["vs_yardstick"]).copy()
+    rows["layer"] = [layer_label(row) for _, row in rows.iterrows()]
+    return rows.sort_values(
+        ["h", "stride", "kh", "c_in", "c_out"], ascending=[False, True, False, True, True]
+    )
+
+
+def plot_layers(df: pd.DataFrame) -> Figure:
+    """Each GPU backend's time over cuDNN's on every ResNet-50 layer, with its interval."""
+    title = f"ResNet-50 layers: time / {GPU_YARDSTICK}, with its 95% interval (lower is faster)"
+    rows = _layer_rows(df)
+    if rows.empty:
+        return _empty(title, f"no ResNet-50 layer timed beside {GPU_YARDSTICK} in this run")
+    layers = list(dict.fromkeys(rows["layer"]))
+    backends = sorted(set(rows["backend"]), key=role_order(rows))
+    fig, panels = _grid(_runs(rows), _passes(rows), title)
+    fig.set_figheight(0.22 * len(layers) * len(_runs(rows)) + 2.5)
+    goal_style: dict[str, Any] = {"color": "#a33", "linestyle": "--", "linewidth": 1}
+    values = [1.0]
+    for (run, pass_), ax in panels.items():
+        at = rows[(rows["run"] == run) & (rows["pass"] == pass_)]
+        for k, backend in enumerate(backends):
+            mine = at[at["backend"] == backend]
+            if mine.empty:
+                continue
+            y = [
+                layers.index(label) + 0.25 * (k - (len(backends) - 1) / 2)
+                for label in mine["layer"]
+            ]
+            look = style(backend, mine["role"].iloc[0])
+            ax.hlines(y, mine["vs_yardstick_low"], mine["vs_yardstick_high"], color=look["color"])
+            _series(
+                ax, f"layers:{run}:{pass_}", mine["vs_yardstick"], y, backend,
+                mine["role"].iloc[0], linestyle="none",
+            )  # fmt: skip
+            values += [*mine["vs_yardstick"], *mine["vs_yardstick_low"], *mine["vs_yardstick_high"]]
+        ax.axvline(1, color="grey", linewidth=1)
+        for goal in GOALS:
+            if goal.layers and goal.against == GPU_YARDSTICK and goal.pass_ == pass_:
+                ax.axvline(goal.at_most, **goal_style)
+                values.append(goal.at_most)
+        ax.set_yticks(range(len(layers)), layers, fontsize=7)
+        ax.set_ylim(len(layers) - 0.5, -0.5)
+    _log_axis(list(panels.values()), values, axis="x")
+    _labels(panels, f"time / {GPU_YARDSTICK}'s (1 = as fast)", "")
+    line = Line2D([], [], color="grey", linewidth=1)
+    extras = [
+        (line, f"{GPU_YARDSTICK} (1x); bars: 95% interval"),
+        (Line2D([], [], **goal_style), "the goal on the summed time"),
+    ]
+    _legend(fig, _roles(rows), extras)
+    return fig
+
+
+def layers_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per ResNet-50 layer, each GPU backend's time over cuDNN's per pass with its interval
+    (L: bound by the host's launches), and its forward's share of the GPU's peak."""
+    rows = _layer_rows(df)
+    if rows.empty:
+        return pd.DataFrame()
+    multi = rows["run"].nunique() > 1
+    table: dict[str, dict[str, str]] = {}
+    for _, row in rows.iterrows():
+        who = f"{row['backend']}" + (f" @ {row['run']}" if multi else "")
+        ratio = Interval(row["vs_yardstick"], row["vs_yardstick_low"], row["vs_yardstick_high"])
+        text = ratio.text() + (" L" if row["launch_bound"] else "")
+        table.setdefault(f"{row['pass']}: {who} / {GPU_YARDSTICK}", {})[row["layer"]] = text
+        if row["pass"] == "forward" and pd.notna(row["pct_peak"]):
+            table.setdefault(f"forward: {who}, % of peak", {})[row["layer"]] = (
+                f"{row['pct_peak']:.0f}%"
+            )
+    order = list(dict.fromkeys(rows["layer"]))
+    return pd.DataFrame(table).reindex(order).fillna("")
 
 
 def roofline_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -609,9 +749,34 @@ PLOTS = (
         "One panel per backend, so no line hides another. Each point is the growth of the "
         "resident high-water mark over one forward + backward, in a child process per "
         "backend, less the outputs y, dx, dw and db: numba's and torch's allocations "
-        "included. The dotted line is the backend's memory_estimate (its formula, or the "
-        "conservative default of the full column matrix and its gradient).",
+        "included. A GPU backend's point is the peak of the bytes live in numba-cuda's and "
+        "torch's own allocators over one forward + backward (after one untimed), less the "
+        "outputs: their caches do not count. The dotted line is the backend's memory_estimate "
+        "(its formula, or the conservative default of the full column matrix and its "
+        "gradient). A run without the image-size sweep (the gpu preset) is drawn against the "
+        "batch size of its batch sweep.",
         plot_memory,
+    ),
+    Plot(
+        "batch",
+        "Time against batch size on the GPU: where the launches stop being the bound",
+        "One layer (ResNet-50's stage-2 3x3) at batch 1 to 128. A hollow point is bound by "
+        "the host: Python took at least 90% of the GPU's time (between two CUDA events) to "
+        "queue the call, so the GPU waited; where the line is flat the launches set the time, "
+        "where it rises with the batch the GPU does.",
+        plot_batch,
+    ),
+    Plot(
+        "layers",
+        f"ResNet-50 layers on the GPU against {GPU_YARDSTICK}",
+        "Every distinct 3x3 and 1x1 convolution of torchvision's ResNet-50 (stride on the 3x3) "
+        f"at batch 128, float32 with TF32 off on both sides: each GPU backend's time over "
+        f"{GPU_YARDSTICK}'s on the same layer, with the ratio's 95% interval; the dashed line is "
+        "the goal, judged on the time summed over the layers. Below: the "
+        "ratios (L: bound by the host's launches) and each forward's share of the GPU's "
+        "measured float32 peak.",
+        plot_layers,
+        layers_table,
     ),
     Plot(
         "yardstick",

@@ -92,6 +92,25 @@ def measured_limits(machine_info: dict[str, Any]) -> str:
     return "; ".join(parts) or NOT_RECORDED
 
 
+def gpu_limits(machine_info: dict[str, Any]) -> str:
+    """The GPU's measured float32 peak: ``float32 51234 GFLOP/s (fma; matmul 49000, FMA loop
+    51234), TF32 off``; "" for a run that measured none."""
+    limits = _object(machine_info.get("gpu_peaks"))
+    entry = _object(limits.get("float32"))
+    if not isinstance(entry.get("peak_gflops"), (int, float)):
+        return ""
+    rates = [
+        f"{label} {entry[key]:.0f}"
+        for key, label in (("matmul_gflops", "matmul"), ("fma_gflops", "FMA loop"))
+        if isinstance(entry.get(key), (int, float))
+    ]
+    tf32 = ", TF32 off" if limits.get("tf32") is False else ""
+    return (
+        f"float32 {entry['peak_gflops']:.0f} GFLOP/s ({entry.get('peak_source')}; "
+        f"{', '.join(rates)}){tf32}"
+    )
+
+
 def describe(machine_info: dict[str, Any], extra: dict[str, Any]) -> dict[str, str]:
     """The fields that tell a run apart, as display text, in the order a reader scans them."""
     cpu = _object(machine_info.get("cpu"))
@@ -104,9 +123,12 @@ def describe(machine_info: dict[str, Any], extra: dict[str, Any]) -> dict[str, s
         "vector": vector_extensions(cpu.get("flags")),
         "blas": blas_library(machine_info),
         "cores": f"{cores or '?'} cores, {threads or '?'} threads",
-        "gpu": str(machine_info.get("gpu") or "none"),
+        "gpu": "; ".join(
+            filter(None, [str(machine_info.get("gpu") or "none"), gpu_limits(machine_info)])
+        ),
         "limits": measured_limits(machine_info),
-        "preset": str(extra.get("preset") or "unknown"),
+        "preset": str(extra.get("preset") or "unknown")
+        + (f" ({extra['preset_chosen']})" if extra.get("preset_chosen") else ""),
         "duration": duration(extra.get("wall_s")),
         "backends": ", ".join(backends) if isinstance(backends, list) else NOT_RECORDED,
         "interrupted": "interrupted" if extra.get("interrupted") else "complete",

@@ -12,6 +12,7 @@ its memory and time stay bounded (2000 resamples of 25 million rounds would need
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,6 +131,36 @@ def ratio_interval(numerator: Any, denominator: Any) -> Interval:
         return Interval(math.nan)
     low, high = _bootstrap((a, b), _median_ratio)
     return Interval(float(np.median(a) / np.median(b)), low, high)
+
+
+def sum_ratio_interval(numerators: Sequence[Any], denominator: Sequence[Any] | float) -> Interval:
+    """The sum of the numerators' medians over the denominators' (or over a number), with its
+    bootstrap interval: a network's time over another's, layer by layer.
+
+    Every list of rounds is resampled on its own, as in :func:`ratio_interval`; NaN where a
+    list has no rounds.
+    """
+    tops = [rounds_of(values) for values in numerators]
+    number: float | None = None
+    bottoms: list[np.ndarray] = []
+    if isinstance(denominator, (int, float)):
+        number = float(denominator)
+    else:
+        bottoms = [rounds_of(values) for values in denominator]
+    if not tops or not all(len(t) for t in [*tops, *bottoms]) or number == 0:
+        return Interval(math.nan)
+
+    def statistic(*samples: np.ndarray, axis: int = -1) -> Any:
+        top = sum(np.median(s, axis=axis) for s in samples[: len(tops)])
+        bottom = (
+            number
+            if number is not None
+            else sum(np.median(s, axis=axis) for s in samples[len(tops) :])
+        )
+        return top / bottom
+
+    low, high = _bootstrap((*tops, *bottoms), statistic)
+    return Interval(float(statistic(*tops, *bottoms)), low, high)
 
 
 def p_slower(before: Any, after: Any) -> float:

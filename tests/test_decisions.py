@@ -175,7 +175,8 @@ def test_the_matrix_is_every_configuration_backend_and_pass_smallest_first(prese
     cases = build_matrix(preset, names, None)
     convs = preset.convs()
     assert {c.conv for c in cases} == set(convs)
-    assert len(convs) == len(preset.sizes) + 4 * bool(preset.variant_size) + preset.resnet
+    variants = 4 * bool(preset.variant_size)
+    assert len(convs) == len(preset.sizes) + variants + preset.resnet + len(preset.extra)
     # both also time their im2col phase alone
     assert len(cases) == len(convs) * 2 * (len(PASSES) + 1)
     pixels = [c.conv.pixels for c in cases]

@@ -74,6 +74,51 @@ def with_resnet(run: dict[str, Any]) -> dict[str, Any]:
     return run
 
 
+def with_gpu(run: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``run`` with GPU rows as the gpu preset makes them: numba_cuda and cuDNN on
+    three batch sizes of the batch sweep (batch 1 launch-bound) and two ResNet-50 layers,
+    their times the 32-pixel forward's scaled, and the GPU's peak."""
+    run = copy.deepcopy(run)
+    template = next(
+        b for b in run["benchmarks"]
+        if b["extra_info"].get("config") == "default" and b["extra_info"].get("pass") == "forward"
+    )  # fmt: skip
+    shapes = [
+        *({"config": "batch", "n": n, "h": 56, "c_in": 64, "c_out": 64, "kh": 3, "stride": 1}
+          for n in (1, 8, 64)),
+        {"config": "resnet50", "n": 128, "h": 56, "c_in": 64, "c_out": 64, "kh": 3, "stride": 1},
+        {"config": "resnet50", "n": 128, "h": 28, "c_in": 512, "c_out": 128, "kh": 1,
+         "stride": 1},
+    ]  # fmt: skip
+    for shape in shapes:
+        for backend, role, scale in (("numba_cuda", "seed", 2.0), ("torch_cudnn", "peer", 1.0)):
+            for pass_ in ("forward", "step"):
+                bench = copy.deepcopy(template)
+                factor = scale * (1 + shape["n"] / 8) * (3 if pass_ == "step" else 1)
+                bench["stats"]["data"] = [t * factor for t in bench["stats"]["data"]]
+                bench["stats"]["median"] *= factor
+                bench["fullname"] += (
+                    f"-{backend}-{pass_}-{shape['config']}-{shape['n']}-{shape['h']}"
+                )
+                median = bench["stats"]["median"]
+                bench["extra_info"].update(
+                    shape, backend=backend, role=role, device="gpu", pass_=pass_, kw=shape["kh"],
+                    w=shape["h"], host_s=median * (0.95 if shape["n"] == 1 else 0.1),
+                    device_s=median, launch_bound=shape["n"] == 1,
+                )  # fmt: skip
+                bench["extra_info"]["pass"] = pass_
+                del bench["extra_info"]["pass_"]
+                if pass_ == "step":
+                    bench["extra_info"]["peak_extra_bytes"] = 2**20 * shape["n"] * scale
+                run["benchmarks"].append(bench)
+    run["machine_info"]["gpu_peaks"] = {
+        "float32": {"matmul_gflops": 50_000.0, "fma_gflops": 60_000.0, "peak_gflops": 60_000.0,
+                    "peak_source": "fma"},
+        "tf32": False,
+    }  # fmt: skip
+    return run
+
+
 #: what the harness measures of the machine at the start of a run (benchmarks/peaks.py)
 PEAKS = {
     "threads": 2,
@@ -121,10 +166,11 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def frames(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
-    """One run and two, each with a resnet configuration so that every figure has data."""
+    """One run and two, each with a resnet configuration and GPU rows so that every figure
+    has data."""
     folder = tmp_path_factory.mktemp("resnet")
-    mine = write(folder / "mine.json", with_limits(with_resnet(SMOKE_RUN)))
-    other = other_machine(with_limits(with_resnet(SMOKE_RUN)), "avx512-box")
+    mine = write(folder / "mine.json", with_gpu(with_limits(with_resnet(SMOKE_RUN))))
+    other = other_machine(with_gpu(with_limits(with_resnet(SMOKE_RUN))), "avx512-box")
     other["machine_info"]["peaks"] = {**PEAKS, "bandwidth_gbs": 40.0}
     other = write(folder / "other.json", other)
     return {"one run": reports.load([mine]), "two runs": reports.load([mine, other])}
@@ -224,7 +270,7 @@ def test_every_panel_has_plain_labelled_ticks_above_and_below_its_data(
 ) -> None:
     """Issue: ticks read 3x10^0, and some panels had no labelled tick above 1."""
     fig = drawn(plot.draw, frames[runs])
-    axis = "x" if plot.name == "yardstick" else "y"
+    axis = "x" if plot.name in ("yardstick", "layers") else "y"
     panels = 0
     for ax in fig.axes:
         data = _data_of(ax, axis)
@@ -386,7 +432,12 @@ def test_the_share_of_the_peak_and_the_intensity_come_from_the_run_alone(
     frames: dict[str, pd.DataFrame],
 ) -> None:
     df = frames["two runs"]
-    rows = df[(df["kind"] == "conv") & (df["status"] == "ok") & (df["pass"] != "transfer")]
+    timed = df[(df["kind"] == "conv") & (df["status"] == "ok") & (df["pass"] != "transfer")]
+    gpu = timed[timed["device"] == "gpu"]
+    assert len(gpu) > 0  # a GPU row's share is of the GPU's peak; it has no roofline
+    assert gpu["pct_peak"].to_numpy() == pytest.approx((100 * gpu["gflops"] / 60_000).to_numpy())
+    assert gpu["roof_gflops"].isna().all()
+    rows = timed[timed["device"] != "gpu"]
     peak = rows["dtype"].map({d: PEAKS[d]["peak_gflops"] for d in ("float32", "float64")})
     assert rows["pct_peak"].to_numpy() == pytest.approx((100 * rows["gflops"] / peak).to_numpy())
     assert rows["intensity"].to_numpy() == pytest.approx(
