@@ -25,8 +25,9 @@ import pytest
 import impls
 
 from . import timing
+from .accuracy import METRIC, Accuracy
 from .machine import CpuSample, CpuUse, apply_threads, available_memory, machine_extras
-from .matrix import BlasCase, Case, Conv, build_matrix, contenders, result_row
+from .matrix import PASSES, BlasCase, Case, Conv, build_matrix, contenders, result_row
 from .options import Settings
 
 if TYPE_CHECKING:  # reports imports pandas and matplotlib: only when a run is saved
@@ -101,6 +102,10 @@ class Harness:
         #: not counted in the session budget, so a first run after an install or a change
         #: times as much as a run on a warm cache
         self.compile_s = 0.0
+        #: each backend's error against the float64 reference, and the seconds spent on it
+        #: (outside the timing and, like compilation, not counted in the session budget)
+        self.accuracy = Accuracy()
+        self.accuracy_s = 0.0
         #: pytest-benchmark's stats of every timed benchmark, in the order they ran
         self.benchmarks: list[Any] = []
         self.conv_timed = 0
@@ -249,6 +254,10 @@ class Harness:
         if blocks is not None:
             self.record(benchmark, blocks)
             self.conv_timed += 1
+            if case.pass_ in PASSES:
+                started = time.perf_counter()
+                benchmark.extra_info.update(self.accuracy.measure(backend, case.conv))
+                self.accuracy_s += time.perf_counter() - started
             if case.pass_ == "step" and backend.device == "cpu":
                 median = float(benchmark.stats.stats.median)
                 cases = self.memory_cases.setdefault(case.backend, [])
@@ -324,12 +333,12 @@ class Harness:
     def budget_reason(self) -> str | None:
         preset = self.settings.preset
         started = self.first_case_at or time.perf_counter()
-        spent = time.perf_counter() - started - self.compile_s
+        spent = time.perf_counter() - started - self.compile_s - self.accuracy_s
         if spent <= preset.session_budget_s:
             return None
         return (
             f"over budget: the {preset.name} preset's {preset.session_budget_s:.0f} s "
-            "session budget is spent (JIT compilation not counted)"
+            "session budget is spent (JIT compilation and accuracy checks not counted)"
         )
 
     @pytest.hookimpl(wrapper=True)
@@ -412,6 +421,7 @@ class Harness:
             "interrupted": self.interrupted,
             "wall_s": time.perf_counter() - self.started,
             "protocol": timing.protocol(),
+            "accuracy": {"metric": METRIC, "oracle": "reference in float64", "s": self.accuracy_s},
             "before_start": self.before_start.info(self.settings.threads)
             if self.before_start
             else None,

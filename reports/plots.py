@@ -530,6 +530,42 @@ def plot_roofline(df: pd.DataFrame) -> Figure:
     return fig
 
 
+def _decade(value: float) -> str:
+    """A tick label on powers of ten only (``1e-06``); the ticks between them stay unlabelled."""
+    exponent = math.log10(value)
+    return f"1e{round(exponent):03d}" if abs(exponent - round(exponent)) < 1e-9 else ""
+
+
+def plot_accuracy(df: pd.DataFrame) -> Figure:
+    """Median time against the error of the pass's outputs, log-log, with the frontier: the
+    fastest backend at each accuracy. A panel per pass and run, at one configuration."""
+    from .accuracy import accuracy_rows, frontier
+
+    title = "Time against error (lower left is better; the line: fastest at each accuracy)"
+    rows = accuracy_rows(df)
+    if rows.empty:
+        return _empty(title, "no errors against the float64 reference in this run")
+    fig, panels = _grid(_runs(rows), _passes(rows), title)
+    front_style: dict[str, Any] = {"color": "grey", "linewidth": 1.2, "drawstyle": "steps-post"}
+    for (run, pass_), ax in panels.items():
+        at = rows[(rows["run"] == run) & (rows["pass"] == pass_)]
+        for _, row in at.iterrows():
+            _series(
+                ax, f"accuracy:{run}:{pass_}", [row["error"]], [row["median"]], row["backend"],
+                row["role"], linestyle="none", markersize=8,
+            )  # fmt: skip
+        best = frontier(at)
+        if len(best) > 1:
+            ax.plot(best["error"], best["median"], **front_style)
+    axes = list(panels.values())
+    _log_axis(axes, rows["error"], _decade, axis="x")
+    _log_axis(axes, rows["median"], seconds)
+    shapes = sorted(set(rows["config"] + " " + rows["h"].astype(int).astype(str) + " px"))
+    _labels(panels, f"max relative error against float64 ({', '.join(shapes)})", "median time")
+    _legend(fig, _roles(rows), [(Line2D([], [], **front_style), "fastest at each accuracy")])
+    return fig
+
+
 def role_order(df: pd.DataFrame) -> Callable[[str], tuple[int, str]]:
     """Sort key: ours first, then the seeds, then the peers; by name within a role."""
     roles = _roles(df)
@@ -618,5 +654,14 @@ PLOTS = (
         "Yardstick: the resnet configuration (N=16, 56x56, 64->64, 3x3)",
         "",
         plot_yardstick,
+    ),
+    Plot(
+        "accuracy",
+        "Accuracy against speed",
+        "Each backend's largest error against the float64 reference on the inputs it was "
+        "timed on (y for forward, dx and dw for backward, all three for a step; relative to "
+        "the largest magnitude of the float64 result), measured once outside the timing. The "
+        "staircase joins the backends that no other beats on both time and error.",
+        plot_accuracy,
     ),
 )
