@@ -95,6 +95,10 @@ class Harness:
         self.config = config
         self.settings = settings
         self.estimates = timing.Estimates(settings.preset)
+        #: the same at each other thread count of --threads
+        self.scaling_estimates = {t: timing.Estimates(settings.preset) for t in settings.scaling}
+        #: the thread count BLAS, numba and torch are set to now
+        self.threads_now = settings.threads
         self.started = time.perf_counter()
         #: when the first benchmark started; the preset's session budget counts from here
         self.first_case_at: float | None = None
@@ -167,7 +171,8 @@ class Harness:
         if "case" in metafunc.fixturenames:
             names = self.settings.backends or impls.backend_names()
             timed, self.left_out = contenders(names)
-            cases = build_matrix(self.settings.preset, timed, self.settings.sizes)
+            s = self.settings
+            cases = build_matrix(s.preset, timed, s.sizes, s.scaling)
             metafunc.parametrize("case", cases, ids=[c.id for c in cases])
         if "blas_case" in metafunc.fixturenames:
             blas = [BlasCase(conv) for conv in self.settings.preset.limit_convs()]
@@ -250,15 +255,17 @@ class Harness:
         if reason:
             self.skip(case, reason)
         self.prepare(benchmark, case, f"{case.pass_} {case.conv.id}")
-        blocks = timing.time_case(benchmark, backend, case, self.estimates)
+        threads = self.use_threads(case.threads or self.settings.threads)
+        blocks = timing.time_case(benchmark, backend, case, self.estimates_at(threads))
         if blocks is not None:
-            self.record(benchmark, blocks)
+            self.record(benchmark, blocks, threads)
             self.conv_timed += 1
             if case.pass_ in PASSES:
                 started = time.perf_counter()
                 benchmark.extra_info.update(self.accuracy.measure(backend, case.conv))
                 self.accuracy_s += time.perf_counter() - started
-            if case.pass_ == "step" and backend.device == "cpu":
+            memory = self.settings.preset.memory and not case.threads
+            if case.pass_ == "step" and backend.device == "cpu" and memory:
                 median = float(benchmark.stats.stats.median)
                 cases = self.memory_cases.setdefault(case.backend, [])
                 cases.append((case.conv, benchmark.extra_info, median))
@@ -270,17 +277,30 @@ class Harness:
         if reason:
             self.skip(case, reason)
         self.prepare(benchmark, case, "blas limit")
-        blocks = timing.time_blas(benchmark, case, self.estimates)
+        threads = self.use_threads(self.settings.threads)
+        blocks = timing.time_blas(benchmark, case, self.estimates_at(threads))
         if blocks is not None:
-            self.record(benchmark, blocks)
+            self.record(benchmark, blocks, threads)
 
-    def record(self, benchmark: Any, blocks: timing.Blocks) -> None:
+    def estimates_at(self, threads: int) -> timing.Estimates:
+        """The fastest rounds so far at ``threads``, to size and estimate the next cases."""
+        return self.scaling_estimates.get(threads, self.estimates)
+
+    def use_threads(self, threads: int) -> int:
+        """Set BLAS, numba and torch to ``threads`` where they are set to another count."""
+        if threads != self.threads_now and self.limiter is not None:
+            self.limiter.restore_original_limits()
+            self.limiter = apply_threads(threads)
+            self.threads_now = threads
+        return threads
+
+    def record(self, benchmark: Any, blocks: timing.Blocks, threads: int) -> None:
         """Keep a timed benchmark, with its protocol and the CPU use over its rounds."""
         use = blocks.cpu_use()
         info = benchmark.extra_info
         self.compile_s += max(info.get("warmup_s", 0.0) - info.get("second_call_s", 0.0), 0.0)
         benchmark.extra_info.update(blocks.info())
-        benchmark.extra_info.update(use.info(self.settings.threads))
+        benchmark.extra_info.update(use.info(threads))
         self.benchmarks.append(benchmark.stats)
 
     def prepare(self, benchmark: Any, case: Case | BlasCase, group: str) -> None:
@@ -310,7 +330,7 @@ class Harness:
         reason = self.memory_reason(timing.memory_needed(backend, conv)) or self.budget_reason()
         if reason:
             return reason
-        estimate = self.estimates.estimate(case)
+        estimate = self.estimates_at(case.threads or self.settings.threads).estimate(case)
         preset = self.settings.preset
         if estimate is not None and estimate.seconds > preset.max_call_s:
             return (
@@ -334,11 +354,13 @@ class Harness:
         preset = self.settings.preset
         started = self.first_case_at or time.perf_counter()
         spent = time.perf_counter() - started - self.compile_s - self.accuracy_s
-        if spent <= preset.session_budget_s:
+        # each thread count of --threads gets the preset's budget
+        budget = preset.session_budget_s * (1 + len(self.settings.scaling))
+        if spent <= budget:
             return None
         return (
-            f"over budget: the {preset.name} preset's {preset.session_budget_s:.0f} s "
-            "session budget is spent (JIT compilation and accuracy checks not counted)"
+            f"over budget: the {preset.name} preset's {budget:.0f} s session budget is "
+            "spent (JIT compilation and accuracy checks not counted)"
         )
 
     @pytest.hookimpl(wrapper=True)
@@ -413,6 +435,7 @@ class Harness:
             "format": JSON_FORMAT,
             "preset": self.settings.preset.name,
             "threads": self.settings.threads,
+            "thread_scaling": list(self.settings.scaling),
             "memory_share": self.settings.memory_share,
             "backends": self.settings.backends or impls.backend_names(),
             "left_out": [{"backend": k, "reason": v} for k, v in self.left_out.items()],

@@ -22,7 +22,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--preset",
         help=f"{' | '.join(PRESETS)}: smoke (<1 min), default (<10 min, what --benchmark-only "
-        "runs) or full",
+        "runs), full, or resnet50 (ResNet-50's distinct layers, ours and the libraries, <10 min)",
     )
     group.addoption("--backends", help="comma-separated backends to time (default: all)")
     group.addoption("--sizes", help="comma-separated image sizes of the default sweep")

@@ -23,6 +23,7 @@ from .data import (
     load_runs,
 )
 from .goals import Verdict
+from .network import REDUCTION_BOUND, layer_table, network_rows
 from .plots import PLOTS, ROLE_LINES, ROLE_TITLES, role_order, style
 from .runinfo import describe
 from .stats import NOISY_HALF_WIDTH, Interval
@@ -289,7 +290,8 @@ def render_details(df: pd.DataFrame) -> str:
         interval = _interval(row)
         speedup = "" if pd.isna(row["speedup"]) else f"{row['speedup']:.3g}x"
         speedup += " (extrapolated)" if speedup and row["speedup_extrapolated"] else ""
-        cells = [row["pass"], _size(row), *([row["run"]] if multi else []), row["backend"]]
+        at = f" at {row['threads']:.0f} threads" if row["kind"] == "threads" else ""
+        cells = [row["pass"] + at, _size(row), *([row["run"]] if multi else []), row["backend"]]
         cells.append(_fmt_time(row["median"]))
         if has_interval:
             cells.append(
@@ -546,6 +548,27 @@ def _figures(df: pd.DataFrame) -> str:
     return "".join(parts)
 
 
+def render_layers(df: pd.DataFrame) -> str:
+    """Each real network's layers with every backend's step time, per run; "" for none."""
+    rows = network_rows(df)
+    parts = []
+    for (run, network), at in rows.groupby(["run", "network"], sort=False):
+        on = f" ({escape(str(run))})" if df["run"].nunique() > 1 else ""
+        parts.append(f"<h3>{escape(str(network))}{on}</h3>")
+        parts.append(_frame(layer_table(at, str(network)), f"layers-{network}"))
+    if not parts:
+        return ""
+    return (
+        "<h2>Real networks, layer by layer</h2><p class='note'>Each distinct convolution "
+        "layer once, named after its first occurrence in torchvision's model, with x: how "
+        "many of the network's layers share its shape (its weight in the whole-network "
+        "figure), and each backend's median forward + backward time; &#9733; marks the "
+        "fastest, - a layer not timed (declined, too slow: see Not timed). N*OH*OW is the "
+        f"depth of dw's reduction; under {REDUCTION_BOUND} dw is reduction-bound (too little "
+        "work per weight to keep the vector units and threads busy).</p>" + "".join(parts)
+    )
+
+
 def render(
     df: pd.DataFrame, runs: pd.DataFrame, verdicts: dict[str, list[Verdict]], title: str
 ) -> str:
@@ -588,6 +611,7 @@ whole forward pass at the same shape.</p>
 configuration.</p>
 {render_goals(verdicts)}
 {_figures(df)}
+{render_layers(df)}
 <h2>Results</h2>
 <p class='note'>The median time of each backend per pass and shape; &#9733; and green mark the
 fastest of a row. Hover a cell for its interval, IQR, rounds, GFLOP/s, share of the machine's

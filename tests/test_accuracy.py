@@ -180,3 +180,12 @@ def test_a_run_without_errors_says_so() -> None:
     assert [t.get_text() for t in ax.texts] == [
         "no errors against the float64 reference in this run"
     ]
+
+
+def test_errors_from_rounding_to_a_wrong_gradient_get_ticks_on_both_sides() -> None:
+    """A backend with a wrong dx (error 1) beside float32 rounding (3e-8) broke the axis."""
+    from reports.plots import _nice_ticks
+
+    ticks = _nice_ticks(3e-8, 1.0)
+    assert ticks[0] < 3e-8
+    assert ticks[-1] > 1.0

@@ -319,6 +319,7 @@ def test_an_unwritable_report_dir_stops_the_run_before_any_benchmark(
         ("--sizes", "0", "--sizes takes positive integers"),
         ("--threads", "0", "--threads takes positive integers"),
         ("--threads", "two", "--threads takes comma-separated integers"),
+        ("--threads", "1,2,1", "--threads names a count twice"),
         ("--preset", "huge", "--preset: 'huge' is not one of smoke, default, full"),
         ("--memory-limit", "nan", "--memory-limit takes a percentage in (0, 100]"),
         ("--memory-limit", "150%", "--memory-limit takes a percentage in (0, 100]"),
