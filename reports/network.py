@@ -4,12 +4,13 @@ A network's layers are the rows whose ``network`` is set (benchmarks/networks.py
 its ``weight``: how many of the network's layers share its shape. A backend's whole-network
 time is the weighted sum of its medians over every layer, with a bootstrap interval over the
 layers' rounds. Where a backend declines a layer (Winograd on a 1x1, strided or 7x7 layer),
-the fastest backend of ours that was timed on it stands in, and the figure says so.
+the backend of ours that is fastest over those layers stands in, and the figure says so.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import pandas as pd
@@ -25,7 +26,7 @@ NETWORK_PASSES = ("forward", "backward", "step")
 
 TOTAL_COLUMNS = [
     "run", "network", "backend", "role", "pass", "total", "low", "high", "layers", "own",
-    "stand_ins", "missing", "vs_yardstick", "vs_low", "vs_high", "label",
+    "stand_in", "missing", "vs_yardstick", "vs_low", "vs_high", "label",
 ]  # fmt: skip
 
 
@@ -38,26 +39,40 @@ def network_rows(df: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["pass"].isin(NETWORK_PASSES)]
 
 
-def composed(rows: pd.DataFrame, backend: str) -> tuple[list[pd.Series], list[str], int]:
-    """``backend``'s row on each layer and pass of one network and run, where a layer it
-    declines takes the fastest of ours timed there; the stand-ins' names, and how many
-    layer-passes have neither."""
-    picked, stand_ins, missing = [], [], 0
+def stand_in(rows: pd.DataFrame, backend: str) -> str | None:
+    """The backend of ours that stands in for ``backend`` where it declines a layer of one
+    network and run: of those timed on every such layer and pass, the fastest over those
+    layers' steps (weighted by count); None where it declines none, or none qualifies."""
+    mine = rows[rows["backend"] == backend]
+    declined = mine[mine["reason"].str.startswith("declined")]
+    if declined.empty:
+        return None
+    needed = set(zip(declined["config"], declined["pass"], strict=True))
+    ours = rows[(rows["role"] == "ours") & (rows["status"] == "ok") & (rows["backend"] != backend)]
+    totals = {}
+    for name, theirs in ours.groupby("backend"):
+        if needed <= set(zip(theirs["config"], theirs["pass"], strict=True)):
+            steps = theirs[theirs["config"].isin(declined["config"]) & (theirs["pass"] == "step")]
+            totals[str(name)] = float((steps["median"] * steps["weight"]).sum())
+    return min(totals, key=lambda name: totals[name]) if totals else None
+
+
+def composed(rows: pd.DataFrame, backend: str, helper: str | None) -> tuple[list[pd.Series], int]:
+    """``backend``'s row on each layer and pass of one network and run, ``helper``'s where
+    ``backend`` declines the layer; and how many layer-passes have neither."""
+    picked, missing = [], 0
     for _, at in rows.groupby(["config", "pass"], sort=False):
         own = at[(at["backend"] == backend) & (at["status"] == "ok")]
-        if not own.empty:
-            picked.append(own.iloc[0])
-            continue
         mine = at[at["backend"] == backend]
         declined = not mine.empty and mine["reason"].iloc[0].startswith("declined")
-        ours = at[(at["role"] == "ours") & (at["status"] == "ok") & (at["backend"] != backend)]
-        if declined and not ours.empty:
-            best = ours.loc[ours["median"].idxmin()]
-            picked.append(best)
-            stand_ins.append(str(best["backend"]))
+        theirs = at[(at["backend"] == helper) & (at["status"] == "ok")]
+        if not own.empty:
+            picked.append(own.iloc[0])
+        elif declined and not theirs.empty:
+            picked.append(theirs.iloc[0])
         else:
             missing += 1
-    return picked, sorted(set(stand_ins)), missing
+    return picked, missing
 
 
 def network_totals(df: pd.DataFrame) -> pd.DataFrame:
@@ -69,8 +84,9 @@ def network_totals(df: pd.DataFrame) -> pd.DataFrame:
     DataFrame
         Columns: :data:`TOTAL_COLUMNS`. total, low and high are NaN where a layer has neither
         the backend's time nor a stand-in's (``missing`` layers); ``own`` counts the layers
-        timed with the backend itself, ``stand_ins`` names those that stood in for the rest,
-        and ``label`` is the backend's name with theirs (``winograd + tiled_im2col``).
+        timed with the backend itself, ``stand_in`` names the backend of ours that stands in
+        for the layers it declines (:func:`stand_in`), and ``label`` is the backend's name
+        with the stand-in's (``winograd + tiled_im2col``).
     """
     found = []
     rows = network_rows(df)
@@ -79,13 +95,14 @@ def network_totals(df: pd.DataFrame) -> pd.DataFrame:
         #: torch_conv2d's (rounds, weight) and medians' sum per pass; none where incomplete
         yardstick: dict[str, tuple[list[tuple[Any, float]], float]] = {}
         for pass_, at in in_net.groupby("pass", sort=False):
-            picked, _, missing = composed(at, YARDSTICK)
+            picked, missing = composed(at, YARDSTICK, None)
             if picked and not missing:
                 yardstick[pass_] = ([(r["times"], r["weight"]) for r in picked], _sum(picked))
         for backend in sorted(set(in_net.loc[in_net["status"] == "ok", "backend"])):
             role = in_net.loc[in_net["backend"] == backend, "role"].iloc[0]
+            helper = stand_in(in_net, backend)
             for pass_, at in in_net.groupby("pass", sort=False):
-                picked, stand_ins, missing = composed(at, backend)
+                picked, missing = composed(at, backend, helper)
                 parts = [(r["times"], r["weight"]) for r in picked]
                 total = versus = Interval(math.nan)
                 if not missing:
@@ -101,13 +118,18 @@ def network_totals(df: pd.DataFrame) -> pd.DataFrame:
                         "pass": pass_, "total": total.value, "low": total.low,
                         "high": total.high, "layers": layers,
                         "own": sum(r["backend"] == backend for r in picked),
-                        "stand_ins": ", ".join(stand_ins), "missing": missing,
+                        "stand_in": helper or "", "missing": missing,
                         "vs_yardstick": versus.value, "vs_low": versus.low,
                         "vs_high": versus.high,
-                        "label": backend + (f" + {', '.join(stand_ins)}" if stand_ins else ""),
+                        "label": backend + (f" + {helper}" if helper else ""),
                     }
                 )  # fmt: skip
     return pd.DataFrame(found, columns=TOTAL_COLUMNS)
+
+
+def _natural(name: str) -> list[Any]:
+    """Sort key in the model's order: ``layer1.1.conv1`` before ``layer1.10.conv1``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def _sum(rows: list[pd.Series]) -> float:
@@ -174,7 +196,7 @@ def layer_table(df: pd.DataFrame, network: str, pass_: str = "step") -> pd.DataF
     if rows.empty:
         return pd.DataFrame()
     out = []
-    for config, at in rows.groupby("config", sort=False):
+    for config, at in sorted(rows.groupby("config"), key=lambda item: _natural(str(item[0]))):
         first = at.iloc[0]
         out_h = (first["h"] + 2 * int(first["padding"]) - first["kh"]) // first["stride"] + 1
         depth = int(first["n"] * out_h * out_h)

@@ -23,7 +23,7 @@ def scaling_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The timed rows of the runs that timed several thread counts, with ``threads`` and
     ``weight`` as numbers."""
     ok = df[df["kind"].isin(["conv", "threads"]) & (df["status"] == "ok")]
-    ok = ok[ok["pass"].isin(SCALING_PASSES)]
+    ok = ok[ok["pass"].isin(SCALING_PASSES)].assign(threads=df.get("threads", pd.NA))
     runs = set(ok.loc[ok["kind"] == "threads", "run"])
     rows = ok[ok["run"].isin(runs)].copy()
     rows["threads"] = pd.to_numeric(rows["threads"], errors="coerce")

@@ -196,3 +196,24 @@ def test_the_weighted_sum_interval_covers_a_known_sum() -> None:
     assert interval.low < 7.0 < interval.high
     assert interval.high - interval.low < 0.1
     assert np.isnan(weighted_sum_interval([([1.0], 1)]).low)
+
+
+def test_a_layers_estimate_follows_its_flops_not_its_pixels() -> None:
+    """Scaled by pixels, a 56-pixel 3x3 layer looked 16x slower than a 7-pixel one with the
+    same FLOPs, and every later step of winograd and torch_unfold was skipped as too slow."""
+    from benchmarks.harness import Harness
+    from benchmarks.matrix import Case
+    from benchmarks.options import Settings
+
+    preset = PRESETS["resnet50"]
+    harness = Harness(config=None, settings=Settings(preset, None, None, 2, Path("x"), 0.5))  # type: ignore[arg-type]
+    layers = {c.label.removeprefix("resnet50."): c for c in network_convs("resnet50")}
+    small, big = layers["layer4.1.conv2"], layers["layer1.0.conv2"]
+    assert big.pixels == 16 * small.pixels
+    harness.estimates.add(Case("winograd", "step", small), 0.4)
+    estimate = harness.estimate(Case("winograd", "step", big))
+    assert estimate is not None
+    ratio = Case("winograd", "step", big).flops() / Case("winograd", "step", small).flops()
+    assert estimate.seconds == pytest.approx(0.4 * ratio)
+    assert estimate.seconds < preset.max_call_s
+    assert harness.estimate(Case("winograd", "forward", big)) is None  # nothing timed yet
