@@ -133,7 +133,7 @@ class Preset:
 
         return convs + [conv for name in self.networks for conv in network_convs(name)]
 
-    def backends(self) -> list[str] | None:
+    def default_backends(self) -> list[str] | None:
         """The backends this preset times when none are named: those of its roles; None for
         every backend."""
         if not self.roles:

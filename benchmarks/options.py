@@ -59,7 +59,7 @@ def read_settings(config: pytest.Config) -> Settings:
         preset=PRESETS[preset],
         backends=_backends(config.getoption("backends"))
         or previous.get("backends")
-        or PRESETS[preset].backends(),
+        or PRESETS[preset].default_backends(),
         sizes=_int_list(config.getoption("sizes"), "--sizes") or previous.get("sizes"),
         threads=max(threads) if threads else previous.get("threads") or default_threads(),
         report_dir=Path(config.getoption("report_dir") or config.rootpath / "reports"),

@@ -189,3 +189,12 @@ def test_errors_from_rounding_to_a_wrong_gradient_get_ticks_on_both_sides() -> N
     ticks = _nice_ticks(3e-8, 1.0)
     assert ticks[0] < 3e-8
     assert ticks[-1] > 1.0
+
+
+def test_the_terminal_names_the_largest_and_smallest_error_of_ours(
+    planted_frame: pd.DataFrame,
+) -> None:
+    from benchmarks.summary import accuracy_lines
+
+    text = " ".join(line.strip() for line in accuracy_lines(planted_frame))
+    assert "largest of ours winograd 2.0e-05; smallest numba_direct 1.2e-06" in text

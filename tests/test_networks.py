@@ -217,3 +217,15 @@ def test_a_layers_estimate_follows_its_flops_not_its_pixels() -> None:
     assert estimate.seconds == pytest.approx(0.4 * ratio)
     assert estimate.seconds < preset.max_call_s
     assert harness.estimate(Case("winograd", "forward", big)) is None  # nothing timed yet
+
+
+def test_the_terminal_names_each_passs_whole_network_winner_and_its_ratio(
+    network_path: Path,
+) -> None:
+    from benchmarks.summary import WIDTH, network_lines
+
+    lines = network_lines(reports.load([network_path]))
+    text = " ".join(line.strip() for line in lines)
+    assert text.startswith("toy whole network, fastest: forward winograd + tiled_im2col, 0.975x [")
+    assert "step winograd + tiled_im2col, 0.975x [" in text
+    assert all(len(line) <= WIDTH for line in lines)
