@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .data import PASS_ORDER, RESNET, SHAPE_KEYS, timed
+from .network import network_rows, network_totals
 
 #: the stored errors, one per output
 ERRORS = ("error_y", "error_dx", "error_dw")
@@ -73,14 +74,58 @@ def frontier(points: pd.DataFrame) -> pd.DataFrame:
     return ordered[ordered["median"] < fastest_before]
 
 
+def network_accuracy(df: pd.DataFrame) -> pd.DataFrame:
+    """Per run, network, backend and pass: the whole-network time (``median``) and the worst
+    error over the network's layers, of the backend itself or, on a layer it declines, of
+    the backend of ours that stands in for it (reports/network.py).
+
+    Returns
+    -------
+    DataFrame
+        Columns: run, network, backend, role, pass, median, error, where, label.
+    """
+    totals = network_totals(df).dropna(subset=["total"])
+    rows = errors(network_rows(df))
+    found = []
+    for _, total in totals.iterrows():
+        at = rows[
+            (rows["run"] == total["run"])
+            & (rows["network"] == total["network"])
+            & (rows["pass"] == total["pass"])
+        ]
+        mine = at[at["backend"] == total["backend"]]
+        declined = mine.loc[mine["reason"].str.startswith("declined"), "config"]
+        helper = at[(at["backend"] == total["stand_in"]) & at["config"].isin(declined)]
+        used = pd.concat([mine[mine["status"] == "ok"], helper[helper["status"] == "ok"]])
+        error = used["error"].max(skipna=False) if not used.empty else np.nan
+        if pd.notna(error):
+            found.append(
+                {
+                    **total[["run", "network", "backend", "role", "pass", "label"]].to_dict(),
+                    "median": total["total"],
+                    "error": error,
+                    "where": f"{total['network']}, whole network",
+                }
+            )
+    columns = ["run", "network", "backend", "role", "pass", "median", "error", "where", "label"]
+    return pd.DataFrame(found, columns=columns)
+
+
 def accuracy_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """The rows the time-against-error figure draws: per run, the configuration where most
-    backends have an error and a time (the resnet layer first among equals, then the most
-    work), every pass."""
+    """The points the time-against-error figure draws, every pass: per run, its first real
+    network as a whole (:func:`network_accuracy`) where it has one; otherwise the
+    configuration where most backends have an error and a time (the resnet layer first among
+    equals, then the most work). ``where`` says which."""
+    networks = network_accuracy(df)
+    networks = networks[networks["error"] > 0]
     rows = errors(timed(df, None)).dropna(subset=["error"])
     rows = rows[rows["error"] > 0]
     picked = []
-    for _, in_run in rows.groupby("run", sort=False):
+    for run, in_run in rows.groupby("run", sort=False):
+        whole = networks[networks["run"] == run]
+        if not whole.empty:
+            picked.append(whole[whole["network"] == sorted(set(whole["network"]))[0]])
+            continue
         shapes = in_run.groupby(SHAPE_KEYS, sort=False).agg(
             backends=("backend", "nunique"), flops=("flops", "max")
         )
@@ -90,8 +135,8 @@ def accuracy_rows(df: pd.DataFrame) -> pd.DataFrame:
         at = in_run
         for key in SHAPE_KEYS:
             at = at[at[key] == best[key]]
-        picked.append(at)
+        picked.append(at.assign(where=f"{best['config']} {best['h']:.0f} px", label=at["backend"]))
     if not picked:
-        return rows
+        return rows.assign(where="", label=rows["backend"])
     out = pd.concat(picked)
     return out[out["pass"].isin(PASS_ORDER)]

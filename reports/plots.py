@@ -547,6 +547,7 @@ def plot_accuracy(df: pd.DataFrame) -> Figure:
     rows = accuracy_rows(df)
     if rows.empty:
         return _empty(title, "no errors against the float64 reference in this run")
+    title += f": {'; '.join(dict.fromkeys(rows['where']))}"
     fig, panels = _grid(_runs(rows), _passes(rows), title)
     front_style: dict[str, Any] = {"color": "grey", "linewidth": 1.2, "drawstyle": "steps-post"}
     for (run, pass_), ax in panels.items():
@@ -562,8 +563,7 @@ def plot_accuracy(df: pd.DataFrame) -> Figure:
     axes = list(panels.values())
     _log_axis(axes, rows["error"], _decade, axis="x")
     _log_axis(axes, rows["median"], seconds)
-    shapes = sorted(set(rows["config"] + " " + rows["h"].astype(int).astype(str) + " px"))
-    _labels(panels, f"max relative error against float64 ({', '.join(shapes)})", "median time")
+    _labels(panels, "max relative error against float64", "median time")
     _legend(fig, _roles(rows), [(Line2D([], [], **front_style), "fastest at each accuracy")])
     return fig
 

@@ -229,3 +229,24 @@ def test_the_terminal_names_each_passs_whole_network_winner_and_its_ratio(
     assert text.startswith("toy whole network, fastest: forward winograd + tiled_im2col, 0.975x [")
     assert "step winograd + tiled_im2col, 0.975x [" in text
     assert all(len(line) <= WIDTH for line in lines)
+
+
+def test_a_networks_error_is_the_worst_of_its_layers_stand_ins_included(tmp_path: Path) -> None:
+    from reports.accuracy import accuracy_rows, network_accuracy
+
+    run = network_run()
+    planted = {"winograd": 6.6e-6, "tiled_im2col": 5e-7, "numba_direct": 4e-7, "torch_conv2d": 3e-7}
+    for bench in run["benchmarks"]:
+        info = bench["extra_info"]
+        # each backend's error is ten times larger on layer b than on layer a
+        error = planted[info["backend"]] * (10 if info["config"] == "toy.b" else 1)
+        info.update(error_y=error, error_dx=error, error_dw=error)
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(run))
+    df = reports.load([path])
+    found = network_accuracy(df).set_index(["backend", "pass"])
+    # winograd declines b, where tiled_im2col stands in: the worse of 6.6e-6 and 5e-6
+    assert found.loc[("winograd", "forward"), "error"] == pytest.approx(6.6e-6)
+    assert found.loc[("tiled_im2col", "step"), "error"] == pytest.approx(5e-6)
+    assert found.loc[("winograd", "step"), "median"] == pytest.approx(3 * 0.9 + 2 * 0.6)
+    assert set(accuracy_rows(df)["where"]) == {"toy, whole network"}
