@@ -25,8 +25,9 @@ import pytest
 import impls
 
 from . import timing
+from .accuracy import METRIC, Accuracy
 from .machine import CpuSample, CpuUse, apply_threads, available_memory, machine_extras
-from .matrix import BlasCase, Case, Conv, build_matrix, contenders, result_row
+from .matrix import PASSES, BlasCase, Case, Conv, build_matrix, contenders, result_row
 from .options import Settings, gpu_backend
 
 if TYPE_CHECKING:  # reports imports pandas and matplotlib: only when a run is saved
@@ -98,6 +99,10 @@ class Harness:
         self.config = config
         self.settings = settings
         self.estimates = timing.Estimates(settings.preset)
+        #: the same at each other thread count of --threads
+        self.scaling_estimates = {t: timing.Estimates(settings.preset) for t in settings.scaling}
+        #: the thread count BLAS, numba and torch are set to now
+        self.threads_now = settings.threads
         self.started = time.perf_counter()
         #: when the first benchmark started; the preset's session budget counts from here
         self.first_case_at: float | None = None
@@ -105,6 +110,10 @@ class Harness:
         #: not counted in the session budget, so a first run after an install or a change
         #: times as much as a run on a warm cache
         self.compile_s = 0.0
+        #: each backend's error against the float64 reference, and the seconds spent on it
+        #: (outside the timing and, like compilation, not counted in the session budget)
+        self.accuracy = Accuracy()
+        self.accuracy_s = 0.0
         #: pytest-benchmark's stats of every timed benchmark, in the order they ran
         self.benchmarks: list[Any] = []
         self.conv_timed = 0
@@ -167,7 +176,8 @@ class Harness:
         if "case" in metafunc.fixturenames:
             names = self.settings.backends or impls.backend_names()
             timed, self.left_out = contenders(names, self.settings.preset)
-            cases = build_matrix(self.settings.preset, timed, self.settings.sizes)
+            s = self.settings
+            cases = build_matrix(s.preset, timed, s.sizes, s.scaling)
             metafunc.parametrize("case", cases, ids=[c.id for c in cases])
         if "blas_case" in metafunc.fixturenames:
             preset = self.settings.preset
@@ -260,11 +270,17 @@ class Harness:
         if reason:
             self.skip(case, reason)
         self.prepare(benchmark, case, f"{case.pass_} {case.conv.id}")
-        blocks = timing.time_case(benchmark, backend, case, self.estimates)
+        threads = self.use_threads(case.threads or self.settings.threads)
+        blocks = timing.time_case(benchmark, backend, case, self.estimates_at(threads))
         if blocks is not None:
-            self.record(benchmark, blocks)
+            self.record(benchmark, blocks, threads)
             self.conv_timed += 1
-            if case.pass_ == "step" and backend.device == "cpu":
+            if case.pass_ in PASSES and self.settings.preset.accuracy:
+                started = time.perf_counter()
+                benchmark.extra_info.update(self.accuracy.measure(backend, case.conv))
+                self.accuracy_s += time.perf_counter() - started
+            memory = self.settings.preset.memory and not case.threads
+            if case.pass_ == "step" and backend.device == "cpu" and memory:
                 median = float(benchmark.stats.stats.median)
                 cases = self.memory_cases.setdefault(case.backend, [])
                 cases.append((case.conv, benchmark.extra_info, median))
@@ -276,17 +292,48 @@ class Harness:
         if reason:
             self.skip(case, reason)
         self.prepare(benchmark, case, "blas limit")
-        blocks = timing.time_blas(benchmark, case, self.estimates)
+        threads = self.use_threads(self.settings.threads)
+        blocks = timing.time_blas(benchmark, case, self.estimates_at(threads))
         if blocks is not None:
-            self.record(benchmark, blocks)
+            self.record(benchmark, blocks, threads)
 
-    def record(self, benchmark: Any, blocks: timing.Blocks | timing.GpuRounds) -> None:
+    def estimates_at(self, threads: int) -> timing.Estimates:
+        """The fastest rounds so far at ``threads``, to size and estimate the next cases."""
+        return self.scaling_estimates.get(threads, self.estimates)
+
+    def estimate(self, case: Case) -> timing.Estimate | None:
+        """Seconds per call of a case not yet timed: :meth:`timing.Estimates.estimate`, but
+        for a real network's layer, its FLOPs at the slowest FLOP rate this backend and pass
+        reached so far. A network's layers trade pixels for channels, so scaling by pixels
+        (the sweep's rule) would call a 56-pixel layer 16 times slower than a 7-pixel one
+        with the same FLOPs."""
+        estimates = self.estimates_at(case.threads or self.settings.threads)
+        if not case.conv.network:
+            return estimates.estimate(case)
+        points = estimates.fastest.get((case.backend, case.pass_), [])
+        rates = [(Case(case.backend, case.pass_, conv).flops() / t, conv, t) for conv, t in points]
+        if not rates or not case.flops():
+            return None
+        rate, conv, seconds = min(rates, key=lambda point: point[0])
+        return timing.Estimate(case.flops() / rate, conv, seconds)
+
+    def use_threads(self, threads: int) -> int:
+        """Set BLAS, numba and torch to ``threads`` where they are set to another count."""
+        if threads != self.threads_now and self.limiter is not None:
+            self.limiter.restore_original_limits()
+            self.limiter = apply_threads(threads)
+            self.threads_now = threads
+        return threads
+
+    def record(
+        self, benchmark: Any, blocks: timing.Blocks | timing.GpuRounds, threads: int
+    ) -> None:
         """Keep a timed benchmark, with its protocol and the CPU use over its rounds."""
         use = blocks.cpu_use()
         info = benchmark.extra_info
         self.compile_s += max(info.get("warmup_s", 0.0) - info.get("second_call_s", 0.0), 0.0)
         benchmark.extra_info.update(blocks.info())
-        benchmark.extra_info.update(use.info(self.settings.threads))
+        benchmark.extra_info.update(use.info(threads))
         self.benchmarks.append(benchmark.stats)
 
     def prepare(self, benchmark: Any, case: Case | BlasCase, group: str) -> None:
@@ -323,7 +370,7 @@ class Harness:
         reason = reason or self.budget_reason()
         if reason:
             return reason
-        estimate = self.estimates.estimate(case)
+        estimate = self.estimate(case)
         preset = self.settings.preset
         if estimate is not None and estimate.seconds > preset.max_call_s:
             return (
@@ -349,12 +396,14 @@ class Harness:
     def budget_reason(self) -> str | None:
         preset = self.settings.preset
         started = self.first_case_at or time.perf_counter()
-        spent = time.perf_counter() - started - self.compile_s
-        if spent <= preset.session_budget_s:
+        spent = time.perf_counter() - started - self.compile_s - self.accuracy_s
+        # each thread count of --threads gets the preset's budget
+        budget = preset.session_budget_s * (1 + len(self.settings.scaling))
+        if spent <= budget:
             return None
         return (
-            f"over budget: the {preset.name} preset's {preset.session_budget_s:.0f} s "
-            "session budget is spent (JIT compilation not counted)"
+            f"over budget: the {preset.name} preset's {budget:.0f} s session budget is "
+            "spent (JIT compilation and accuracy checks not counted)"
         )
 
     @pytest.hookimpl(wrapper=True)
@@ -432,6 +481,7 @@ class Harness:
             "preset": self.settings.preset.name,
             "preset_chosen": self.settings.preset_chosen,
             "threads": self.settings.threads,
+            "thread_scaling": list(self.settings.scaling),
             "memory_share": self.settings.memory_share,
             "backends": self.settings.backends or impls.backend_names(),
             "left_out": [{"backend": k, "reason": v} for k, v in self.left_out.items()],
@@ -440,6 +490,7 @@ class Harness:
             "interrupted": self.interrupted,
             "wall_s": time.perf_counter() - self.started,
             "protocol": timing.protocol(),
+            "accuracy": {"metric": METRIC, "oracle": "reference in float64", "s": self.accuracy_s},
             "before_start": self.before_start.info(self.settings.threads)
             if self.before_start
             else None,

@@ -28,7 +28,8 @@ BATCH = "batch"
 
 @dataclass(frozen=True)
 class Conv:
-    """One convolution configuration: NHWC input, square image and kernel, SAME padding."""
+    """One convolution configuration: NHWC input, square image and kernel, SAME padding unless
+    a layer of a real network gives its own."""
 
     #: short name of the configuration ("default" for the size sweep)
     label: str
@@ -41,6 +42,10 @@ class Conv:
     #: "SAME", "VALID" or the zeros added on every side
     padding: str | int = "SAME"
     dtype: str = "float32"
+    #: the real network this layer belongs to ("" for a synthetic configuration)
+    network: str = ""
+    #: how many of the network's layers have this shape: its weight in the whole network
+    weight: int = 1
 
     @property
     def x_shape(self) -> tuple[int, int, int, int]:
@@ -157,6 +162,16 @@ class Preset:
     transfer: bool = True
     #: configurations beyond the size sweep, the one-factor rows and the resnet layer
     extra: tuple[Conv, ...] = ()
+    #: real networks whose distinct layers are in the matrix (benchmarks/networks.py)
+    networks: tuple[str, ...] = ()
+    #: the roles of the backends timed when --backends names none; () for every backend
+    roles: tuple[str, ...] = ()
+    #: whether each CPU step's true peak memory is measured after the timing (a child
+    #: process per backend that runs every configuration twice)
+    memory: bool = True
+    #: whether each backend's error against the float64 reference is measured after the
+    #: timing (the reference runs on the CPU: minutes a layer at the gpu preset's batch 128)
+    accuracy: bool = True
 
     def convs(self, sizes: Iterable[int] | None = None) -> list[Conv]:
         """Every configuration of this preset, the sweep at ``sizes`` when given."""
@@ -170,7 +185,16 @@ class Preset:
             ]
         if self.resnet:
             convs.append(RESNET_CONV)
-        return convs
+        from .networks import network_convs  # networks.py builds on Conv
+
+        return convs + [conv for name in self.networks for conv in network_convs(name)]
+
+    def default_backends(self) -> list[str] | None:
+        """The backends this preset times when none are named: those of its roles; None for
+        every backend."""
+        if not self.roles:
+            return None
+        return [n for n in impls.backend_names() if impls.get_backend(n).role in self.roles]
 
     def limit_convs(self) -> list[Conv]:
         """The configurations whose plain GEMM is timed as the machine's limit."""
@@ -215,6 +239,23 @@ PRESETS = {
         round_budget_s=3.0,
         max_call_s=30.0,
         session_budget_s=4 * 3600,
+        networks=("resnet50", "vgg16"),
+    ),
+    "resnet50": Preset(
+        "resnet50",
+        sizes=(),
+        variant_size=0,
+        resnet=False,
+        limit_size=56,
+        min_rounds=3,
+        max_rounds=7,
+        round_budget_s=0.15,
+        max_call_s=1.5,
+        session_budget_s=420,
+        quick_peaks=True,
+        networks=("resnet50",),
+        roles=("ours", "peer"),
+        memory=False,
     ),
     # layers that fill a data-centre GPU, and where it stops being bound by the host: a few
     # minutes for numba_cuda and torch_cudnn on one H200, 5 at most, compilation not counted
@@ -233,6 +274,7 @@ PRESETS = {
         devices=("gpu",),
         transfer=False,
         extra=(*resnet50_convs(), *batch_convs()),
+        accuracy=False,
     ),
 }
 
@@ -244,10 +286,13 @@ class Case:
     backend: str
     pass_: str
     conv: Conv
+    #: the thread count of a thread-scaling case; 0 for the run's own count
+    threads: int = 0
 
     @property
     def id(self) -> str:
-        return f"{self.backend}-{self.pass_}-{self.conv.id}"
+        at = f"-{self.threads}t" if self.threads else ""
+        return f"{self.backend}-{self.pass_}-{self.conv.id}{at}"
 
     def flops(self) -> int:
         geom = self.conv.geometry()
@@ -262,7 +307,7 @@ class Case:
         geom = self.conv.geometry()
         backend = impls.get_backend(self.backend)
         return {
-            "kind": "phase" if self.pass_ in PHASES else "conv",
+            "kind": "threads" if self.threads else "phase" if self.pass_ in PHASES else "conv",
             "backend": self.backend,
             "role": backend.role,
             "device": backend.device,
@@ -277,6 +322,8 @@ class Case:
             "kw": geom.kw,
             "stride": geom.stride[0],
             "padding": self.conv.padding,
+            "network": self.conv.network,
+            "weight": self.conv.weight,
             "dilation": geom.dilation[0],
             "dtype": self.conv.dtype,
             "flops": self.flops(),
@@ -316,12 +363,17 @@ class BlasCase:
 def result_row(
     case: Case | BlasCase, *, threads: int, status: str = "ok", reason: str = ""
 ) -> dict[str, Any]:
-    """What the run's JSON keeps of a case, timed, skipped or failed alike."""
+    """What the run's JSON keeps of a case, timed, skipped or failed alike; ``threads`` is
+    the run's count, which a thread-scaling case replaces with its own."""
+    threads = getattr(case, "threads", 0) or threads
     return {**case.describe(), "threads": threads, "status": status, "reason": reason}
 
 
-def build_matrix(preset: Preset, backends: list[str], sizes: list[int] | None) -> list[Case]:
-    """Every case, fewest output pixels first, so slow backends are estimated before big ones."""
+def build_matrix(
+    preset: Preset, backends: list[str], sizes: list[int] | None, scaling: Iterable[int] = ()
+) -> list[Case]:
+    """Every case, fewest output pixels first, so slow backends are estimated before big ones;
+    then, for each thread count in ``scaling``, every CPU backend's passes again at it."""
     cases = []
     order = sorted(preset.convs(sizes), key=lambda c: (c.pixels, c.geometry().flops_forward))
     for conv in order:
@@ -331,6 +383,11 @@ def build_matrix(preset: Preset, backends: list[str], sizes: list[int] | None) -
             passes = [*PASSES, "transfer"] if transfer else [*PASSES]
             passes += [phase for phase in PHASES if callable(getattr(backend, phase, None))]
             cases += [Case(name, pass_, conv) for pass_ in passes]
+    cpu = [name for name in backends if impls.get_backend(name).device == "cpu"]
+    for threads in sorted(scaling, reverse=True):
+        cases += [
+            Case(name, pass_, conv, threads) for conv in order for name in cpu for pass_ in PASSES
+        ]
     return cases
 
 

@@ -24,6 +24,7 @@ class Settings:
     backends: list[str] | None
     #: image sizes of the sweep; None for the preset's
     sizes: list[int] | None
+    #: the run's thread count: every figure but the thread scaling is at this count
     threads: int
     report_dir: Path
     #: the share of available memory one configuration may need, in (0, 1]
@@ -33,6 +34,9 @@ class Settings:
     flagged: frozenset[str] = frozenset()
     #: why the preset was chosen for the run, where no option named it ("" where one did)
     preset_chosen: str = ""
+    #: the other thread counts of ``--threads 1,2,...``, fewest first: the CPU backends'
+    #: passes are timed again at each, for the thread scaling
+    scaling: tuple[int, ...] = ()
 
 
 def read_settings(config: pytest.Config) -> Settings:
@@ -56,18 +60,19 @@ def read_settings(config: pytest.Config) -> Settings:
     if preset not in PRESETS:
         raise pytest.UsageError(f"--preset: {preset!r} is not one of {', '.join(PRESETS)}")
     threads = _int_list(config.getoption("threads"), "--threads")
-    if threads is not None and len(threads) != 1:
-        raise pytest.UsageError("--threads takes one positive integer")
+    if threads is not None and len(set(threads)) != len(threads):
+        raise pytest.UsageError(f"--threads names a count twice: {config.getoption('threads')}")
     return Settings(
         preset=PRESETS[preset],
-        backends=backends,
+        backends=backends or PRESETS[preset].default_backends(),
         sizes=_int_list(config.getoption("sizes"), "--sizes") or previous.get("sizes"),
-        threads=threads[0] if threads else previous.get("threads") or default_threads(),
+        threads=max(threads) if threads else previous.get("threads") or default_threads(),
         report_dir=Path(config.getoption("report_dir") or config.rootpath / "reports"),
         memory_share=_share(config.getoption("memory_limit")),
         rerun=Path(rerun) if rerun else None,
         flagged=frozenset(previous.get("flagged", ())),
         preset_chosen=chosen,
+        scaling=tuple(sorted(threads)[:-1]) if threads else (),
     )
 
 

@@ -22,9 +22,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--preset",
         help=f"{' | '.join(PRESETS)}: smoke (<1 min), default (<10 min, what --benchmark-only "
-        "runs), full, or gpu (ResNet-50 layers at batch 128 and a batch sweep, GPU backends "
-        "only, <10 min on one H100/H200; what --benchmark-only runs where a GPU backend has "
-        "a GPU)",
+        "runs), full, resnet50 (ResNet-50's distinct layers, ours and the libraries, <10 min), "
+        "or gpu (ResNet-50 layers at batch 128 and a batch sweep, GPU backends only, <10 min "
+        "on one H100/H200; what --benchmark-only runs where a GPU backend has a GPU)",
     )
     group.addoption("--backends", help="comma-separated backends to time (default: all)")
     group.addoption("--sizes", help="comma-separated image sizes of the default sweep")

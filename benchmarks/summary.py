@@ -11,8 +11,12 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from reports.data import BASELINE, BATCH, PASS_ORDER, contenders, timed
+from reports.accuracy import error_text, worst_errors
+from reports.data import BASELINE, BATCH, PASS_ORDER, YARDSTICK, contenders, timed
 from reports.goals import BLAS_PRODUCT, FASTEST_OURS, IM2COL_BUFFER, MEASURED_PEAK, Verdict
+from reports.network import winners
+from reports.stats import Interval
+from reports.threads import thread_scaling
 
 from .matrix import PRESETS, RESNET, SWEEP
 
@@ -142,6 +146,54 @@ def launch_bound_line(df: pd.DataFrame) -> list[str]:
     return _wrap("bound by the host's launches (GPU rows): " + "; ".join(parts))
 
 
+def network_lines(df: pd.DataFrame) -> list[str]:
+    """Per real network: the fastest whole-network time of each pass, and its ratio to
+    torch_conv2d's with the ratio's interval."""
+    best = winners(df)
+    lines = []
+    for (run, network), at in best.groupby(["run", "network"], sort=False):
+        parts = []
+        for _, row in at.sort_values("pass", key=lambda p: p.map(PASS_ORDER.index)).iterrows():
+            ratio = Interval(row["vs_yardstick"], row["vs_low"], row["vs_high"])
+            versus = "" if pd.isna(ratio.value) else f", {ratio.text()} {YARDSTICK}"
+            parts.append(f"{row['pass']} {row['label']}{versus}")
+        where = f" ({run})" if df["run"].nunique() > 1 else ""
+        lines += _wrap(f"{network} whole network{where}, fastest: {'; '.join(parts)}")
+    return lines
+
+
+def accuracy_lines(df: pd.DataFrame) -> list[str]:
+    """The worst error against float64 of ours, and the most accurate of ours, per dtype."""
+    worst = worst_errors(df)
+    if worst.empty:
+        return []
+    worst = worst[worst["role"] == "ours"]
+    lines = []
+    for dtype, at in worst.groupby("dtype"):
+        high, low = at.loc[at["error"].idxmax()], at.loc[at["error"].idxmin()]
+        lines += _wrap(
+            f"error against float64 ({dtype}, worst of y, dx, dw): largest of ours "
+            f"{high['backend']} {error_text(high['error'])}; smallest {low['backend']} "
+            f"{error_text(low['error'])}"
+        )
+    return lines
+
+
+def thread_lines(df: pd.DataFrame) -> list[str]:
+    """Each backend's step speedup at the most threads over the fewest."""
+    found = thread_scaling(df)
+    found = found[found["pass"] == "step"]
+    if found.empty:
+        return []
+    most = found.loc[found.groupby(["run", "backend"], sort=False)["threads"].idxmax()]
+    first = most.iloc[0]
+    parts = [f"{r['backend']} {r['speedup']:.2f}x" for _, r in most.iterrows()]
+    return _wrap(
+        f"thread scaling, step at {first['threads']} threads over {first['base_threads']}: "
+        + ", ".join(parts)
+    )
+
+
 def summary_lines(df: pd.DataFrame, verdicts: Iterable[Verdict], interrupted: bool) -> list[str]:
     """Every closing line of a run, before the report's path."""
     lines = []
@@ -150,5 +202,8 @@ def summary_lines(df: pd.DataFrame, verdicts: Iterable[Verdict], interrupted: bo
     lines += fastest_table(df)
     lines += goal_lines(verdicts, df)
     lines += launch_bound_line(df)
+    lines += network_lines(df)
+    lines += accuracy_lines(df)
+    lines += thread_lines(df)
     lines += not_timed_line(df)
     return lines

@@ -33,6 +33,7 @@ from impls import Backend
 from impls._cuda_events import CallTimes, DeviceTimer
 
 from . import gpu_memory
+from .inputs import case_inputs
 from .machine import CONTENDED_CORES, CpuSample, CpuUse
 from .matrix import BlasCase, Case, Conv, Preset
 from .memory import output_bytes
@@ -274,14 +275,10 @@ def make_call(backend: Backend, case: Case) -> tuple[Target, Setup | None]:
     """The call to time, not waiting for the device, and, for backward, the untimed forward
     that gives it a fresh context."""
     conv = case.conv
-    rng = np.random.default_rng(0)
-    x_host = rng.standard_normal(conv.x_shape, dtype=np.float32).astype(conv.dtype)
-    w_host = (rng.standard_normal(conv.w_shape, dtype=np.float32) / conv.k).astype(conv.dtype)
-    b_host = rng.standard_normal(conv.c_out, dtype=np.float32).astype(conv.dtype)
+    x_host, w_host, b_host, dy_host = case_inputs(conv)
     x, w, b = (backend.to_device(a) for a in (x_host, w_host, b_host))
     kwargs: dict[str, Any] = {"stride": conv.stride, "padding": conv.padding}
-    y_shape = conv.geometry().y_shape
-    dy = backend.to_device(rng.standard_normal(y_shape, dtype=np.float32).astype(conv.dtype))
+    dy = backend.to_device(dy_host)
     backend.synchronize()
 
     def forward() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from .accuracy import ERRORS, error_text, worst_errors
 from .data import BASELINE, RESNET, YARDSTICK, timed
 
 #: im2col takes "almost all" of the forward time when it takes at least this share
@@ -22,6 +23,9 @@ UP_TO = 100.0
 BATCHED, STRIDED, WINOGRAD = "batched_im2col", "strided_tensordot", "winograd"
 GPU_OURS, GPU_PEER = "numba_cuda", "torch_cudnn"
 SWEEP = "default"
+#: a backend of ours is as accurate as the rest when its worst error is within this factor
+#: of the most accurate one's (same dtype)
+AS_ACCURATE = 10.0
 
 
 @dataclass(frozen=True)
@@ -266,6 +270,47 @@ def cuda_library(df: pd.DataFrame) -> Claim:
     )
 
 
+def same_result(df: pd.DataFrame) -> Claim:
+    """What the article takes for granted: every method computes the same layer. Each of
+    ours' worst error against the float64 reference, over every shape it was timed on."""
+    said = (
+        "The methods compute the same convolution and differ in speed only (the article "
+        "compares no accuracy)."
+    )
+    worst = worst_errors(df)
+    worst = worst[worst["role"] == "ours"] if not worst.empty else worst
+    if worst.empty:
+        return Claim(said, "not measured", "This run has no errors against float64.")
+    parts, behind = [], []
+    for dtype, rows in worst.groupby("dtype"):
+        best = rows["error"].min()
+        found = []
+        for _, row in rows.sort_values("error").iterrows():
+            factor = row["error"] / best
+            where = f"at {_size(row['config'], row['h'])}"
+            found.append(
+                f"{row['backend']} {error_text(row['error'])} {where}"
+                + (f" ({factor:.0f}x the most accurate)" if factor > AS_ACCURATE else "")
+            )
+            if factor > AS_ACCURATE:
+                behind.append(str(row["backend"]))
+        parts.append(f"in {dtype}, {', '.join(found)}")
+    table = worst.set_index("backend")[list(ERRORS)].T.map(error_text)
+    table.index = [name.removeprefix("error_") for name in ERRORS]
+    note = (
+        f" {', '.join(behind)} trade{'s' if len(behind) == 1 else ''} accuracy for speed."
+        if behind
+        else ""
+    )
+    return Claim(
+        said,
+        "partly" if behind else "holds",
+        "Worst error of y, dx and dw against the float64 reference (relative to its largest "
+        f"magnitude), over every shape timed: {'; '.join(parts)}.{note}",
+        table,
+    )
+
+
 def check_article(df: pd.DataFrame, dx_check: Any) -> list[Claim]:
     """Every claim, judged on one run's rows and its dx check."""
     return [
@@ -275,4 +320,5 @@ def check_article(df: pd.DataFrame, dx_check: Any) -> list[Claim]:
         flipped_kernel_dx(dx_check),
         winograd_faster(df),
         cuda_library(df),
+        same_result(df),
     ]

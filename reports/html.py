@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from .accuracy import ERRORS, case_errors, error_text, errors
 from .article import Claim, check_article
 from .data import (
     BASELINE,
@@ -25,6 +26,7 @@ from .data import (
     load_runs,
 )
 from .goals import Verdict
+from .network import REDUCTION_BOUND, layer_table, network_rows
 from .plots import PLOTS, ROLE_LINES, ROLE_TITLES, role_order, style
 from .runinfo import describe
 from .stats import NOISY_HALF_WIDTH, Interval
@@ -37,7 +39,8 @@ table { border-collapse: collapse; font-size: 0.85em; margin: 0.6em 0; }
 th, td { border: 1px solid #ccc; padding: 0.2em 0.45em; vertical-align: top; }
 th { background: #f4f4f4; text-align: left; }
 #results td { white-space: nowrap; }
-#results td.t, #results td.fastest { text-align: right; font-variant-numeric: tabular-nums; }
+#results td.t, #results td.fastest, #errors td.t {
+  text-align: right; font-variant-numeric: tabular-nums; }
 #results th.b { white-space: nowrap; }
 #results tr.pass th { background: #e8e8e8; font-size: 1.05em; }
 td.fastest { background: #d8f5d0; font-weight: bold; }
@@ -169,6 +172,13 @@ def _details(row: pd.Series) -> list[str]:
     launch = _launch_line(row)
     if launch:
         lines.append(launch)
+    measured = [
+        f"{name.removeprefix('error_')} {error_text(row[name])}"
+        for name in ERRORS
+        if pd.notna(row.get(name))
+    ]
+    if measured:
+        lines.append(f"error against float64: {', '.join(measured)}")
     if str(row.get("flag") or ""):
         lines.append(f"flagged: {row['flag']}")
     return lines
@@ -255,9 +265,46 @@ def render_table(df: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+def render_errors(df: pd.DataFrame) -> str:
+    """Each backend's worst error against float64 (of y, dx and dw) per shape, a column per
+    backend as in the results table; "" for a run without errors."""
+    found = case_errors(df)
+    if found.empty:
+        return ""
+    columns = sorted(set(found["backend"]), key=role_order(found))
+    roles = dict(zip(found["backend"], found["role"], strict=True))
+    multi = found["run"].nunique() > 1
+    found["group"] = found["config"].map(lambda c: 0 if c == "default" else 2 if c == RESNET else 1)
+    found["cost"] = found["n"] * found["h"] ** 2 * found["kh"] ** 2 * found["c_in"] * found["c_out"]
+    head = "".join(_backend_header(c, roles[c]) for c in columns)
+    out = [f"<table id='errors'><tr><th>shape</th>{'<th>run</th>' if multi else ''}{head}</tr>"]
+    for _, at in found.sort_values(["group", "cost", "config", "run"]).groupby(
+        ["group", "cost", "config", "run"], sort=False
+    ):
+        first = at.iloc[0]
+        cells = []
+        for column in columns:
+            rows = at[at["backend"] == column]
+            if rows.empty:
+                cells.append("<td class='na'></td>")
+                continue
+            row = rows.iloc[0]
+            tip = [f"{name.removeprefix('error_')} {error_text(row[name])}" for name in ERRORS]
+            cells.append(f"<td class='t' title='{_title(tip)}'>{error_text(row['error'])}</td>")
+        label = f"<td title='{_title([_shape(first)])}'>{escape(_size(first))}</td>"
+        run_cell = f"<td>{escape(str(first['run']))}</td>" if multi else ""
+        out.append(f"<tr>{label}{run_cell}{''.join(cells)}</tr>")
+    out.append("</table>")
+    return (
+        "<p class='note'>The largest error of y, dx and dw against the float64 reference, "
+        "on the inputs each backend was timed on, relative to the largest magnitude of the "
+        "float64 result (hover a cell for the three).</p>" + "\n".join(out)
+    )
+
+
 def render_details(df: pd.DataFrame) -> str:
     """Every timed row with all its numbers, in a collapsed section: no script needed."""
-    ok = df[(df["kind"] != "blas_limit") & (df["status"] == "ok")].copy()
+    ok = errors(df[(df["kind"] != "blas_limit") & (df["status"] == "ok")])
     if ok.empty:
         return ""
     ok["order"] = ok["pass"].map({p: i for i, p in enumerate(PASS_ORDER)}).fillna(len(PASS_ORDER))
@@ -268,7 +315,7 @@ def render_details(df: pd.DataFrame) -> str:
     head = ["pass", "shape", *(["run"] if multi else []), "backend", "median"]
     head += ["95% interval"] if has_interval else []
     head += ["IQR", "rounds", "GFLOP/s", "% of peak", "FLOP/byte", "% of one im2col + GEMM"]
-    head += [f"speedup over {BASELINE}"]
+    head += [f"speedup over {BASELINE}", "error vs float64"]
     has_gpu = bool(ok["device_s"].notna().any()) if "device_s" in ok else False
     head += ["host / device per call (GPU)"] if has_gpu else []
     head += ["flag"] if has_flag else []
@@ -277,7 +324,8 @@ def render_details(df: pd.DataFrame) -> str:
         interval = _interval(row)
         speedup = "" if pd.isna(row["speedup"]) else f"{row['speedup']:.3g}x"
         speedup += " (extrapolated)" if speedup and row["speedup_extrapolated"] else ""
-        cells = [row["pass"], _size(row), *([row["run"]] if multi else []), row["backend"]]
+        at = f" at {row['threads']:.0f} threads" if row["kind"] == "threads" else ""
+        cells = [row["pass"] + at, _size(row), *([row["run"]] if multi else []), row["backend"]]
         cells.append(_fmt_time(row["median"]))
         if has_interval:
             cells.append(
@@ -291,6 +339,7 @@ def render_details(df: pd.DataFrame) -> str:
             f"{row['intensity']:.3g}" if pd.notna(row["intensity"]) else "",
             f"{row['pct_limit']:.0f}%" if pd.notna(row["pct_limit"]) and row["flops"] > 0 else "",
             speedup,
+            error_text(row["error"]),
         ]
         if has_gpu:
             cells.append(
@@ -303,7 +352,8 @@ def render_details(df: pd.DataFrame) -> str:
         rows.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>")
     return (
         f"<details id='all-numbers'><summary>Every timed row with all its numbers ({len(rows)} "
-        "rows: median, IQR, rounds, GFLOP/s, share of the peak, intensity, speedup)</summary>"
+        "rows: median, IQR, rounds, GFLOP/s, share of the peak, intensity, speedup, error)"
+        "</summary>"
         "<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>"
         + "".join(rows) + "</table></details>"
     )  # fmt: skip
@@ -547,6 +597,27 @@ def _figures(df: pd.DataFrame) -> str:
     return "".join(parts)
 
 
+def render_layers(df: pd.DataFrame) -> str:
+    """Each real network's layers with every backend's step time, per run; "" for none."""
+    rows = network_rows(df)
+    parts = []
+    for (run, network), at in rows.groupby(["run", "network"], sort=False):
+        on = f" ({escape(str(run))})" if df["run"].nunique() > 1 else ""
+        parts.append(f"<h3>{escape(str(network))}{on}</h3>")
+        parts.append(_frame(layer_table(at, str(network)), f"layers-{network}"))
+    if not parts:
+        return ""
+    return (
+        "<h2>Real networks, layer by layer</h2><p class='note'>Each distinct convolution "
+        "layer once, named after its first occurrence in torchvision's model, with x: how "
+        "many of the network's layers share its shape (its weight in the whole-network "
+        "figure), and each backend's median forward + backward time; &#9733; marks the "
+        "fastest, - a layer not timed (declined, too slow: see Not timed). N*OH*OW is the "
+        f"depth of dw's reduction; under {REDUCTION_BOUND} dw is reduction-bound (too little "
+        "work per weight to keep the vector units and threads busy).</p>" + "".join(parts)
+    )
+
+
 def render(
     df: pd.DataFrame, runs: pd.DataFrame, verdicts: dict[str, list[Verdict]], title: str
 ) -> str:
@@ -592,6 +663,7 @@ numba.cuda FMA loop, measured in the run. Float32 is IEEE float32 on both sides:
 for cuDNN and for the peak's product.</p>
 {render_goals(verdicts)}
 {_figures(df)}
+{render_layers(df)}
 <h2>Results</h2>
 <p class='note'>The median time of each backend per pass and shape; &#9733; and green mark the
 fastest of a row. Hover a cell for its interval, IQR, rounds, GFLOP/s, share of the machine's
@@ -602,6 +674,7 @@ the GPU's time to queue each call, so the GPU waited for Python, not the other w
 underline is its colour in the plots: solid ours, dashed the article's seeds, dotted the
 libraries.</p>
 {render_table(df)}
+{render_errors(df)}
 {render_details(df)}
 <h2>Not timed</h2>
 {render_not_timed(df, runs)}

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
+from .accuracy import accuracy_rows, frontier
 from .data import (
     BASELINE,
     BATCH,
@@ -36,7 +37,9 @@ from .data import (
     timed,
 )
 from .goals import GOALS
+from .network import network_totals, totals_table
 from .stats import Interval
+from .threads import scaling_table, thread_scaling
 
 #: text stays text in the SVG (smaller, searchable), and names are never read as math ($...$)
 STYLE: dict[str, Any] = {"svg.fonttype": "none", "text.parse_math": False}
@@ -102,7 +105,8 @@ def _nice_ticks(lo: float, hi: float) -> list[float]:
     decades = math.log10(hi / lo)
     mantissas = (1.0, 2.0, 5.0) if decades <= 3 else (1.0,)
     step = max(1, math.ceil(decades / 6)) if decades > 3 else 1
-    first, last = math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1
+    # a step further than needed each way, so a decade skipped by the step still has one
+    first, last = math.floor(math.log10(lo)) - step, math.ceil(math.log10(hi)) + step
     ladder = sorted(
         float(f"{m * 10.0**e:.12g}")
         for e in range(first, last + 1)
@@ -670,6 +674,107 @@ def plot_roofline(df: pd.DataFrame) -> Figure:
     return fig
 
 
+def _decade(value: float) -> str:
+    """A tick label on powers of ten only (``1e-06``); the ticks between them stay unlabelled."""
+    exponent = math.log10(value)
+    return f"1e{round(exponent):03d}" if abs(exponent - round(exponent)) < 1e-9 else ""
+
+
+def plot_accuracy(df: pd.DataFrame) -> Figure:
+    """Median time against the error of the pass's outputs, log-log, with the frontier: the
+    fastest backend at each accuracy. A panel per pass and run, at one configuration."""
+    title = "Time against error (lower left is better; the line: fastest at each accuracy)"
+    rows = accuracy_rows(df)
+    if rows.empty:
+        return _empty(title, "no errors against the float64 reference in this run")
+    title += f": {'; '.join(dict.fromkeys(rows['where']))}"
+    fig, panels = _grid(_runs(rows), _passes(rows), title)
+    front_style: dict[str, Any] = {"color": "grey", "linewidth": 1.2, "drawstyle": "steps-post"}
+    for (run, pass_), ax in panels.items():
+        at = rows[(rows["run"] == run) & (rows["pass"] == pass_)]
+        for _, row in at.iterrows():
+            _series(
+                ax, f"accuracy:{run}:{pass_}", [row["error"]], [row["median"]], row["backend"],
+                row["role"], linestyle="none", markersize=8,
+            )  # fmt: skip
+        best = frontier(at)
+        if len(best) > 1:
+            ax.plot(best["error"], best["median"], **front_style)
+    axes = list(panels.values())
+    _log_axis(axes, rows["error"], _decade, axis="x")
+    _log_axis(axes, rows["median"], seconds)
+    _labels(panels, "max relative error against float64", "median time")
+    _legend(fig, _roles(rows), [(Line2D([], [], **front_style), "fastest at each accuracy")])
+    return fig
+
+
+def plot_network(df: pd.DataFrame) -> Figure:
+    """Each backend's whole-network time with its 95% interval: a panel per pass, a row of
+    panels per network (and run); a backend that declines layers is drawn with the backend of
+    ours that stood in for them, named on its label."""
+    title = "Whole network: time over every layer, weighted by its count (lower is faster)"
+    totals = network_totals(df).dropna(subset=["total"])
+    if totals.empty:
+        return _empty(title, "no real network's layers were timed in this run")
+    totals["panel"] = totals["network"] + (
+        " | " + totals["run"] if totals["run"].nunique() > 1 else ""
+    )
+    order = sorted(set(totals["label"]), key=lambda label: role_order(totals)(label.split()[0]))
+    order.reverse()
+    fig, panels = _grid(_runs(totals.rename(columns={"run": "_", "panel": "run"})),
+                        _passes(totals), title)  # fmt: skip
+    torch_style: dict[str, Any] = {"color": "grey", "linewidth": 1}
+    for (panel, pass_), ax in panels.items():
+        at = totals[(totals["panel"] == panel) & (totals["pass"] == pass_)]
+        for _, row in at.iterrows():
+            y = order.index(row["label"])
+            line = _series(
+                ax, f"network:{panel}:{pass_}", [row["total"]], [y], row["backend"], row["role"],
+                linestyle="none", markersize=8,
+            )  # fmt: skip
+            if pd.notna(row["low"]):
+                ax.plot([row["low"], row["high"]], [y, y], color=line.get_color(), linewidth=2)
+        torch = at[at["backend"] == YARDSTICK]
+        if not torch.empty:
+            ax.axvline(torch["total"].iloc[0], **torch_style)
+        ax.set_yticks(range(len(order)), order, fontsize=8)
+        ax.set_ylim(-0.6, len(order) - 0.4)
+    _log_axis(list(panels.values()), [*totals["total"], *totals["low"].dropna(),
+                                      *totals["high"].dropna()], seconds, axis="x")  # fmt: skip
+    _labels(panels, "whole-network time (95% interval)", "")
+    _legend(fig, _roles(totals), [(Line2D([], [], **torch_style), f"{YARDSTICK}'s time")])
+    return fig
+
+
+def plot_threads(df: pd.DataFrame) -> Figure:
+    """Speedup over the fewest threads against the thread count, a panel per pass and run,
+    with the ideal (linear) speedup as a line."""
+    title = "Thread scaling: speedup over the fewest threads (the dashed line is linear)"
+    found = thread_scaling(df)
+    if found.empty:
+        return _empty(title, "this run timed one thread count (--threads 1,2,... times several)")
+    fig, panels = _grid(_runs(found), _passes(found), title)
+    ideal_style: dict[str, Any] = {"color": "grey", "linestyle": "--", "linewidth": 1}
+    counts = sorted(set(found["threads"]))
+    for (run, pass_), ax in panels.items():
+        at = found[(found["run"] == run) & (found["pass"] == pass_)]
+        for backend, group in at.groupby("backend"):
+            group = group.sort_values("threads")
+            gid = f"threads:{run}:{pass_}"
+            _series(
+                ax, gid, group["threads"], group["speedup"], str(backend), group["role"].iloc[0]
+            )
+        base = found["base_threads"].min()
+        ax.plot(counts, [t / base for t in counts], **ideal_style)
+        ax.set_xticks(counts, [str(t) for t in counts])
+        ax.set_xlim(counts[0] - 0.3, counts[-1] + 0.3)
+    base = found["base_threads"].min()
+    _log_axis(list(panels.values()), [*found["speedup"], *(t / base for t in counts)])
+    _labels(panels, "threads", "speedup")
+    _legend(fig, _roles(found), [(Line2D([], [], **ideal_style), "linear speedup")])
+    return fig
+
+
 def role_order(df: pd.DataFrame) -> Callable[[str], tuple[int, str]]:
     """Sort key: ours first, then the seeds, then the peers; by name within a role."""
     roles = _roles(df)
@@ -783,5 +888,37 @@ PLOTS = (
         "Yardstick: the resnet configuration (N=16, 56x56, 64->64, 3x3)",
         "",
         plot_yardstick,
+    ),
+    Plot(
+        "accuracy",
+        "Accuracy against speed",
+        "Each backend's largest error against the float64 reference on the inputs it was "
+        "timed on (y for forward, dx and dw for backward, all three for a step; relative to "
+        "the largest magnitude of the float64 result), measured once outside the timing. The "
+        "staircase joins the backends that no other beats on both time and error.",
+        plot_accuracy,
+    ),
+    Plot(
+        "network",
+        "Real networks: the whole network",
+        "Each backend's time over every distinct convolution layer of the network, each "
+        "weighted by how many of its layers share that shape (forward, backward, and both), "
+        "at the batches of the per-layer table; the bar is the 95% bootstrap interval over "
+        "the layers' rounds. Where a backend declines a layer (Winograd on 1x1, strided or "
+        "7x7 layers) the fastest backend of ours on that layer stands in, and the label names "
+        "it: winograd + tiled_im2col is winograd with tiled_im2col for what it declines. "
+        "Below: each time, its interval and its ratio to torch_conv2d's.",
+        plot_network,
+        totals_table,
+    ),
+    Plot(
+        "threads",
+        "Thread scaling",
+        "Each backend's time at the fewest threads of --threads over its time at each count "
+        "(the sum over the configurations timed at every count; 95% intervals in the table "
+        "below). The dashed line is a speedup equal to the thread ratio; a backend below it "
+        "has a serial part, or threads that wait on memory or on each other.",
+        plot_threads,
+        scaling_table,
     ),
 )

@@ -178,3 +178,36 @@ def p_slower(before: Any, after: Any) -> float:
 def is_noisy(interval: Interval) -> bool:
     """Whether a median's interval is wider than :data:`NOISY_HALF_WIDTH` either side."""
     return interval.known and interval.half_width > NOISY_HALF_WIDTH
+
+
+def weighted_sum_interval(
+    parts: Sequence[tuple[Any, float]], over: Sequence[tuple[Any, float]] = ()
+) -> Interval:
+    """sum(weight * median(rounds)) over ``parts`` (divided by the same sum over ``over`` when
+    given), with its bootstrap interval: every benchmark's rounds resampled on their own.
+
+    Parameters
+    ----------
+    parts, over : sequences of (rounds, weight), one per benchmark: a whole network's layers,
+        each weighted by how many layers share its shape
+
+    Returns
+    -------
+    Interval
+        NaN bounds where a benchmark has fewer than two rounds; NaN if one has none.
+    """
+    samples = [rounds_of(rounds) for rounds, _ in [*parts, *over]]
+    if not all(len(s) for s in samples):
+        return Interval(math.nan)
+    weights = np.array([weight for _, weight in [*parts, *over]], dtype=float)
+    split = len(parts)
+
+    def statistic(*resampled: np.ndarray, axis: int = -1) -> np.ndarray:
+        medians = [np.median(s, axis=axis) for s in resampled]
+        top = sum(w * m for w, m in zip(weights[:split], medians[:split], strict=True))
+        bottom = sum(w * m for w, m in zip(weights[split:], medians[split:], strict=True))
+        return top / bottom if over else top  # type: ignore[no-any-return]
+
+    value = float(statistic(*samples))
+    low, high = _bootstrap(tuple(samples), statistic)
+    return Interval(value, low, high)

@@ -114,7 +114,7 @@ def planted(tmp_path: Path) -> Path:
 
 def test_the_claims_are_judged_on_the_runs_numbers(tmp_path: Path) -> None:
     claims = check_article(reports.load([planted(tmp_path)]), None)
-    share, batching, strided, dx, winograd, cuda = claims
+    share, batching, strided, dx, winograd, cuda, same = claims
     assert share.verdict == "partly"
     assert "90% of naive_loop's" in share.found
     assert "30% of batched_im2col's" in share.found
@@ -125,7 +125,7 @@ def test_the_claims_are_judged_on_the_runs_numbers(tmp_path: Path) -> None:
     assert strided.verdict == "holds"
     assert "at most 120x (forward, 64px)" in strided.found
     assert strided.table.loc["forward"].tolist() == ["50x", "120x"]
-    assert [dx.verdict, winograd.verdict, cuda.verdict] == ["not measured"] * 3
+    assert [dx.verdict, winograd.verdict, cuda.verdict, same.verdict] == ["not measured"] * 4
 
 
 def test_the_report_states_the_claims(tmp_path: Path) -> None:

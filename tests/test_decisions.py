@@ -29,6 +29,7 @@ from benchmarks.matrix import (
     contenders,
     sweep_conv,
 )
+from benchmarks.networks import network_convs
 from benchmarks.options import Settings
 
 GIB = 1 << 30
@@ -175,8 +176,10 @@ def test_the_matrix_is_every_configuration_backend_and_pass_smallest_first(prese
     cases = build_matrix(preset, names, None)
     convs = preset.convs()
     assert {c.conv for c in cases} == set(convs)
+    layers = sum(len(network_convs(name)) for name in preset.networks)
     variants = 4 * bool(preset.variant_size)
-    assert len(convs) == len(preset.sizes) + variants + preset.resnet + len(preset.extra)
+    extra = len(preset.extra)
+    assert len(convs) == len(preset.sizes) + variants + preset.resnet + extra + layers
     # both also time their im2col phase alone
     assert len(cases) == len(convs) * 2 * (len(PASSES) + 1)
     pixels = [c.conv.pixels for c in cases]

@@ -125,8 +125,21 @@ def test_timed_skipped_and_failed_rows_have_the_same_fields(broken_run: tuple[An
                 "high_water", "outputs_bytes", "memory_method", "blocks", "settle_s",
                 "untimed_calls", "window_topped_up_s",
                 "wall_s", "own_cpu_s", "others_cpu_s", "others_cores", "cores", "load_before",
-                "load_after", "contended"}  # fmt: skip
+                "load_after", "contended", "error_y", "error_dx", "error_dw"}  # fmt: skip
     assert set(rows["ok"]) - measured == set(rows["skipped"]) == set(rows["failed"])
+
+
+def test_each_timed_pass_carries_its_error_against_the_float64_reference(
+    broken_run: tuple[Any, Path],
+) -> None:
+    """fake_ok's y is right up to float32 rounding and its dx and dw are zeros: error 1."""
+    run = saved_run(broken_run[1])
+    ok = [b["extra_info"] for b in run["benchmarks"] if b["extra_info"].get("backend") == "fake_ok"]
+    assert ok
+    for info in ok:
+        assert 0 < info["error_y"] < 1e-5, info
+        assert info["error_dx"] == info["error_dw"] == 1.0, info
+    assert run["im2col_bench"]["accuracy"]["oracle"] == "reference in float64"
 
 
 def test_the_oracle_is_left_out_with_its_reason(broken_run: tuple[Any, Path]) -> None:
@@ -321,6 +334,7 @@ def test_an_unwritable_report_dir_stops_the_run_before_any_benchmark(
         ("--sizes", "0", "--sizes takes positive integers"),
         ("--threads", "0", "--threads takes positive integers"),
         ("--threads", "two", "--threads takes comma-separated integers"),
+        ("--threads", "1,2,1", "--threads names a count twice"),
         ("--preset", "huge", "--preset: 'huge' is not one of smoke, default, full"),
         ("--memory-limit", "nan", "--memory-limit takes a percentage in (0, 100]"),
         ("--memory-limit", "150%", "--memory-limit takes a percentage in (0, 100]"),
