@@ -71,8 +71,7 @@ def rounds_of(values: Any) -> np.ndarray:
     if not isinstance(values, (list, tuple)):
         return np.empty(0)
     times = np.fromiter(
-        (v if type(v) is float or (type(v) is int and abs(v) < 2**63) else math.nan
-         for v in values),
+        (v if _is_time(v) else math.nan for v in values),
         dtype=float,
         count=len(values),
     )  # fmt: skip
@@ -81,6 +80,14 @@ def rounds_of(values: Any) -> np.ndarray:
         chosen = np.random.default_rng(0).choice(len(times), MAX_ROUNDS, replace=False)
         times = times[np.sort(chosen)]
     return times
+
+
+def _is_time(value: Any) -> bool:
+    """Whether ``value`` is a float (numpy's too) or an integer that fits in 64 bits."""
+    if isinstance(value, (float, np.floating)):
+        return True
+    integer = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    return integer and abs(int(value)) < 2**63
 
 
 def subsampled(values: Any) -> bool:
