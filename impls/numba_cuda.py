@@ -595,7 +595,7 @@ def _default_stream() -> Any:
     cuda.core stream); None where this numba-cuda keeps it elsewhere (then every launch goes
     through the dispatcher)."""
     try:
-        from numba.cuda.cudadrv.driver import _to_core_stream
+        from numba.cuda.cudadrv.driver import _to_core_stream  # type: ignore[attr-defined]
     except ImportError:
         return None
     return _to_core_stream(0)
