@@ -283,7 +283,17 @@ def _dx_tile(dtype: np.dtype, shape: GemmShape):  # type: ignore[no-untyped-def]
                 b_next[r] = w[ki, kj, n0 + b_nn, co0 + b_k0 + r]
 
     @cuda.jit(device=True, **device_options())
-    def dx_tile(w, dy, dx, conv, phase, mt, nt, a_tile, b_tile, acc, a_reg, b_reg):  # type: ignore[no-untyped-def]
+    def stage(a_tile, b_tile, a_next, b_next, a_mm, a_k0, b_nn, b_k0):  # type: ignore[no-untyped-def]
+        # the fetched operands into the shared tiles, both K fastest
+        for r in range(a_loads):
+            a_tile[a_k0 + r, a_mm] = a_next[r]
+        for r in range(b_loads):
+            b_tile[b_k0 + r, b_nn] = b_next[r]
+
+    @cuda.jit(device=True, **device_options())
+    def dx_tile(
+        w, dy, dx, conv, phase, mt, nt, a_tile0, a_tile1, b_tile0, b_tile1, acc, a_reg, b_reg
+    ):  # type: ignore[no-untyped-def]
         kh, kw, sh, sw, dil_h, dil_w, top, left, _, _ = conv
         n, h, width, c_in = dx.shape
         c_out = dy.shape[3]
@@ -337,11 +347,11 @@ def _dx_tile(dtype: np.dtype, shape: GemmShape):  # type: ignore[no-untyped-def]
                 a_next,
                 b_next,
             )
-        for _ in range(hits(kh, py, sh, dil_h, top) * hits(kw, px, sw, dil_w, left) * co_steps):
-            for r in range(a_loads):
-                a_tile[a_k0 + r, a_mm] = a_next[r]
-            for r in range(b_loads):
-                b_tile[b_k0 + r, b_nn] = b_next[r]
+        for step in range(hits(kh, py, sh, dil_h, top) * hits(kw, px, sw, dil_w, left) * co_steps):
+            if step % 2 == 0:
+                stage(a_tile0, b_tile0, a_next, b_next, a_mm, a_k0, b_nn, b_k0)
+            else:
+                stage(a_tile1, b_tile1, a_next, b_next, a_mm, a_k0, b_nn, b_k0)
             cuda.syncthreads()
             # the next step: channels co0 + TILE_K of this tap, else the next tap that hits
             co0 += TILE_K
@@ -368,8 +378,10 @@ def _dx_tile(dtype: np.dtype, shape: GemmShape):  # type: ignore[no-untyped-def]
                     a_next,
                     b_next,
                 )
-            mma(a_tile, b_tile, acc, a_reg, b_reg, tx, ty)
-            cuda.syncthreads()
+            if step % 2 == 0:
+                mma(a_tile0, b_tile0, acc, a_reg, b_reg, tx, ty)
+            else:
+                mma(a_tile1, b_tile1, acc, a_reg, b_reg, tx, ty)
         for i in range(micro_m):
             row = m0 + row_of(i, ty)
             if row < rows:
@@ -423,8 +435,30 @@ def _dw_tile(dtype: np.dtype, shape: GemmShape):  # type: ignore[no-untyped-def]
                 b_next[r] = dy[img, oy, ox0 + kk, col]
 
     @cuda.jit(device=True, **device_options())
+    def stage(a_tile, b_tile, a_next, b_next, a_mm, a_kk0, b_nn, b_kk0):  # type: ignore[no-untyped-def]
+        # the fetched operands into the shared tiles, both M (N) fastest
+        for r in range(a_loads):
+            a_tile[a_kk0 + r * (threads // tile_m), a_mm] = a_next[r]
+        for r in range(b_loads):
+            b_tile[b_kk0 + r * (threads // tile_n), b_nn] = b_next[r]
+
+    @cuda.jit(device=True, **device_options())
     def dw_tile(
-        x, dy, partials, conv, split, mt, nt, rows_per_split, a_tile, b_tile, acc, a_reg, b_reg
+        x,
+        dy,
+        partials,
+        conv,
+        split,
+        mt,
+        nt,
+        rows_per_split,
+        a_tile0,
+        a_tile1,
+        b_tile0,
+        b_tile1,
+        acc,
+        a_reg,
+        b_reg,
     ):  # type: ignore[no-untyped-def]
         kh, kw, _, _, _, _, _, _, out_h, out_w = conv
         n, _, _, c_in = x.shape
@@ -456,11 +490,11 @@ def _dw_tile(dtype: np.dtype, shape: GemmShape):  # type: ignore[no-untyped-def]
         end = min(n * out_h, begin + rows_per_split)
         img, oy, ox0 = begin // out_h, begin % out_h, 0
         fetch(x, dy, conv, img, oy, ox0, tap_row, ki, kj, c, a_kk0, b_kk0, col, a_next, b_next)
-        for _ in range((end - begin) * ((out_w + TILE_K - 1) // TILE_K)):
-            for r in range(a_loads):
-                a_tile[a_kk0 + r * (threads // tile_m), a_mm] = a_next[r]
-            for r in range(b_loads):
-                b_tile[b_kk0 + r * (threads // tile_n), b_nn] = b_next[r]
+        for step in range((end - begin) * ((out_w + TILE_K - 1) // TILE_K)):
+            if step % 2 == 0:
+                stage(a_tile0, b_tile0, a_next, b_next, a_mm, a_kk0, b_nn, b_kk0)
+            else:
+                stage(a_tile1, b_tile1, a_next, b_next, a_mm, a_kk0, b_nn, b_kk0)
             cuda.syncthreads()
             # the next step: pixels ox0 + TILE_K of this output row, else the next row's first
             ox0 += TILE_K
@@ -474,11 +508,16 @@ def _dw_tile(dtype: np.dtype, shape: GemmShape):  # type: ignore[no-untyped-def]
                 fetch(
                     x, dy, conv, img, oy, ox0, tap_row, ki, kj, c, a_kk0, b_kk0, col, a_next, b_next
                 )
-            mma(a_tile, b_tile, acc, a_reg, b_reg, tx, ty)
-            if sums_db:
-                for kk in range(TILE_K):
-                    db += b_tile[kk, b_nn]
-            cuda.syncthreads()
+            if step % 2 == 0:
+                mma(a_tile0, b_tile0, acc, a_reg, b_reg, tx, ty)
+                if sums_db:
+                    for kk in range(TILE_K):
+                        db += b_tile0[kk, b_nn]
+            else:
+                mma(a_tile1, b_tile1, acc, a_reg, b_reg, tx, ty)
+                if sums_db:
+                    for kk in range(TILE_K):
+                        db += b_tile1[kk, b_nn]
         for i in range(micro_m):
             row = m0 + row_of(i, ty)
             if row < taps:
@@ -509,8 +548,11 @@ def _backward_kernel(dtype: np.dtype, shape: GemmShape, min_blocks: int):  # typ
     @cuda.jit(**launch_bounds(shape.threads, min_blocks))
     def backward(x, w, dy, dx, partials, conv, plan):  # type: ignore[no-untyped-def]
         dw_blocks, dw_m_tiles, dw_n_tiles, rows_per_split, dx_m_tiles, dx_n_tiles = plan
-        a_tile = cuda.shared.array(a_shape, scalar, SHARED_ALIGN)
-        b_tile = cuda.shared.array(b_shape, scalar, SHARED_ALIGN)
+        # two of each tile, taking turns, as in forward
+        a_tile0 = cuda.shared.array(a_shape, scalar, SHARED_ALIGN)
+        a_tile1 = cuda.shared.array(a_shape, scalar, SHARED_ALIGN)
+        b_tile0 = cuda.shared.array(b_shape, scalar, SHARED_ALIGN)
+        b_tile1 = cuda.shared.array(b_shape, scalar, SHARED_ALIGN)
         acc = cuda.local.array((micro_m, micro_n), scalar)
         a_reg = cuda.local.array(micro_m, scalar)
         b_reg = cuda.local.array(micro_n, scalar)
@@ -520,14 +562,14 @@ def _backward_kernel(dtype: np.dtype, shape: GemmShape, min_blocks: int):  # typ
             split, tile = block // tiles, block % tiles
             dw_tile(
                 x, dy, partials, conv, split, tile // dw_n_tiles, tile % dw_n_tiles,
-                rows_per_split, a_tile, b_tile, acc, a_reg, b_reg,
+                rows_per_split, a_tile0, a_tile1, b_tile0, b_tile1, acc, a_reg, b_reg,
             )  # fmt: skip
         else:
             tiles = dx_m_tiles * dx_n_tiles
             phase, tile = (block - dw_blocks) // tiles, (block - dw_blocks) % tiles
             dx_tile(
                 w, dy, dx, conv, phase, tile // dx_n_tiles, tile % dx_n_tiles,
-                a_tile, b_tile, acc, a_reg, b_reg,
+                a_tile0, a_tile1, b_tile0, b_tile1, acc, a_reg, b_reg,
             )  # fmt: skip
 
     return backward
@@ -553,7 +595,7 @@ def _default_stream() -> Any:
     cuda.core stream); None where this numba-cuda keeps it elsewhere (then every launch goes
     through the dispatcher)."""
     try:
-        from numba.cuda.cudadrv.driver import _to_core_stream
+        from numba.cuda.cudadrv.driver import _to_core_stream  # type: ignore[attr-defined]
     except ImportError:
         return None
     return _to_core_stream(0)
