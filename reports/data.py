@@ -137,7 +137,7 @@ def _row_problem(row: dict[str, Any]) -> str | None:
             value = row.get(field)
             # a whole float (a byte count that went through a float) reads as its integer
             whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-            in_range = whole and low <= value <= high
+            in_range = whole and low <= value <= high  # type: ignore[operator]
             if value is not None and (isinstance(value, bool) or not in_range):
                 return f"{field} {_short(value)} is not an integer in [{low}, {high}]"
     return None
