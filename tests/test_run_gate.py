@@ -354,3 +354,36 @@ def test_the_index_leaves_out_a_crafted_run(tmp_path: Path) -> None:
     index = reports.update_index(tmp_path).read_text()
     assert "runs/good.html" in index
     assert "runs/twice.html" not in index
+
+
+@pytest.mark.skipif(not SMOKE_RUN, reason="fixtures/smoke_run.json missing")
+def test_null_counts_the_harness_writes_are_read(tmp_path: Path) -> None:
+    """The harness writes traffic_bytes null for the im2col step's rows: not bad input."""
+    run = copy.deepcopy(SMALL_RUN)
+    run["benchmarks"][0]["extra_info"].update(kind="phase", traffic_bytes=None)
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(run))
+    assert read_run(path)["benchmarks"][0]["extra_info"]["traffic_bytes"] is None
+
+
+def test_an_output_with_a_trailing_slash_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`-o reports/new/` wrote a file called `new`."""
+    out = f"{tmp_path}/new/"
+    assert main(["build", str(SMOKE), "-o", out]) == 2
+    assert capsys.readouterr().err == (
+        f"python -m reports: error: {out}: names a folder; give the report's file name\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_that_is_a_looping_link_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    loop = tmp_path / "loop.json"
+    loop.symlink_to(loop)
+    assert main(["compare", str(loop), str(SMOKE)]) == 2
+    assert capsys.readouterr().err == (
+        f"python -m reports: error: {loop}: no such file (a symbolic link that leads nowhere)\n"
+    )
