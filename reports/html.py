@@ -24,7 +24,7 @@ from .data import (
 from .goals import Verdict
 from .plots import PLOTS, ROLE_LINES, ROLE_TITLES, role_order, style
 from .runinfo import describe
-from .stats import NOISY_HALF_WIDTH, Interval
+from .stats import MAX_ROUNDS, NOISY_HALF_WIDTH, Interval
 from .storage import reported_runs
 
 CSS = """
@@ -554,7 +554,8 @@ fastest of a row. Hover a cell for its interval, IQR, rounds, GFLOP/s, share of 
 measured peak, arithmetic intensity and speedup; all of them are also in the table under it.
 &ndash; is a case not timed (the reason is in its tooltip and in the next section). A column's
 underline is its colour in the plots: solid ours, dashed the article's seeds, dotted the
-libraries.</p>
+libraries. A benchmark of more than {MAX_ROUNDS:,} rounds has its intervals from a random
+{MAX_ROUNDS:,} of them.</p>
 {render_table(df)}
 {render_details(df)}
 <h2>Not timed</h2>
