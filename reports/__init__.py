@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -61,8 +62,11 @@ def build_report(paths: Sequence[str | Path], out: str | Path) -> dict[str, list
     Raises
     ------
     ReportInputError
-        If a run is unusable, or ``out`` is one of the runs (it would be overwritten).
+        If a run is unusable, ``out`` is one of the runs (it would be overwritten) or ends
+        with a slash.
     """
+    if str(out).endswith(("/", os.sep)):
+        raise ReportInputError(f"{out}: names a folder; give the report's file name")
     out = Path(out)
     for path in paths:
         if out.exists() and Path(path).exists() and out.samefile(path):

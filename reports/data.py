@@ -75,7 +75,8 @@ def read_run(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     if not path.exists():
-        raise ReportInputError(f"{path}: no such file")
+        leads = " (a symbolic link that leads nowhere)" if path.is_symlink() else ""
+        raise ReportInputError(f"{path}: no such file{leads}")
     if not path.is_file():
         raise ReportInputError(f"{path}: not a regular file")
     try:

@@ -29,7 +29,7 @@ from .goals import Verdict
 from .network import REDUCTION_BOUND, layer_table, network_rows
 from .plots import PLOTS, ROLE_LINES, ROLE_TITLES, role_order, style
 from .runinfo import describe
-from .stats import NOISY_HALF_WIDTH, Interval
+from .stats import MAX_ROUNDS, NOISY_HALF_WIDTH, Interval
 from .storage import reported_runs
 
 CSS = """
@@ -672,7 +672,8 @@ measured peak, arithmetic intensity and speedup; all of them are also in the tab
 GPU, <small>L</small> marks a row bound by the host's launches: the host took at least 90% of
 the GPU's time to queue each call, so the GPU waited for Python, not the other way round. A column's
 underline is its colour in the plots: solid ours, dashed the article's seeds, dotted the
-libraries.</p>
+libraries. A benchmark of more than {MAX_ROUNDS:,} rounds has its intervals from a random
+{MAX_ROUNDS:,} of them.</p>
 {render_table(df)}
 {render_errors(df)}
 {render_details(df)}

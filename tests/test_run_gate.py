@@ -62,6 +62,11 @@ def _paths(tree: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 
 
 NODES = _paths(SMALL_RUN)
+#: the nodes a reader leans on most: whole entries and lists, and the fields every row needs
+FOCUS = [
+    p for p in NODES[1:]
+    if len(p) <= 3 or p[-1] in ("median", "data", "rounds", "h", "n", "flops", "format", "fullname")
+]  # fmt: skip
 #: what a broken writer, a hand edit or a hostile user may leave in any place
 JUNK = [None, True, -1, 0, 2**70, 10**30, 1e308, -1e308, 5e-324, math.nan, math.inf, "",
         "sixteen", "<b>x</b>", [], [1, "a", None], {}, {"a": {"b": []}}]  # fmt: skip
@@ -72,7 +77,7 @@ def damaged_runs(draw: Any) -> dict[str, Any]:
     """SMALL_RUN with one to three nodes replaced by junk, deleted or duplicated."""
     run = copy.deepcopy(SMALL_RUN)
     for _ in range(draw(st.integers(1, 3))):
-        path = draw(st.sampled_from(NODES[1:]))
+        path = draw(st.one_of(st.sampled_from(NODES[1:]), st.sampled_from(FOCUS)))
         parent: Any = run
         try:
             for key in path[:-1]:
@@ -354,3 +359,36 @@ def test_the_index_leaves_out_a_crafted_run(tmp_path: Path) -> None:
     index = reports.update_index(tmp_path).read_text()
     assert "runs/good.html" in index
     assert "runs/twice.html" not in index
+
+
+@pytest.mark.skipif(not SMOKE_RUN, reason="fixtures/smoke_run.json missing")
+def test_null_counts_the_harness_writes_are_read(tmp_path: Path) -> None:
+    """The harness writes traffic_bytes null for the im2col step's rows: not bad input."""
+    run = copy.deepcopy(SMALL_RUN)
+    run["benchmarks"][0]["extra_info"].update(kind="phase", traffic_bytes=None)
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(run))
+    assert read_run(path)["benchmarks"][0]["extra_info"]["traffic_bytes"] is None
+
+
+def test_an_output_with_a_trailing_slash_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`-o reports/new/` wrote a file called `new`."""
+    out = f"{tmp_path}/new/"
+    assert main(["build", str(SMOKE), "-o", out]) == 2
+    assert capsys.readouterr().err == (
+        f"python -m reports: error: {out}: names a folder; give the report's file name\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_that_is_a_looping_link_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    loop = tmp_path / "loop.json"
+    loop.symlink_to(loop)
+    assert main(["compare", str(loop), str(SMOKE)]) == 2
+    assert capsys.readouterr().err == (
+        f"python -m reports: error: {loop}: no such file (a symbolic link that leads nowhere)\n"
+    )
