@@ -1,19 +1,15 @@
-"""Implicit-GEMM convolution in numba.cuda: the im2col gather is done while loading GEMM tiles.
+"""im2col, col2im, bias and a tiled matrix product as numba.cuda kernels, all on the GPU.
 
-Forward is one register-blocked GEMM (``impls._cuda_gemm``) whose A tiles are gathered
-straight from the NHWC input (out-of-range taps load zeros), with the bias added in its
-epilogue: no column matrix. Backward is one launch whose blocks compute either dx or a
-split-K slice of dw: dx gathers, for each input pixel, the dy windows that cover it times the
-rotated weights, one stride phase (iy % sh, ix % sw) per block so that only the taps that hit
-are multiplied; dw gathers x against dy, and db is the sum of the dy tiles the first row of dw
-blocks stages anyway. When dw's K is split, a third launch sums the splits in a fixed order.
-A step is thus at most 3 kernel launches (2 when dw is not split), plus device-to-device copies
-of x and w kept for backward. No sum depends on which block finishes first: no atomics.
-After a kernel's first launch, later launches skip numba's dispatcher (its argument typing
-and overload lookup) and go straight to the compiled kernel.
-Memory: private copies of x and w, and dw's split-K partial products (one
-(kh * kw * C_in + 1) x C_out block per split, db's row included).
-Reference: Chetlur et al., "cuDNN: Efficient Primitives for Deep Learning" (2014), section 3.
+im2col writes the column matrix straight from the unpadded input (out-of-range taps are
+zeros, so padding never leaves the device), a shared-memory GEMM with register blocking
+multiplies it by the weights and adds the bias in its epilogue, and col2im gathers each
+input pixel's gradient from the windows that cover it, so no two threads write one place.
+No sum depends on which block finishes first (no atomics): two calls give the same bits.
+Memory: the column matrix (N * OH * OW * kh * kw * C_in items) is kept from forward to
+backward, and backward allocates one more of that size for dcols, plus dw's split-K partial
+products (one kh * kw * C_in x C_out block per split).
+Reference: Chellapilla, Puri & Simard, "High Performance Convolutional Neural Networks for
+Document Processing" (2006).
 """
 
 from __future__ import annotations
@@ -25,51 +21,81 @@ from typing import Any, ClassVar
 
 import numpy as np
 from numba import cuda, types
-from numpy.typing import DTypeLike, NDArray
+from numpy.typing import NDArray
 
+from . import _numpy_compat  # noqa: F401  (np.row_stack, before the first compile)
 from ._base import Backend
-from ._cuda_gemm import (
-    GEMM_SHAPES,
-    SHARED_ALIGN,
-    SIMULATED,
-    TILE_K,
-    GemmShape,
-    device_options,
-    gemm_shape,
-    launch_bounds,
-    micro_kernel,
-    micro_offsets,
-    sum_splits_kernel,
-    tile_pad,
-)
 from ._geometry import ConvGeometry
 
-#: whether kernels run on numba's CUDA simulator (the tests patch this name)
-_SIMULATED = SIMULATED
+try:
+    from numba.cuda.core.config import ENABLE_CUDASIM as _SIMULATED
+except ImportError:  # an older numba-cuda keeps the flag in numba's own config
+    from numba.config import ENABLE_CUDASIM as _SIMULATED
 
-#: (x, y) threads per block of the copy kernel: x runs along memory, 32 = one warp; the
-#: simulator runs one Python thread per CUDA thread, so it gets small blocks
+#: (x, y) threads per block of the elementwise kernels: x runs along memory, 32 = one warp;
+#: the simulator runs one Python thread per CUDA thread, so it gets small blocks and grids
 THREADS_PER_BLOCK = (4, 4) if _SIMULATED else (32, 8)
-#: threads per block of the split-K sum
-FLAT_BLOCK = 16 if _SIMULATED else 256
-#: most blocks a launch gets along x; grid-stride loops in the kernels cover the rest
-MAX_GRID = 2 if _SIMULATED else 2**31 - 1
-#: aim for about this many dw blocks (2 per SM of an H100 or H200), splitting dw's K (the
-#: output pixels) when its output alone gives fewer
-TARGET_DW_BLOCKS = 4 if _SIMULATED else 264
+#: most blocks a launch gets along (x, y); grid-stride loops in the kernels cover the rest
+MAX_GRID = (2, 2) if _SIMULATED else (2**31 - 1, 65535)
+#: depth of the K slice a GEMM block stages in shared memory per step (16 spilled registers
+#: under the launch bound)
+TILE_K = 8
+#: aim for at least this many blocks (4 per SM of an H100, as many as the launch bound lets
+#: one SM hold), splitting a reduction when the output alone gives fewer
+TARGET_BLOCKS = 8 if _SIMULATED else 528
+
+#: threads per block of the kernels that walk one flat index
+FLAT_BLOCK = (THREADS_PER_BLOCK[0] * THREADS_PER_BLOCK[1], 1)
+
+Saved = tuple[Any, Any]
+
+
+@dataclass(frozen=True)
+class GemmShape:
+    """How a GEMM block covers C: threads along (N, M), each computing micro_m x micro_n."""
+
+    threads_n: int
+    threads_m: int
+    micro_m: int
+    micro_n: int
+
+    @property
+    def tile_m(self) -> int:
+        return self.threads_m * self.micro_m
+
+    @property
+    def tile_n(self) -> int:
+        return self.threads_n * self.micro_n
+
+    @property
+    def threads(self) -> int:
+        return self.threads_n * self.threads_m
+
+
+#: GEMM block shapes by item size, (for N <= its tile_n, for wider N): 256 threads, each with
+#: a 4 x 4 register tile in float32 (16 accumulators, as many registers as 2 x 4 in float64).
+#: Where N <= 32 (C_out = 32 in the default benchmark rows) a tall tile replaces the square
+#: one, which would compute half zeros there.
+GEMM_SHAPES = (
+    {size: (GemmShape(2, 8, 4, 4), GemmShape(4, 4, 4, 4)) for size in (4, 8)}
+    if _SIMULATED
+    else {
+        4: (GemmShape(8, 32, 4, 4), GemmShape(16, 16, 4, 4)),
+        8: (GemmShape(8, 32, 2, 4), GemmShape(16, 16, 2, 4)),
+    }
+)
 
 
 def _min_blocks() -> int:
-    """Blocks of 256 threads per SM the compiler must fit (0: no bound).
+    """Blocks of 256 threads the compiler must fit on one of this GPU's SMs (0: no bound).
 
-    2 cap a thread at 128 registers, with 16 of an SM's 64 warps resident: the register
-    tiles give each warp enough independent multiply-adds to hide the rest. Volta (sm_70)
-    has no uniform registers for the values a whole warp shares, so the same code needs more
-    registers there and spills at 128: 1.
+    The launch bound on the GEMM and col2im: 4 blocks cap a thread at 64 registers, so half
+    of an SM's 64 warps are resident. Volta (sm_70) has no uniform registers for the values
+    a whole warp shares, so the same code needs more registers there and spills at 64: 3.
     """
     if _SIMULATED:
         return 0
-    return 2 if cuda.get_current_device().compute_capability >= (7, 5) else 1
+    return 4 if cuda.get_current_device().compute_capability >= (7, 5) else 3
 
 
 @cache
@@ -95,484 +121,86 @@ def _toolkit_missing() -> str:
     return ""
 
 
-@cuda.jit(device=True, **device_options())
-def input_pixel(out, tap, stride, dilation, pad):  # type: ignore[no-untyped-def]
-    """The input row (column) that output row ``out`` reads through kernel row ``tap``."""
-    return out * stride + tap * dilation - pad
+def _launch_bounds(threads: int, min_blocks: int) -> dict[str, Any]:
+    """cuda.jit's options for a launch bound; none for 0 (the simulator takes none)."""
+    return {"launch_bounds": (threads, min_blocks)} if min_blocks else {}
+
+
+def _grid(extent: tuple[int, int], threads: tuple[int, int]) -> tuple[int, int]:
+    """Blocks covering ``extent`` = (x, y) items with ``threads`` per block, up to MAX_GRID."""
+    return (
+        min(math.ceil(extent[0] / threads[0]), MAX_GRID[0]),
+        min(math.ceil(extent[1] / threads[1]), MAX_GRID[1]),
+    )
 
 
 def _conv_args(geom: ConvGeometry) -> tuple[int, ...]:
-    """The geometry as the flat int tuple the kernels unpack."""
+    """The geometry as the flat int tuple the im2col and col2im kernels unpack."""
     return (geom.kh, geom.kw, *geom.index_params, geom.out_h, geom.out_w)
 
 
-@cache
-def _forward_kernel(dtype: np.dtype, shape: GemmShape, min_blocks: int):  # type: ignore[no-untyped-def]
-    """y (N * OH * OW, C_out) = x gathered through the kernel taps @ w + bias, one launch.
-
-    Block (bx, by) computes rows [bx * tile_m, ...) and columns [by * tile_n, ...) of y; its K
-    loop runs over the taps (ki, kj), and over C_in in TILE_K steps within each tap. Each
-    step's operands are fetched from global memory into registers while the step before
-    multiplies, then stored into the shared tiles.
-    """
-    scalar = dtype.type
-    threads_n, threads = shape.threads_n, shape.threads
-    micro_m, micro_n, tile_m, tile_n = shape.micro_m, shape.micro_n, shape.tile_m, shape.tile_n
-    a_loads, b_loads = shape.loads(tile_m), shape.loads(tile_n)
-    a_shape = (TILE_K, tile_m + tile_pad(dtype))
-    b_shape = (TILE_K, tile_n + tile_pad(dtype))
-    mma = micro_kernel(shape, dtype)
-    row_of, col_of = micro_offsets(shape, dtype)
-
-    @cuda.jit(device=True, **device_options())
-    def fetch(x, w, conv, img, oy, ox, ki, kj, c0, a_k0, b_k0, col, a_next, b_next):  # type: ignore[no-untyped-def]
-        # A: a_loads channels from c0 + a_k0 of the input pixel that output pixel (img, oy,
-        # ox) reads through tap (ki, kj), zeros outside the input; B: w[ki, kj, c0 + kk, col]
-        _, _, sh, sw, dil_h, dil_w, top, left, _, _ = conv
-        _, h, width, c_in = x.shape
-        c_out = w.shape[3]
-        iy = input_pixel(oy, ki, sh, dil_h, top)
-        ix = input_pixel(ox, kj, sw, dil_w, left)
-        pixel_ok = img >= 0 and 0 <= iy < h and 0 <= ix < width
-        for r in range(a_loads):
-            a_next[r] = 0
-            if pixel_ok and c0 + a_k0 + r < c_in:
-                a_next[r] = x[img, iy, ix, c0 + a_k0 + r]
-        for r in range(b_loads):
-            kk = b_k0 + r * (threads // tile_n)
-            b_next[r] = 0
-            if c0 + kk < c_in and col < c_out:
-                b_next[r] = w[ki, kj, c0 + kk, col]
-
-    @cuda.jit(device=True, **device_options())
-    def stage(a_tile, b_tile, a_next, b_next, a_mm, a_k0, b_nn, b_k0):  # type: ignore[no-untyped-def]
-        # the fetched operands into the shared tiles: A K fastest, B N fastest
-        for r in range(a_loads):
-            a_tile[a_k0 + r, a_mm] = a_next[r]
-        for r in range(b_loads):
-            b_tile[b_k0 + r * (threads // tile_n), b_nn] = b_next[r]
-
-    @cuda.jit(**launch_bounds(threads, min_blocks))
-    def forward(x, w, bias, y, conv):  # type: ignore[no-untyped-def]
-        kh, kw, _, _, _, _, _, _, out_h, out_w = conv
-        c_in = x.shape[3]
-        rows, c_out = y.shape
-        # one declaration a line: the simulator tells shared arrays apart by source line
-        # two of each tile, taking turns: a step stores into one while the step before may
-        # still be reading the other, so one barrier a step suffices
-        a_tile0 = cuda.shared.array(a_shape, scalar, SHARED_ALIGN)
-        a_tile1 = cuda.shared.array(a_shape, scalar, SHARED_ALIGN)
-        b_tile0 = cuda.shared.array(b_shape, scalar, SHARED_ALIGN)
-        b_tile1 = cuda.shared.array(b_shape, scalar, SHARED_ALIGN)
-        acc = cuda.local.array((micro_m, micro_n), scalar)
-        a_reg = cuda.local.array(micro_m, scalar)
-        b_reg = cuda.local.array(micro_n, scalar)
-        a_next = cuda.local.array(a_loads, scalar)
-        b_next = cuda.local.array(b_loads, scalar)
-        tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
-        tid = ty * threads_n + tx
-        m0, n0 = cuda.blockIdx.x * tile_m, cuda.blockIdx.y * tile_n
-        # A is staged K fastest (along C_in, contiguous in x), a_loads channels of one row a
-        # thread: its output pixel is worked out once
-        a_mm = tid // (TILE_K // a_loads)
-        a_k0 = tid % (TILE_K // a_loads) * a_loads
-        pixel = (m0 + a_mm) % (out_h * out_w)
-        img = (m0 + a_mm) // (out_h * out_w) if m0 + a_mm < rows else -1
+@cuda.jit
+def _im2col_kernel(x, cols, conv):  # type: ignore[no-untyped-def]
+    kh, kw, sh, sw, dh, dw, top, left, out_h, out_w = conv
+    _, h, w, c_in = x.shape
+    # one thread per (output pixel, channel) writes that channel of every kernel tap: the
+    # index arithmetic (64-bit divisions, slow on a GPU) is paid once per kh * kw items, and
+    # neighbouring threads read and write neighbouring channels
+    start, _ = cuda.grid(2)
+    step, _ = cuda.gridsize(2)
+    for item in range(start, cols.shape[0] * c_in, step):
+        row, c = item // c_in, item % c_in
+        img, pixel = row // (out_h * out_w), row % (out_h * out_w)
         oy, ox = pixel // out_w, pixel % out_w
-        # B is staged N fastest (along C_out, contiguous in w)
-        b_nn = tid % tile_n
-        b_k0 = tid // tile_n
-        col = n0 + b_nn
-        for i in range(micro_m):
-            for j in range(micro_n):
-                acc[i, j] = 0
-        ki, kj, c0 = 0, 0, 0
-        fetch(x, w, conv, img, oy, ox, ki, kj, c0, a_k0, b_k0, col, a_next, b_next)
-        for step in range(kh * kw * ((c_in + TILE_K - 1) // TILE_K)):
-            if step % 2 == 0:
-                stage(a_tile0, b_tile0, a_next, b_next, a_mm, a_k0, b_nn, b_k0)
-            else:
-                stage(a_tile1, b_tile1, a_next, b_next, a_mm, a_k0, b_nn, b_k0)
-            cuda.syncthreads()
-            # the next step: channels c0 + TILE_K of this tap, else the next tap's first
-            c0 += TILE_K
-            if c0 >= c_in:
-                c0 = 0
-                kj += 1
-                if kj == kw:
-                    kj = 0
-                    ki += 1
-            if ki < kh:
-                fetch(x, w, conv, img, oy, ox, ki, kj, c0, a_k0, b_k0, col, a_next, b_next)
-            if step % 2 == 0:
-                mma(a_tile0, b_tile0, acc, a_reg, b_reg, tx, ty)
-            else:
-                mma(a_tile1, b_tile1, acc, a_reg, b_reg, tx, ty)
-        for i in range(micro_m):
-            row = m0 + row_of(i, ty)
-            if row < rows:
-                for j in range(micro_n):
-                    out_col = n0 + col_of(j, tx)
-                    if out_col < c_out:
-                        y[row, out_col] = acc[i, j] + bias[out_col]
-
-    return forward
+        for ki in range(kh):
+            iy = oy * sh + ki * dh - top
+            for kj in range(kw):
+                ix = ox * sw + kj * dw - left
+                col = (ki * kw + kj) * c_in + c
+                if 0 <= iy < h and 0 <= ix < w:
+                    cols[row, col] = x[img, iy, ix, c]
+                else:
+                    cols[row, col] = 0
 
 
 @cache
-def _dx_tile(dtype: np.dtype, shape: GemmShape):  # type: ignore[no-untyped-def]
-    """A device function computing one tile of dx for the pixels of one stride phase.
+def _col2im_kernel(min_blocks: int):  # type: ignore[no-untyped-def]
+    """The col2im kernel, built with a launch bound of ``min_blocks`` blocks per SM."""
 
-    Tile (phase, mt, nt) covers the pixels (iy, ix) with iy % sh, ix % sw = the phase, in
-    rows [mt * tile_m, ...) of that phase's pixels, and channels [nt * tile_n, ...). Every
-    pixel of a phase reads dy through the same taps, so a block skips the taps that miss.
-    """
-    scalar = dtype.type
-    threads_n = shape.threads_n
-    micro_m, micro_n, tile_m, tile_n = shape.micro_m, shape.micro_n, shape.tile_m, shape.tile_n
-    a_loads, b_loads = shape.loads(tile_m), shape.loads(tile_n)
-    mma = micro_kernel(shape, dtype)
-    row_of, col_of = micro_offsets(shape, dtype)
+    @cuda.jit(**_launch_bounds(FLAT_BLOCK[0], min_blocks))
+    def col2im(dcols, dx, conv):  # type: ignore[no-untyped-def]
+        kh, kw, sh, sw, dh, dw, top, left, out_h, out_w = conv
+        n, h, w, c_in = dx.shape
+        # one thread per dx element, x along (W, C_in): a gather, so no write races
+        col0, row0 = cuda.grid(2)
+        col_step, row_step = cuda.gridsize(2)
+        for row in range(row0, n * h, row_step):
+            img, iy = row // h, row % h
+            for col in range(col0, w * c_in, col_step):
+                ix, c = col // c_in, col % c_in
+                # float64 sum: at most kh * kw terms, and the kernel is bound by memory anyway
+                total = 0.0
+                for ki in range(kh):
+                    # which output row, if any, reads input row iy through kernel row ki; stride
+                    # 1 skips the divisions
+                    ty = iy + top - ki * dh
+                    if sh == 1:
+                        oy, hit_y = ty, 0 <= ty < out_h
+                    else:
+                        oy, hit_y = ty // sh, ty >= 0 and ty % sh == 0 and ty // sh < out_h
+                    if hit_y:
+                        for kj in range(kw):
+                            tx = ix + left - kj * dw
+                            if sw == 1:
+                                ox, hit_x = tx, 0 <= tx < out_w
+                            else:
+                                ox, hit_x = tx // sw, tx >= 0 and tx % sw == 0 and tx // sw < out_w
+                            if hit_x:
+                                pixel = (img * out_h + oy) * out_w + ox
+                                total += dcols[pixel, (ki * kw + kj) * c_in + c]
+                dx[img, iy, ix, c] = total
 
-    @cuda.jit(device=True, **device_options())
-    def hit(tap, phase, stride, dilation, pad):  # type: ignore[no-untyped-def]
-        # output row oy reads input row iy = oy * sh + ki * dh - top: a whole oy for each of the
-        # phase's rows (iy = iyp * sh + py) when sh divides py - (ki * dh - top)
-        return (phase - input_pixel(0, tap, stride, dilation, pad)) % stride == 0
-
-    @cuda.jit(device=True, **device_options())
-    def hits(taps, phase, stride, dilation, pad):  # type: ignore[no-untyped-def]
-        # how many of a kernel side's taps hit the phase's rows
-        count = 0
-        for tap in range(taps):
-            if hit(tap, phase, stride, dilation, pad):
-                count += 1
-        return count
-
-    @cuda.jit(device=True, **device_options())
-    def next_tap(conv, py, px, ki, kj):  # type: ignore[no-untyped-def]
-        # the first tap from (ki, kj) on, row by row, that hits the phase; (kh, 0) if none
-        kh, kw, sh, sw, dil_h, dil_w, top, left, _, _ = conv
-        while ki < kh:
-            if kj == kw:
-                ki, kj = ki + 1, 0
-            elif hit(ki, py, sh, dil_h, top) and hit(kj, px, sw, dil_w, left):
-                break
-            else:
-                kj += 1
-        return ki, kj
-
-    @cuda.jit(device=True, **device_options())
-    def fetch(
-        w, dy, conv, img, iyp, ixp, py, px, ki, kj, co0, n0, a_k0, b_nn, b_k0, a_next, b_next
-    ):  # type: ignore[no-untyped-def]
-        # A: dy channels co0 + a_k0... at the output pixel that phase pixel (img, iyp, ixp)
-        # takes through tap (ki, kj), zeros outside dy; B: w[ki, kj, n0 + b_nn, co0 + b_k0...]
-        _, _, sh, sw, dil_h, dil_w, top, left, out_h, out_w = conv
-        c_in, c_out = w.shape[2], w.shape[3]
-        oy = iyp + (py - input_pixel(0, ki, sh, dil_h, top)) // sh
-        ox = ixp + (px - input_pixel(0, kj, sw, dil_w, left)) // sw
-        pixel_ok = img >= 0 and 0 <= oy < out_h and 0 <= ox < out_w
-        for r in range(a_loads):
-            a_next[r] = 0
-            if pixel_ok and co0 + a_k0 + r < c_out:
-                a_next[r] = dy[img, oy, ox, co0 + a_k0 + r]
-        for r in range(b_loads):
-            b_next[r] = 0
-            if n0 + b_nn < c_in and co0 + b_k0 + r < c_out:
-                b_next[r] = w[ki, kj, n0 + b_nn, co0 + b_k0 + r]
-
-    @cuda.jit(device=True, **device_options())
-    def stage(a_tile, b_tile, a_next, b_next, a_mm, a_k0, b_nn, b_k0):  # type: ignore[no-untyped-def]
-        # the fetched operands into the shared tiles, both K fastest
-        for r in range(a_loads):
-            a_tile[a_k0 + r, a_mm] = a_next[r]
-        for r in range(b_loads):
-            b_tile[b_k0 + r, b_nn] = b_next[r]
-
-    @cuda.jit(device=True, **device_options())
-    def dx_tile(
-        w, dy, dx, conv, phase, mt, nt, a_tile0, a_tile1, b_tile0, b_tile1, acc, a_reg, b_reg
-    ):  # type: ignore[no-untyped-def]
-        kh, kw, sh, sw, dil_h, dil_w, top, left, _, _ = conv
-        n, h, width, c_in = dx.shape
-        c_out = dy.shape[3]
-        py, px = phase // sw, phase % sw
-        # pixels of this phase: (iy - py) / sh along H, (ix - px) / sw along W
-        phase_h, phase_w = (h - py + sh - 1) // sh, (width - px + sw - 1) // sw
-        rows = n * phase_h * phase_w
-        # a phase can hold no pixel (W < sw): its rows are all masked, never divided by 0
-        per_img, per_row = max(phase_h * phase_w, 1), max(phase_w, 1)
-        a_next = cuda.local.array(a_loads, scalar)
-        b_next = cuda.local.array(b_loads, scalar)
-        tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
-        tid = ty * threads_n + tx
-        m0, n0 = mt * tile_m, nt * tile_n
-        if m0 >= rows:
-            # past a smaller phase's pixels (the grid is sized for the largest): nothing to do
-            return
-        # both tiles are staged K fastest (along C_out, contiguous in dy and w), a run of
-        # a_loads (b_loads) channels of one row a thread: its pixel is worked out once
-        a_mm = tid // (TILE_K // a_loads)
-        a_k0 = tid % (TILE_K // a_loads) * a_loads
-        b_nn = tid // (TILE_K // b_loads)
-        b_k0 = tid % (TILE_K // b_loads) * b_loads
-        row = m0 + a_mm
-        pixel = row % per_img
-        img = row // per_img if row < rows else -1
-        iyp, ixp = pixel // per_row, pixel % per_row
-        co_steps = (c_out + TILE_K - 1) // TILE_K
-        for i in range(micro_m):
-            for j in range(micro_n):
-                acc[i, j] = 0
-        ki, kj = next_tap(conv, py, px, 0, 0)
-        co0 = 0
-        if ki < kh:
-            fetch(
-                w,
-                dy,
-                conv,
-                img,
-                iyp,
-                ixp,
-                py,
-                px,
-                ki,
-                kj,
-                co0,
-                n0,
-                a_k0,
-                b_nn,
-                b_k0,
-                a_next,
-                b_next,
-            )
-        for step in range(hits(kh, py, sh, dil_h, top) * hits(kw, px, sw, dil_w, left) * co_steps):
-            if step % 2 == 0:
-                stage(a_tile0, b_tile0, a_next, b_next, a_mm, a_k0, b_nn, b_k0)
-            else:
-                stage(a_tile1, b_tile1, a_next, b_next, a_mm, a_k0, b_nn, b_k0)
-            cuda.syncthreads()
-            # the next step: channels co0 + TILE_K of this tap, else the next tap that hits
-            co0 += TILE_K
-            if co0 >= c_out:
-                co0 = 0
-                ki, kj = next_tap(conv, py, px, ki, kj + 1)
-            if ki < kh:
-                fetch(
-                    w,
-                    dy,
-                    conv,
-                    img,
-                    iyp,
-                    ixp,
-                    py,
-                    px,
-                    ki,
-                    kj,
-                    co0,
-                    n0,
-                    a_k0,
-                    b_nn,
-                    b_k0,
-                    a_next,
-                    b_next,
-                )
-            if step % 2 == 0:
-                mma(a_tile0, b_tile0, acc, a_reg, b_reg, tx, ty)
-            else:
-                mma(a_tile1, b_tile1, acc, a_reg, b_reg, tx, ty)
-        for i in range(micro_m):
-            row = m0 + row_of(i, ty)
-            if row < rows:
-                pixel = row % per_img
-                img = row // per_img
-                iy = (pixel // per_row) * sh + py
-                ix = (pixel % per_row) * sw + px
-                for j in range(micro_n):
-                    c = n0 + col_of(j, tx)
-                    if c < c_in:
-                        dx[img, iy, ix, c] = acc[i, j]
-
-    return dx_tile
-
-
-@cache
-def _dw_tile(dtype: np.dtype, shape: GemmShape):  # type: ignore[no-untyped-def]
-    """A device function computing one split-K slice of one tile of dw, and of db.
-
-    Tile (split, mt, nt) covers rows [mt * tile_m, ...) of dw as a (kh * kw * C_in, C_out)
-    matrix and columns [nt * tile_n, ...), summed over the output rows (image, oy) in
-    [split * rows_per_split, ...) into partials[split]; blocks with mt == 0 also sum their dy
-    tiles into db, row kh * kw * C_in of partials[split].
-    """
-    scalar = dtype.type
-    threads_n, threads = shape.threads_n, shape.threads
-    micro_m, micro_n, tile_m, tile_n = shape.micro_m, shape.micro_n, shape.tile_m, shape.tile_n
-    a_loads, b_loads = shape.loads(tile_m), shape.loads(tile_n)
-    mma = micro_kernel(shape, dtype)
-    row_of, col_of = micro_offsets(shape, dtype)
-
-    @cuda.jit(device=True, **device_options())
-    def fetch(x, dy, conv, img, oy, ox0, tap_row, ki, kj, c, a_kk0, b_kk0, col, a_next, b_next):  # type: ignore[no-untyped-def]
-        # A: x at channel c of the pixels that output pixels (img, oy, ox0 + kk) read through
-        # tap (ki, kj), zeros outside the input; B: dy[img, oy, ox0 + kk, col]
-        kh, kw, sh, sw, dil_h, dil_w, top, left, _, out_w = conv
-        _, h, width, c_in = x.shape
-        c_out = dy.shape[3]
-        iy = input_pixel(oy, ki, sh, dil_h, top)
-        row_ok = tap_row < kh * kw * c_in and 0 <= iy < h
-        for r in range(a_loads):
-            kk = a_kk0 + r * (threads // tile_m)
-            ix = input_pixel(ox0 + kk, kj, sw, dil_w, left)
-            a_next[r] = 0
-            if row_ok and ox0 + kk < out_w and 0 <= ix < width:
-                a_next[r] = x[img, iy, ix, c]
-        for r in range(b_loads):
-            kk = b_kk0 + r * (threads // tile_n)
-            b_next[r] = 0
-            if ox0 + kk < out_w and col < c_out:
-                b_next[r] = dy[img, oy, ox0 + kk, col]
-
-    @cuda.jit(device=True, **device_options())
-    def stage(a_tile, b_tile, a_next, b_next, a_mm, a_kk0, b_nn, b_kk0):  # type: ignore[no-untyped-def]
-        # the fetched operands into the shared tiles, both M (N) fastest
-        for r in range(a_loads):
-            a_tile[a_kk0 + r * (threads // tile_m), a_mm] = a_next[r]
-        for r in range(b_loads):
-            b_tile[b_kk0 + r * (threads // tile_n), b_nn] = b_next[r]
-
-    @cuda.jit(device=True, **device_options())
-    def dw_tile(
-        x,
-        dy,
-        partials,
-        conv,
-        split,
-        mt,
-        nt,
-        rows_per_split,
-        a_tile0,
-        a_tile1,
-        b_tile0,
-        b_tile1,
-        acc,
-        a_reg,
-        b_reg,
-    ):  # type: ignore[no-untyped-def]
-        kh, kw, _, _, _, _, _, _, out_h, out_w = conv
-        n, _, _, c_in = x.shape
-        c_out = dy.shape[3]
-        taps = kh * kw * c_in
-        a_next = cuda.local.array(a_loads, scalar)
-        b_next = cuda.local.array(b_loads, scalar)
-        tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
-        tid = ty * threads_n + tx
-        m0, n0 = mt * tile_m, nt * tile_n
-        # A is staged M fastest (along C_in, contiguous in x): this thread's tap and channel
-        # are fixed
-        a_mm = tid % tile_m
-        tap_row = m0 + a_mm
-        c = tap_row % c_in
-        ki = tap_row // c_in // kw
-        kj = tap_row // c_in % kw
-        a_kk0 = tid // tile_m
-        # B is staged N fastest (along C_out, contiguous in dy)
-        b_nn = tid % tile_n
-        b_kk0 = tid // tile_n
-        col = n0 + b_nn
-        sums_db = mt == 0 and tid < tile_n
-        db = scalar(0)
-        for i in range(micro_m):
-            for j in range(micro_n):
-                acc[i, j] = 0
-        begin = split * rows_per_split
-        end = min(n * out_h, begin + rows_per_split)
-        img, oy, ox0 = begin // out_h, begin % out_h, 0
-        fetch(x, dy, conv, img, oy, ox0, tap_row, ki, kj, c, a_kk0, b_kk0, col, a_next, b_next)
-        for step in range((end - begin) * ((out_w + TILE_K - 1) // TILE_K)):
-            if step % 2 == 0:
-                stage(a_tile0, b_tile0, a_next, b_next, a_mm, a_kk0, b_nn, b_kk0)
-            else:
-                stage(a_tile1, b_tile1, a_next, b_next, a_mm, a_kk0, b_nn, b_kk0)
-            cuda.syncthreads()
-            # the next step: pixels ox0 + TILE_K of this output row, else the next row's first
-            ox0 += TILE_K
-            if ox0 >= out_w:
-                ox0 = 0
-                oy += 1
-                if oy == out_h:
-                    oy = 0
-                    img += 1
-            if img * out_h + oy < end:
-                fetch(
-                    x, dy, conv, img, oy, ox0, tap_row, ki, kj, c, a_kk0, b_kk0, col, a_next, b_next
-                )
-            if step % 2 == 0:
-                mma(a_tile0, b_tile0, acc, a_reg, b_reg, tx, ty)
-                if sums_db:
-                    for kk in range(TILE_K):
-                        db += b_tile0[kk, b_nn]
-            else:
-                mma(a_tile1, b_tile1, acc, a_reg, b_reg, tx, ty)
-                if sums_db:
-                    for kk in range(TILE_K):
-                        db += b_tile1[kk, b_nn]
-        for i in range(micro_m):
-            row = m0 + row_of(i, ty)
-            if row < taps:
-                for j in range(micro_n):
-                    out_col = n0 + col_of(j, tx)
-                    if out_col < c_out:
-                        partials[split, row, out_col] = acc[i, j]
-        if sums_db and col < c_out:
-            partials[split, taps, col] = db
-
-    return dw_tile
-
-
-@cache
-def _backward_kernel(dtype: np.dtype, shape: GemmShape, min_blocks: int):  # type: ignore[no-untyped-def]
-    """dx, and dw and db's split-K partial products, in one launch of a 1-D grid.
-
-    plan = (dw_blocks, dw_m_tiles, dw_n_tiles, rows_per_split, dx_m_tiles, dx_n_tiles): the
-    first dw_blocks blocks (the longest ones, scheduled first) compute dw tiles, split-major;
-    the rest compute dx tiles, phase-major.
-    """
-    scalar = dtype.type
-    micro_m, micro_n, tile_m, tile_n = shape.micro_m, shape.micro_n, shape.tile_m, shape.tile_n
-    a_shape = (TILE_K, tile_m + tile_pad(dtype))
-    b_shape = (TILE_K, tile_n + tile_pad(dtype))
-    dx_tile, dw_tile = _dx_tile(dtype, shape), _dw_tile(dtype, shape)
-
-    @cuda.jit(**launch_bounds(shape.threads, min_blocks))
-    def backward(x, w, dy, dx, partials, conv, plan):  # type: ignore[no-untyped-def]
-        dw_blocks, dw_m_tiles, dw_n_tiles, rows_per_split, dx_m_tiles, dx_n_tiles = plan
-        # two of each tile, taking turns, as in forward
-        a_tile0 = cuda.shared.array(a_shape, scalar, SHARED_ALIGN)
-        a_tile1 = cuda.shared.array(a_shape, scalar, SHARED_ALIGN)
-        b_tile0 = cuda.shared.array(b_shape, scalar, SHARED_ALIGN)
-        b_tile1 = cuda.shared.array(b_shape, scalar, SHARED_ALIGN)
-        acc = cuda.local.array((micro_m, micro_n), scalar)
-        a_reg = cuda.local.array(micro_m, scalar)
-        b_reg = cuda.local.array(micro_n, scalar)
-        block = cuda.blockIdx.x
-        if block < dw_blocks:
-            tiles = dw_m_tiles * dw_n_tiles
-            split, tile = block // tiles, block % tiles
-            dw_tile(
-                x, dy, partials, conv, split, tile // dw_n_tiles, tile % dw_n_tiles,
-                rows_per_split, a_tile0, a_tile1, b_tile0, b_tile1, acc, a_reg, b_reg,
-            )  # fmt: skip
-        else:
-            tiles = dx_m_tiles * dx_n_tiles
-            phase, tile = (block - dw_blocks) // tiles, (block - dw_blocks) % tiles
-            dx_tile(
-                w, dy, dx, conv, phase, tile // dx_n_tiles, tile % dx_n_tiles,
-                a_tile0, a_tile1, b_tile0, b_tile1, acc, a_reg, b_reg,
-            )  # fmt: skip
-
-    return backward
+    return col2im
 
 
 @cuda.jit
@@ -585,43 +213,206 @@ def _copy4d_kernel(src, dst):  # type: ignore[no-untyped-def]
             dst[row // b, row % b, col // d, col % d] = src[row // b, row % b, col // d, col % d]
 
 
-#: each kernel's compiled code once it has been launched through numba's dispatcher
-_COMPILED: dict[Any, Any] = {}
+@cuda.jit
+def _sum_rows_kernel(partials, out):  # type: ignore[no-untyped-def]
+    # out[j] = partials[0, j] + partials[1, j] + ..., always in that order: a reduction whose
+    # bits do not depend on which block finished first, unlike atomics
+    col0, _ = cuda.grid(2)
+    col_step, _ = cuda.gridsize(2)
+    for col in range(col0, out.shape[0], col_step):
+        total = partials[0, col]
+        for row in range(1, partials.shape[0]):
+            total += partials[row, col]
+        out[col] = total
 
 
 @cache
-def _default_stream() -> Any:
-    """The default stream as numba-cuda's dispatcher hands it to a compiled kernel's launch (a
-    cuda.core stream); None where this numba-cuda keeps it elsewhere (then every launch goes
-    through the dispatcher)."""
-    try:
-        from numba.cuda.cudadrv.driver import _to_core_stream  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return _to_core_stream(0)
+def _gemm_kernel(  # type: ignore[no-untyped-def]
+    dtype: np.dtype, trans_a: bool, trans_b: bool, add_bias: bool, shape: GemmShape, min_blocks: int
+):
+    """A kernel for c = op(a) @ op(b), op being a transpose where asked, plus bias if asked,
+    built with a launch bound of ``min_blocks`` blocks per SM.
 
-
-def _launch(kernel: Any, grid: tuple[int, ...], block: tuple[int, ...], *args: Any) -> None:
-    """Launch ``kernel`` on ``grid`` x ``block`` threads with ``args``, on the default stream.
-
-    The first launch goes through numba's dispatcher (which types the arguments, compiles and
-    launches, or is recorded by the compile check); later ones call the compiled kernel
-    directly, as the dispatcher does after its overload lookup. Every kernel here gets
-    arguments of one type each call (C-contiguous arrays of its dtype, Python ints), so it
-    has exactly one compiled version.
+    Block (bx, by, bz) computes the tile_m x tile_n block of C at (bx * tile_m, by * tile_n)
+    from the K range [bz * k_chunk, (bz + 1) * k_chunk), into rows bz * M + bx * tile_m + ...
+    of c: with the K range split over z, c holds one (M, N) partial product per split.
     """
-    compiled = _COMPILED.get(kernel)
-    if compiled is not None:
-        compiled.launch(args, grid, block, _default_stream(), 0)
-        return
-    kernel[grid, block](*args)
-    overloads = getattr(kernel, "overloads", None)
-    if overloads is not None and len(overloads) == 1 and _default_stream() is not None:
-        _COMPILED[kernel] = next(iter(overloads.values()))
+    scalar = dtype.type
+    threads_n, micro_m, micro_n = shape.threads_n, shape.micro_m, shape.micro_n
+    threads_m, tile_m, tile_n = shape.threads_m, shape.tile_m, shape.tile_n
+    # shared-memory elements each thread stages per K step, for each operand
+    threads = shape.threads
+    a_loads, b_loads = tile_m * TILE_K // threads, tile_n * TILE_K // threads
+    assert a_loads * threads == tile_m * TILE_K
+    assert b_loads * threads == tile_n * TILE_K
+    # tile rows 4 banks past a multiple of 32: the TILE_K rows a warp stores into at once
+    # (the K-fastest loads, no transpose) start on different banks
+    pad = 16 // dtype.itemsize
+    a_shape, b_shape = (TILE_K, tile_m + pad), (TILE_K, tile_n + pad)
+
+    @cuda.jit(**_launch_bounds(threads, min_blocks))
+    def gemm(a, b, bias, c, k_chunk):  # type: ignore[no-untyped-def]
+        # one declaration a line: the simulator tells shared arrays apart by source line
+        a_tile = cuda.shared.array(a_shape, scalar)
+        b_tile = cuda.shared.array(b_shape, scalar)
+        acc = cuda.local.array((micro_m, micro_n), scalar)
+        a_reg = cuda.local.array(micro_m, scalar)
+        b_reg = cuda.local.array(micro_n, scalar)
+        m = a.shape[1] if trans_a else a.shape[0]
+        k = a.shape[0] if trans_a else a.shape[1]
+        n = c.shape[1]
+        tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
+        tid = ty * threads_n + tx
+        k_begin = cuda.blockIdx.z * k_chunk
+        k_end = min(k, k_begin + k_chunk)
+        c_row0 = cuda.blockIdx.z * m
+        m0, n0 = cuda.blockIdx.x * tile_m, cuda.blockIdx.y * tile_n
+        for i in range(micro_m):
+            for j in range(micro_n):
+                acc[i, j] = 0
+        for k0 in range(k_begin, k_end, TILE_K):
+            # stage both tiles K-major; consecutive threads read consecutive addresses
+            for load in range(a_loads):
+                idx = tid + load * threads
+                if trans_a:
+                    kk, mm = idx // tile_m, idx % tile_m
+                else:
+                    kk, mm = idx % TILE_K, idx // TILE_K
+                if m0 + mm < m and k0 + kk < k_end:
+                    if trans_a:
+                        a_tile[kk, mm] = a[k0 + kk, m0 + mm]
+                    else:
+                        a_tile[kk, mm] = a[m0 + mm, k0 + kk]
+                else:
+                    a_tile[kk, mm] = 0
+            for load in range(b_loads):
+                idx = tid + load * threads
+                if trans_b:
+                    kk, nn = idx % TILE_K, idx // TILE_K
+                else:
+                    kk, nn = idx // tile_n, idx % tile_n
+                if n0 + nn < n and k0 + kk < k_end:
+                    if trans_b:
+                        b_tile[kk, nn] = b[n0 + nn, k0 + kk]
+                    else:
+                        b_tile[kk, nn] = b[k0 + kk, n0 + nn]
+                else:
+                    b_tile[kk, nn] = 0
+            cuda.syncthreads()
+            # register blocking: micro_m + micro_n shared reads feed micro_m * micro_n
+            # multiply-adds; a thread's rows (columns) are threads_m (threads_n) apart,
+            # so a warp reads consecutive b_tile entries and writes consecutive c entries
+            for kk in range(TILE_K):
+                for i in range(micro_m):
+                    a_reg[i] = a_tile[kk, ty + i * threads_m]
+                for j in range(micro_n):
+                    b_reg[j] = b_tile[kk, tx + j * threads_n]
+                for i in range(micro_m):
+                    for j in range(micro_n):
+                        acc[i, j] += a_reg[i] * b_reg[j]
+            # the tiles are overwritten next step only once every thread is done
+            cuda.syncthreads()
+        for i in range(micro_m):
+            row = m0 + ty + i * threads_m
+            for j in range(micro_n):
+                col = n0 + tx + j * threads_n
+                if row < m and col < n:
+                    if add_bias:
+                        c[c_row0 + row, col] = acc[i, j] + bias[col]
+                    else:
+                        c[c_row0 + row, col] = acc[i, j]
+
+    return gemm
+
+
+@cache
+def _bias_grad_kernel(dtype: np.dtype):  # type: ignore[no-untyped-def]
+    """A kernel writing partial column sums of a (M, C) matrix into partials (gridDim.y, C).
+
+    Block (bx, by) sums rows [by * rows_per_block, (by + 1) * rows_per_block) of each
+    column tile bx, bx + gridDim.x, ... into row by of partials.
+    """
+    scalar = dtype.type
+    width, height = THREADS_PER_BLOCK
+
+    @cuda.jit
+    def bias_grad(dy_mat, partials, rows_per_block):  # type: ignore[no-untyped-def]
+        partial = cuda.shared.array((height, width), scalar)
+        rows, c_out = dy_mat.shape
+        tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
+        row_begin = cuda.blockIdx.y * rows_per_block
+        row_end = min(rows, row_begin + rows_per_block)
+        for col0 in range(cuda.blockIdx.x * width, c_out, cuda.gridDim.x * width):
+            col = col0 + tx
+            total = scalar(0)
+            if col < c_out:
+                # x along a dy row: coalesced reads
+                for row in range(row_begin + ty, row_end, height):
+                    total += dy_mat[row, col]
+            partial[ty, tx] = total
+            cuda.syncthreads()
+            if ty == 0 and col < c_out:
+                for i in range(1, height):
+                    total += partial[i, tx]
+                partials[cuda.blockIdx.y, col] = total
+            # partial is overwritten next tile only once row 0 has read it
+            cuda.syncthreads()
+
+    return bias_grad
+
+
+def _sum_rows(partials: Any, out: Any) -> None:
+    """out (S,) = partials (R, S) summed over R, on the device, in a fixed order."""
+    _sum_rows_kernel[_grid((out.size, 1), FLAT_BLOCK), FLAT_BLOCK](partials, out)
+
+
+def _matmul(
+    a: Any, b: Any, *, trans_a: bool = False, trans_b: bool = False, bias: Any = None
+) -> Any:
+    """op(a) @ op(b) (+ bias) on the device; op transposes where asked.
+
+    Parameters
+    ----------
+    a : device array, shape (M, K), or (K, M) with ``trans_a``
+    b : device array, shape (K, N), or (N, K) with ``trans_b``
+    bias : device array, shape (N,), optional
+        Added to every row of the product, in the same kernel.
+
+    Returns
+    -------
+    c : device array, shape (M, N), of a's dtype
+    """
+    m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
+    n = b.shape[0] if trans_b else b.shape[1]
+    dtype = np.dtype(a.dtype)
+    narrow, wide = GEMM_SHAPES[dtype.itemsize]
+    shape = narrow if n <= narrow.tile_n else wide
+    # one block per tile, M along x (up to 2**31 - 1 blocks), N along y (up to 65535)
+    grid_x, grid_y = math.ceil(m / shape.tile_m), math.ceil(n / shape.tile_n)
+    if grid_y > 65535:
+        raise ValueError(f"a GEMM with N = {n} columns is too wide for one launch")
+    k_steps = math.ceil(k / TILE_K)
+    # split K over the grid's z axis when M and N alone leave the GPU idle (dw is such a case);
+    # the bias is then added elsewhere, so a biased product is never split
+    splits = 1 if bias is not None else min(k_steps, math.ceil(TARGET_BLOCKS / (grid_x * grid_y)))
+    k_chunk = math.ceil(k_steps / splits) * TILE_K
+    splits = math.ceil(k / k_chunk)
+    kernel = _gemm_kernel(dtype, trans_a, trans_b, bias is not None, shape, _min_blocks())
+    # each split writes its own (M, N) partial product, summed afterwards in a fixed order
+    c = cuda.device_array((splits * m, n), dtype)
+    # an unused bias argument still needs an array of the right dtype
+    bias_arg = c[0] if bias is None else bias
+    block = (shape.threads_n, shape.threads_m)
+    kernel[(grid_x, grid_y, splits), block](a, b, bias_arg, c, k_chunk)
+    if splits == 1:
+        return c
+    out = cuda.device_array((m, n), dtype)
+    _sum_rows(c.reshape(splits, m * n), out.reshape(m * n))
+    return out
 
 
 def _on_device(a: Any) -> Any:
-    """A C-contiguous device array holding ``a``: moved there if it is on the host."""
+    """A device array holding ``a``: moved there if it is on the host, never a host copy."""
     if hasattr(a, "copy_to_host"):
         device = a
     elif hasattr(a, "__cuda_array_interface__"):
@@ -629,110 +420,30 @@ def _on_device(a: Any) -> Any:
     else:
         # native byte order: a big-endian host array is converted on its way
         return cuda.to_device(np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("=")))
-    if device.is_c_contiguous():
-        return device
-    if device.ndim != 4:
-        # a strided b (C_out items): through the host, not worth a kernel
-        return cuda.to_device(np.ascontiguousarray(device.copy_to_host()))
-    packed = cuda.device_array(device.shape, device.dtype)
-    a_, b_, c_, d_ = device.shape
-    grid = (
-        min(math.ceil(c_ * d_ / THREADS_PER_BLOCK[0]), MAX_GRID),
-        min(math.ceil(a_ * b_ / THREADS_PER_BLOCK[1]), 65535),
-        1,
-    )
-    _launch(_copy4d_kernel, grid, (*THREADS_PER_BLOCK, 1), device, packed)
-    return packed
-
-
-def _private_copy(a: Any) -> Any:
-    """A device copy of the C-contiguous device array ``a`` (device to device, no kernel)."""
-    copy = cuda.device_array(a.shape, a.dtype)
-    copy.copy_to_device(a)
-    return copy
-
-
-@dataclass(frozen=True)
-class _BackwardPlan:
-    """How the backward launch covers dx and dw: its grid, and dw's split of K."""
-
-    shape: GemmShape
-    #: dw's tiles along its rows (kh * kw * C_in) and columns (C_out)
-    dw_m_tiles: int
-    dw_n_tiles: int
-    #: output rows (image, oy) each dw block sums over, and the number of such splits
-    rows_per_split: int
-    splits: int
-    #: dx's tiles along one stride phase's pixels, and along C_in; phases = sh * sw
-    dx_m_tiles: int
-    dx_n_tiles: int
-    phases: int
-
-    @property
-    def dw_blocks(self) -> int:
-        return self.splits * self.dw_m_tiles * self.dw_n_tiles
-
-    @property
-    def blocks(self) -> int:
-        return self.dw_blocks + self.phases * self.dx_m_tiles * self.dx_n_tiles
-
-    @property
-    def args(self) -> tuple[int, ...]:
-        """The plan tuple the backward kernel unpacks."""
-        return (
-            self.dw_blocks,
-            self.dw_m_tiles,
-            self.dw_n_tiles,
-            self.rows_per_split,
-            self.dx_m_tiles,
-            self.dx_n_tiles,
-        )
-
-
-@cache
-def _backward_plan(geom: ConvGeometry, itemsize: int) -> _BackwardPlan:
-    """The backward launch's layout for one geometry and item size (worked out once)."""
-    # the narrow tile whatever the width: 8 x 8 sums a thread leave too few registers for
-    # dx's and dw's gather state under the launch bound (ptxas spills)
-    shape = GEMM_SHAPES[itemsize][0]
-    dw_m_tiles = math.ceil((geom.kh * geom.kw * geom.c_in) / shape.tile_m)
-    dw_n_tiles = math.ceil(geom.c_out / shape.tile_n)
-    out_rows = geom.n * geom.out_h
-    # split dw's K (the output rows) until its blocks alone fill the GPU once, no more: dw's
-    # long blocks run in one wave, never one straggling after the rest
-    splits = min(out_rows, max(1, TARGET_DW_BLOCKS // (dw_m_tiles * dw_n_tiles)))
-    rows_per_split = math.ceil(out_rows / splits)
-    (sh, sw) = geom.stride
-    # the largest phase (0, 0) sets the tiles per phase; the others mask their extra rows
-    phase_pixels = geom.n * math.ceil(geom.h / sh) * math.ceil(geom.w / sw)
-    return _BackwardPlan(
-        shape=shape,
-        dw_m_tiles=dw_m_tiles,
-        dw_n_tiles=dw_n_tiles,
-        rows_per_split=rows_per_split,
-        splits=math.ceil(out_rows / rows_per_split),
-        dx_m_tiles=math.ceil(phase_pixels / shape.tile_m),
-        dx_n_tiles=math.ceil(geom.c_in / shape.tile_n),
-        phases=sh * sw,
-    )
+    if device.ndim == 4 and not device.is_c_contiguous():
+        # reshaping into a matrix needs C order: copy on the device
+        packed = cuda.device_array(device.shape, device.dtype)
+        a_, b_, c_, d_ = device.shape
+        grid = _grid((c_ * d_, a_ * b_), THREADS_PER_BLOCK)
+        _copy4d_kernel[grid, THREADS_PER_BLOCK](device, packed)
+        return packed
+    return device
 
 
 class NumbaCuda(Backend):
     #: one line on the strategy
     description: ClassVar[str] = (
-        "numba.cuda implicit GEMM: im2col gathered into register-blocked shared-memory tiles, "
-        "fused bias; one backward launch for dx (per stride phase), dw and db"
+        "numba.cuda kernels: coalesced im2col, shared-memory tiled GEMM with fused bias, "
+        "gather col2im"
     )
     #: arrays stay on the GPU between calls
     device: ClassVar[str] = "gpu"
     #: a textbook strategy, written for the GPU
     role: ClassVar[str] = "seed"
-    #: saved holds device copies of x and w, both private
+    #: saved holds the column matrix and a device copy of w, both private
     saved_by_reference: ClassVar[tuple[str, ...]] = ()
-    #: y: a bad weight times the zeros of padded taps; dx: a block of one stride phase
-    #: multiplies the weights of the taps that hit it by dy, or by zeros past dy's border, so a
-    #: bad weight spoils more than the pixels it reaches, at most its channel; dw: as reference
-    nonfinite_spread: ClassVar[dict[str, str]] = {"y": "channel", "dx": "either", "dw": "channel"}
+    #: the full column matrix goes through device memory (the traffic model counts it)
+    column_buffer: ClassVar[bool] = True
 
     def available(self) -> tuple[bool, str]:
         if _SIMULATED:
@@ -748,58 +459,47 @@ class NumbaCuda(Backend):
         """Whether kernels run on numba's CUDA simulator: correct, but never worth timing."""
         return bool(_SIMULATED)
 
-    def memory_estimate(self, geom: ConvGeometry, dtype: DTypeLike = np.float32) -> int:
-        """Bytes beyond inputs and outputs: copies of x and w, and dw's split-K partials."""
-        itemsize = np.dtype(dtype).itemsize
-        plan = _backward_plan(geom, itemsize)
-        x_items, w_items = math.prod(geom.x_shape), math.prod(geom.w_shape)
-        partial_items = plan.splits * (w_items + geom.c_out) if plan.splits > 1 else 0
-        return (x_items + w_items + partial_items) * itemsize
-
-    def _forward(self, x: Any, w: Any, b: Any, geom: ConvGeometry) -> tuple[Any, Any]:
+    def _forward(self, x: Any, w: Any, b: Any, geom: ConvGeometry) -> tuple[Any, Saved]:
         x, w, b = _on_device(x), _on_device(w), _on_device(b)
-        dtype = np.dtype(x.dtype)
-        shape = gemm_shape(dtype.itemsize, geom.c_out)
-        rows = geom.n * geom.out_h * geom.out_w
-        grid = (math.ceil(rows / shape.tile_m), math.ceil(geom.c_out / shape.tile_n), 1)
-        if grid[1] > 65535:
-            raise ValueError(f"C_out = {geom.c_out} is too wide for one launch")
-        y_mat = cuda.device_array((rows, geom.c_out), dtype)
-        kernel = _forward_kernel(dtype, shape, _min_blocks())
-        _launch(kernel, grid, (*shape.block, 1), x, w, b, y_mat, _conv_args(geom))
-        # private copies (device to device): x and w may be changed in place before backward
-        return y_mat.reshape(*geom.y_shape), (_private_copy(x), _private_copy(w))
+        cols = cuda.device_array(geom.cols_shape, x.dtype)
+        rows, width = geom.cols_shape
+        grid = _grid((rows * geom.c_in, 1), FLAT_BLOCK)
+        _im2col_kernel[grid, FLAT_BLOCK](x, cols, _conv_args(geom))
+        # a private device copy (microseconds): w may be changed in place before backward
+        w_mat = cuda.device_array((width, geom.c_out), w.dtype)
+        w_mat.copy_to_device(w.reshape(width, geom.c_out))
+        y_mat = _matmul(cols, w_mat, bias=b)
+        return y_mat.reshape(*geom.y_shape), (cols, w_mat)
 
-    def _backward(self, dy: Any, saved: Any, geom: ConvGeometry) -> tuple[Any, Any, Any]:
-        x, w = saved
-        dy = _on_device(dy)
-        dtype = np.dtype(x.dtype)
-        plan = _backward_plan(geom, dtype.itemsize)
-        taps = geom.kh * geom.kw * geom.c_in
-        dx = cuda.device_array(geom.x_shape, dtype)
-        partials = cuda.device_array((plan.splits, taps + 1, geom.c_out), dtype)
-        kernel = _backward_kernel(dtype, plan.shape, _min_blocks())
-        _launch(
-            kernel,
-            (plan.blocks, 1, 1),
-            (*plan.shape.block, 1),
-            x,
-            w,
-            dy,
-            dx,
-            partials,
-            _conv_args(geom),
-            plan.args,
+    def _backward(self, dy: Any, saved: Saved, geom: ConvGeometry) -> tuple[Any, Any, Any]:
+        cols, w_mat = saved
+        rows = geom.cols_shape[0]
+        dy_mat = _on_device(dy).reshape(rows, geom.c_out)
+        dw = _matmul(cols, dy_mat, trans_a=True).reshape(*geom.w_shape)
+        dcols = _matmul(dy_mat, w_mat, trans_b=True)
+        dx = cuda.device_array(geom.x_shape, cols.dtype)
+        grid = _grid((geom.w * geom.c_in, geom.n * geom.h), THREADS_PER_BLOCK)
+        _col2im_kernel(_min_blocks())[grid, THREADS_PER_BLOCK](dcols, dx, _conv_args(geom))
+        return dx, dw, self._bias_grad(dy_mat)
+
+    def _bias_grad(self, dy_mat: Any) -> Any:
+        """db (C_out,): the column sums of dy_mat (N * OH * OW, C_out)."""
+        rows, c_out = dy_mat.shape
+        dtype = np.dtype(dy_mat.dtype)
+        # enough row blocks to fill the GPU, each summing one stretch of rows
+        grid_x, grid_y = _grid((c_out, rows), THREADS_PER_BLOCK)
+        grid_y = min(grid_y, max(1, TARGET_BLOCKS // grid_x))
+        rows_per_block = math.ceil(rows / grid_y)
+        grid_y = math.ceil(rows / rows_per_block)
+        partials = cuda.device_array((grid_y, c_out), dtype)
+        _bias_grad_kernel(dtype)[(grid_x, grid_y), THREADS_PER_BLOCK](
+            dy_mat, partials, rows_per_block
         )
-        if plan.splits == 1:
-            sums = partials.reshape((taps + 1) * geom.c_out)
-        else:
-            sums = cuda.device_array(((taps + 1) * geom.c_out,), dtype)
-            grid = (min(math.ceil(sums.size / FLAT_BLOCK), MAX_GRID), 1, 1)
-            flat = partials.reshape(plan.splits, sums.size)
-            _launch(sum_splits_kernel, grid, (FLAT_BLOCK, 1, 1), flat, sums)
-        dw = sums[: taps * geom.c_out].reshape(*geom.w_shape)
-        return dx, dw, sums[taps * geom.c_out :]
+        if grid_y == 1:
+            return partials.reshape(c_out)
+        db = cuda.device_array((c_out,), dtype)
+        _sum_rows(partials, db)
+        return db
 
     def to_device(self, a: NDArray[np.floating]) -> Any:
         # native byte order: a big-endian host array is converted on its way

@@ -46,9 +46,6 @@ BENCH_CASES = [
     Case("bench-k1", (8, 64, 64, 32), (1, 1, 32, 32), padding="SAME"),
     Case("bench-k5", (8, 64, 64, 32), (5, 5, 32, 32), padding="SAME"),
     Case("bench-reference", (16, 56, 56, 64), (3, 3, 64, 64), padding="SAME"),
-    # wider than 64 channels: the forward's wide tile
-    Case("resnet-s2-wide", (8, 28, 28, 128), (3, 3, 128, 256), stride=2, padding=1),
-    Case("resnet-1x1-wide", (8, 14, 14, 256), (1, 1, 256, 1024)),
 ]
 
 
@@ -111,7 +108,7 @@ class Launch:
     threads: int
 
 
-def _dispatcher_class() -> Any:
+def _dispatcher_class() -> type:
     from numba import cuda
 
     def noop() -> None:
@@ -223,15 +220,10 @@ def record(backend: impls.Backend, cc: tuple[int, int]) -> list[Launch]:
 
 
 def module_kernels(backend: impls.Backend) -> list[str]:
-    """Names of the kernels a backend's module defines at module level (device functions are
-    compiled into the kernels that call them)."""
+    """Names of the kernels a backend's module defines at module level."""
     module = sys.modules[type(backend).__module__]
     dispatcher = _dispatcher_class()
-    return sorted(
-        name
-        for name, obj in vars(module).items()
-        if isinstance(obj, dispatcher) and not obj.targetoptions.get("device")
-    )
+    return sorted(name for name, obj in vars(module).items() if isinstance(obj, dispatcher))
 
 
 def kernel_label(kernel: Any) -> str:
@@ -288,21 +280,6 @@ def assemble(ptx: str, cc: tuple[int, int], ptxas: str, max_registers: int | Non
     return figures
 
 
-@contextlib.contextmanager
-def compiling_for(cc: tuple[int, int]) -> Iterator[None]:
-    """Let device functions compile with no GPU: numba-cuda asks the current device for its
-    compute capability when it first compiles a device function a kernel calls (its LLVM IR,
-    linked into the kernel, which NVVM then compiles for ``cc``)."""
-    from numba.cuda import dispatcher
-
-    saved = dispatcher.get_current_device
-    dispatcher.get_current_device = lambda: DeviceStandInInfo(cc)
-    try:
-        yield
-    finally:
-        dispatcher.get_current_device = saved
-
-
 def compile_launch(launch: Launch, cc: tuple[int, int], ptxas: str) -> dict:
     """Compile one recorded launch for ``cc`` and assemble it; errors are returned, not raised."""
     from numba import cuda
@@ -322,8 +299,7 @@ def compile_launch(launch: Launch, cc: tuple[int, int], ptxas: str) -> dict:
         "arch": f"sm_{cc[0]}{cc[1]}",
     }
     try:
-        with compiling_for(cc):
-            ptx, _ = cuda.compile_ptx(launch.kernel.py_func, launch.argtypes, cc=cc, **forwarded)
+        ptx, _ = cuda.compile_ptx(launch.kernel.py_func, launch.argtypes, cc=cc, **forwarded)
         figures = assemble(ptx, cc, ptxas, options.get("max_registers"))
     except Exception as exc:
         message = str(exc).strip().splitlines()
@@ -346,8 +322,7 @@ def toolchain() -> tuple[str | None, list[tuple[int, int]], str]:
     def probe(out: Any) -> None:
         out[0] = 0
 
-    archs: list[tuple[int, int]] = []
-    failures: dict[str, list[str]] = {}
+    archs, failures = [], {}
     for cc in ARCHS:
         try:
             cuda.compile_ptx(probe, (types.float32[::1],), cc=cc)

@@ -462,9 +462,13 @@ def test_the_fma_loop_computes_what_it_is_credited_with() -> None:
 
 
 def test_the_fma_loop_compiles_to_fused_multiply_adds_in_registers() -> None:
-    """NVVM and ptxas for sm_90, without a GPU: every chain an fma.rn.f32, nothing spilled."""
+    """NVVM and ptxas for sm_90, without a GPU: every chain an fma.rn.f32, nothing spilled;
+    under a numpy without np.row_stack too (numpy 2.5, as on the H200 machine)."""
     code = (
         "import json\n"
+        "import numpy as np\n"
+        "if hasattr(np, 'row_stack'):\n"
+        "    del np.row_stack\n"
         "from numba import cuda, types\n"
         "from benchmarks.gpu_peaks import _fma_loop\n"
         "from tests.gpu_compile import assemble, ptxas_path\n"
