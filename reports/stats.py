@@ -142,32 +142,20 @@ def ratio_interval(numerator: Any, denominator: Any) -> Interval:
 
 def sum_ratio_interval(numerators: Sequence[Any], denominator: Sequence[Any] | float) -> Interval:
     """The sum of the numerators' medians over the denominators' (or over a number), with its
-    bootstrap interval: a network's time over another's, layer by layer.
-
-    Every list of rounds is resampled on its own, as in :func:`ratio_interval`; NaN where a
-    list has no rounds.
+    bootstrap interval: a network's time over another's, layer by layer
+    (:func:`weighted_sum_interval` with every weight 1); NaN where a list has no rounds.
     """
-    tops = [rounds_of(values) for values in numerators]
-    number: float | None = None
-    bottoms: list[np.ndarray] = []
-    if isinstance(denominator, (int, float)):
-        number = float(denominator)
-    else:
-        bottoms = [rounds_of(values) for values in denominator]
-    if not tops or not all(len(t) for t in [*tops, *bottoms]) or number == 0:
+    if not numerators:
         return Interval(math.nan)
-
-    def statistic(*samples: np.ndarray, axis: int = -1) -> Any:
-        top = sum(np.median(s, axis=axis) for s in samples[: len(tops)])
-        bottom = (
-            number
-            if number is not None
-            else sum(np.median(s, axis=axis) for s in samples[len(tops) :])
-        )
-        return top / bottom
-
-    low, high = _bootstrap((*tops, *bottoms), statistic)
-    return Interval(float(statistic(*tops, *bottoms)), low, high)
+    parts = [(values, 1.0) for values in numerators]
+    if isinstance(denominator, (int, float)):
+        if denominator == 0:
+            return Interval(math.nan)
+        total = weighted_sum_interval(parts)
+        return Interval(*(bound / denominator for bound in (total.value, total.low, total.high)))
+    if not len(denominator):
+        return Interval(math.nan)
+    return weighted_sum_interval(parts, [(values, 1.0) for values in denominator])
 
 
 def p_slower(before: Any, after: Any) -> float:
