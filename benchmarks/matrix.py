@@ -11,6 +11,8 @@ import numpy as np
 import impls
 from impls import TRAFFIC_PASSES, ConvGeometry, resolve_geometry
 
+from . import layers
+
 #: the passes every backend is timed on; "transfer" is added for GPU backends only
 PASSES = ("forward", "backward", "step")
 #: a part of the forward pass timed alone, for the backends that expose it as a method
@@ -99,31 +101,26 @@ RESNET_CONV = Conv(RESNET, n=16, size=56, c_in=64, c_out=64, k=3)
 
 #: the batch of the ResNet-50 layers, where the GPU goals are judged
 RESNET50_BATCH = 128
-#: every distinct 3x3 and 1x1 convolution of torchvision's ResNet-50 (v1.5: the stride of a
-#: stage's first block is on its 3x3): (input size, C_in, C_out, k, stride) by stage, with
-#: the downsample projections; padding k // 2, as torchvision pads
-RESNET50_LAYERS = (
-    # stage 2, 56 px: 3x3; 1x1 of the first block's input, of the others', out and projection
-    (56, 64, 64, 3, 1), (56, 64, 64, 1, 1), (56, 256, 64, 1, 1), (56, 64, 256, 1, 1),
-    # stage 3, 56 -> 28 px
-    (56, 128, 128, 3, 2), (28, 128, 128, 3, 1), (56, 256, 128, 1, 1), (28, 512, 128, 1, 1),
-    (28, 128, 512, 1, 1), (56, 256, 512, 1, 2),
-    # stage 4, 28 -> 14 px
-    (28, 256, 256, 3, 2), (14, 256, 256, 3, 1), (28, 512, 256, 1, 1), (14, 1024, 256, 1, 1),
-    (14, 256, 1024, 1, 1), (28, 512, 1024, 1, 2),
-    # stage 5, 14 -> 7 px
-    (14, 512, 512, 3, 2), (7, 512, 512, 3, 1), (14, 1024, 512, 1, 1), (7, 2048, 512, 1, 1),
-    (7, 512, 2048, 1, 1), (14, 1024, 2048, 1, 2),
-)  # fmt: skip
 #: the batch sizes of the batch sweep, at ResNet-50's stage-2 3x3 layer
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
 def resnet50_convs(n: int = RESNET50_BATCH) -> list[Conv]:
-    """The distinct ResNet-50 layers at batch ``n``, float32."""
+    """Every distinct 3x3 and 1x1 layer of ResNet-50 (:data:`layers.RESNET50` less the 7x7
+    stem) at batch ``n``, float32."""
     return [
-        Conv(RESNET50, n=n, size=size, c_in=c_in, c_out=c_out, k=k, stride=stride, padding=k // 2)
-        for size, c_in, c_out, k, stride in RESNET50_LAYERS
+        Conv(
+            RESNET50,
+            n=n,
+            size=layer.size,
+            c_in=layer.c_in,
+            c_out=layer.c_out,
+            k=layer.k,
+            stride=layer.stride,
+            padding=layer.padding,
+        )
+        for layer in layers.RESNET50
+        if layer.k in (1, 3)
     ]
 
 
