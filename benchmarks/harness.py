@@ -301,22 +301,6 @@ class Harness:
         """The fastest rounds so far at ``threads``, to size and estimate the next cases."""
         return self.scaling_estimates.get(threads, self.estimates)
 
-    def estimate(self, case: Case) -> timing.Estimate | None:
-        """Seconds per call of a case not yet timed: :meth:`timing.Estimates.estimate`, but
-        for a real network's layer, its FLOPs at the slowest FLOP rate this backend and pass
-        reached so far. A network's layers trade pixels for channels, so scaling by pixels
-        (the sweep's rule) would call a 56-pixel layer 16 times slower than a 7-pixel one
-        with the same FLOPs."""
-        estimates = self.estimates_at(case.threads or self.settings.threads)
-        if not case.conv.network:
-            return estimates.estimate(case)
-        points = estimates.fastest.get((case.backend, case.pass_), [])
-        rates = [(Case(case.backend, case.pass_, conv).flops() / t, conv, t) for conv, t in points]
-        if not rates or not case.flops():
-            return None
-        rate, conv, seconds = min(rates, key=lambda point: point[0])
-        return timing.Estimate(case.flops() / rate, conv, seconds)
-
     def use_threads(self, threads: int) -> int:
         """Set BLAS, numba and torch to ``threads`` where they are set to another count."""
         if threads != self.threads_now and self.limiter is not None:
@@ -370,7 +354,7 @@ class Harness:
         reason = reason or self.budget_reason()
         if reason:
             return reason
-        estimate = self.estimate(case)
+        estimate = self.estimates_at(case.threads or self.settings.threads).estimate(case)
         preset = self.settings.preset
         if estimate is not None and estimate.seconds > preset.max_call_s:
             return (

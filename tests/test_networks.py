@@ -201,22 +201,21 @@ def test_the_weighted_sum_interval_covers_a_known_sum() -> None:
 def test_a_layers_estimate_follows_its_flops_not_its_pixels() -> None:
     """Scaled by pixels, a 56-pixel 3x3 layer looked 16x slower than a 7-pixel one with the
     same FLOPs, and every later step of winograd and torch_unfold was skipped as too slow."""
-    from benchmarks.harness import Harness
     from benchmarks.matrix import Case
-    from benchmarks.options import Settings
+    from benchmarks.timing import Estimates
 
     preset = PRESETS["resnet50"]
-    harness = Harness(config=None, settings=Settings(preset, None, None, 2, Path("x"), 0.5))  # type: ignore[arg-type]
+    estimates = Estimates(preset)
     layers = {c.label.removeprefix("resnet50."): c for c in network_convs("resnet50")}
     small, big = layers["layer4.1.conv2"], layers["layer1.0.conv2"]
     assert big.pixels == 16 * small.pixels
-    harness.estimates.add(Case("winograd", "step", small), 0.4)
-    estimate = harness.estimate(Case("winograd", "step", big))
+    estimates.add(Case("winograd", "step", small), 0.4)
+    estimate = estimates.estimate(Case("winograd", "step", big))
     assert estimate is not None
     ratio = Case("winograd", "step", big).flops() / Case("winograd", "step", small).flops()
     assert estimate.seconds == pytest.approx(0.4 * ratio)
     assert estimate.seconds < preset.max_call_s
-    assert harness.estimate(Case("winograd", "forward", big)) is None  # nothing timed yet
+    assert estimates.estimate(Case("winograd", "forward", big)) is None  # nothing timed yet
 
 
 def test_the_terminal_names_each_passs_whole_network_winner_and_its_ratio(
