@@ -1,95 +1,40 @@
-"""One benchmark run as one object: its settings, what it timed, skipped and failed, its saving.
+"""One benchmark run as one object: its settings and what it sized, timed, skipped and failed.
 
 :class:`Harness` is registered with pytest's plugin manager by ``benchmarks/plugin.py``; its
-``pytest_*`` methods are hooks. Everything the report needs goes into pytest-benchmark's own
-JSON, under the key ``im2col_bench``.
+``pytest_*`` methods are hooks. It asks benchmarks/decisions.py whether a case is timed,
+benchmarks/trials.py in which order, benchmarks/timing.py how; benchmarks/results.py joins
+a case's visits, benchmarks/saving.py saves the run, benchmarks/terminal.py prints.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import re
-import signal
-import socket
-import textwrap
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pytest
 
 import impls
 
-from . import timing
-from .accuracy import METRIC, Accuracy
-from .machine import CpuSample, CpuUse, apply_threads, available_memory, machine_extras
-from .matrix import PASSES, BlasCase, Case, Conv, build_matrix, contenders, result_row
+from . import saving, timing, trials
+from .accuracy import Accuracy
+from .decisions import Decisions
+from .machine import CpuSample, CpuUse, apply_threads, machine_extras
+from .matrix import PASSES, BlasCase, Case, build_matrix, contenders, result_row
 from .options import Settings, gpu_backend
+from .results import CaseResult
+from .runjson import case_key
+from .terminal import Terminal
 
-if TYPE_CHECKING:  # reports imports pandas and matplotlib: only when a run is saved
+if TYPE_CHECKING:
     from reports import Verdict
 
 #: the folder of this package: the benchmark modules that plain ``pytest`` leaves alone
 BENCHMARKS_DIR = Path(__file__).parent
-#: the benchmarks' module, as its tests are named from the repository's root
-BENCHMARKS_MODULE = f"{BENCHMARKS_DIR.name}/test_conv.py"
 #: skip reasons that hold for every case of a backend
 BACKEND_WIDE = ("unavailable:", "runs on numba's CUDA simulator")
 #: seconds spent looking at the machine's load before the first benchmark
 QUIET_CHECK_S = 0.5
-#: seconds a memory child may take beyond its backend's step calls (imports, JIT caches)
-MEMORY_CHILD_S = 120.0
-
-
-class CtrlC:
-    """Ctrl-C in a benchmark run: the first press stops the run, as usual; a press after it,
-    or while the run is being saved, is held until the run's JSON is whole, then delivered.
-    A SIGTERM (a CI job's timeout, ``kill``) counts as a press: the run is saved, interrupted.
-    """
-
-    #: the signals that stop a run as Ctrl-C does
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.presses = 0
-        self.held = 0
-        self.holding = False
-        self.previous: dict[int, Any] = {}
-
-    def install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for signum in self.SIGNALS:
-            previous = signal.getsignal(signum)
-            if previous not in (signal.SIG_IGN, None):  # an ignored signal stays ignored
-                self.previous[signum] = signal.signal(signum, self.press)
-
-    def press(self, signum: int, frame: Any) -> None:
-        self.presses += 1
-        if self.presses == 1 and not self.holding:
-            raise KeyboardInterrupt
-        self.held += 1
-
-    @contextlib.contextmanager
-    def hold(self) -> Iterator[None]:
-        """Hold every press while the block runs; a held one is a KeyboardInterrupt after it."""
-        self.holding = True
-        try:
-            yield
-        finally:
-            self.holding = False
-            self.uninstall()
-            if self.held:
-                raise KeyboardInterrupt
-
-    def uninstall(self) -> None:
-        for signum, previous in self.previous.items():
-            signal.signal(signum, previous)
-        self.previous = {}
 
 
 class Harness:
@@ -98,39 +43,28 @@ class Harness:
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
-        self.estimates = timing.Estimates(settings.preset)
-        #: the same at each other thread count of --threads
-        self.scaling_estimates = {t: timing.Estimates(settings.preset) for t in settings.scaling}
+        self.decisions = Decisions(settings)
+        self.terminal = Terminal(config)
+        self.started = time.perf_counter()
         #: the thread count BLAS, numba and torch are set to now
         self.threads_now = settings.threads
-        self.started = time.perf_counter()
-        #: when the first benchmark started; the preset's session budget counts from here
-        self.first_case_at: float | None = None
-        #: seconds the first untimed calls took beyond the second (JIT compilation, mostly):
-        #: not counted in the session budget, so a first run after an install or a change
-        #: times as much as a run on a warm cache
-        self.compile_s = 0.0
-        #: each backend's error against the float64 reference, and the seconds spent on it
-        #: (outside the timing and, like compilation, not counted in the session budget)
+        self.limiter: Any = None
+        #: each backend's error against the float64 reference
         self.accuracy = Accuracy()
-        self.accuracy_s = 0.0
-        #: pytest-benchmark's stats of every timed benchmark, in the order they ran
-        self.benchmarks: list[Any] = []
-        self.conv_timed = 0
+        #: every sized case's result, by case id, in the order they were sized
+        self.results: dict[str, CaseResult] = {}
         self.skipped: list[dict[str, Any]] = []
         self.failed: list[dict[str, Any]] = []
         self.left_out: dict[str, str] = {}
+        #: the trial running now, and each trial's drift probe
+        self.trial = trials.SIZING
+        self.probes: list[dict[str, Any]] = []
+        self.window = timing.CpuWindow()
         self.interrupted = False
-        self.ctrl_c = CtrlC()
-        self.limiter: Any = None
+        self.ctrl_c = saving.CtrlC()
         #: what machine_extras said when the timing started, with the machine's peaks
         self.machine: dict[str, Any] | None = None
-        #: per CPU backend, each timed step's configuration, extra_info and median: their true
-        #: memory is measured once the timing is over
-        self.memory_cases: dict[str, list[tuple[Conv, dict[str, Any], float]]] = {}
         self.verdicts: list[Verdict] = []
-        #: the flag ("contended", "noisy" or "") of every timed benchmark, once saved
-        self.flags: list[str] = []
         #: what other processes took of the machine just before the first benchmark
         self.before_start: CpuUse | None = None
         #: the line printed last: the report's path, or why there is none
@@ -138,7 +72,7 @@ class Harness:
         #: the run's JSON, once saved
         self.saved: Path | None = None
 
-    # which modules a run collects
+    # which modules a run collects, and in which order it runs them
 
     @property
     def collects_benchmarks(self) -> bool:
@@ -149,6 +83,16 @@ class Harness:
             or config.getoption("benchmark_disable", False)
             or config.getoption("preset")
             or config.args_source == pytest.Config.ArgsSource.ARGS
+        )
+
+    @property
+    def timing_on(self) -> bool:
+        """Whether this run times benchmarks (not only collects them, or runs them once)."""
+        config = self.config
+        return not (
+            config.option.collectonly
+            or config.getoption("benchmark_skip", False)
+            or config.getoption("benchmark_disable", False)
         )
 
     def pytest_ignore_collect(self, collection_path: Path) -> bool | None:
@@ -168,50 +112,46 @@ class Harness:
         s = self.settings
         chosen = f" ({s.preset_chosen})" if s.preset_chosen else ""
         return (
-            f"im2col-bench: preset {s.preset.name}{chosen}, {s.threads} threads, "
-            f"memory limit {100 * s.memory_share:g}% of available, reports in {s.report_dir}"
+            f"im2col-bench: preset {s.preset.name}{chosen}, {s.threads} threads, {s.trials} "
+            f"trials (seed {s.seed}), memory limit {100 * s.memory_share:g}% of available, "
+            f"reports in {s.report_dir}"
         )
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        s = self.settings
         if "case" in metafunc.fixturenames:
-            names = self.settings.backends or impls.backend_names()
-            timed, self.left_out = contenders(names, self.settings.preset)
-            s = self.settings
+            names = s.backends or impls.backend_names()
+            timed, self.left_out = contenders(names, s.preset)
             cases = build_matrix(s.preset, timed, s.sizes, s.scaling)
             metafunc.parametrize("case", cases, ids=[c.id for c in cases])
         if "blas_case" in metafunc.fixturenames:
-            preset = self.settings.preset
-            blas: list[Any] = [BlasCase(conv) for conv in preset.limit_convs()]
+            blas: list[Any] = [BlasCase(conv) for conv in s.preset.limit_convs()]
             ids = [c.id for c in blas]
             if not blas:
-                reason = f"the {preset.name} preset times no BLAS limit (a CPU product)"
+                reason = f"the {s.preset.name} preset times no BLAS limit (a CPU product)"
                 blas, ids = [pytest.param(None, marks=pytest.mark.skip(reason=reason))], ["none"]
             metafunc.parametrize("blas_case", blas, ids=ids)
+        if "trial" in metafunc.fixturenames:
+            count = s.trials if self.timing_on else 0
+            metafunc.parametrize("trial", range(count + 1), ids=trials.trial_id)
 
     def pytest_collection_modifyitems(
         self, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
-        if self.settings.rerun is None:
-            return
-        flagged = {case_key(name) for name in self.settings.flagged}
-        keep = [item for item in items if case_key(item.nodeid) in flagged]
-        dropped = [item for item in items if case_key(item.nodeid) not in flagged]
-        if dropped:
-            config.hook.pytest_deselected(items=dropped)
-            items[:] = keep
-
-    @property
-    def timing_on(self) -> bool:
-        """Whether this run times benchmarks (not only collects them, or runs them once)."""
-        config = self.config
-        return not (
-            config.option.collectonly
-            or config.getoption("benchmark_skip", False)
-            or config.getoption("benchmark_disable", False)
-        )
+        if self.settings.rerun is not None:
+            flagged = {case_key(name) for name in self.settings.flagged}
+            dropped = [item for item in items if case_key(item.nodeid) not in flagged]
+            if dropped:
+                config.hook.pytest_deselected(items=dropped)
+                items[:] = [item for item in items if case_key(item.nodeid) in flagged]
+        visits = [(item, _visit_of(item)) for item in items]
+        others = [item for item, visit in visits if visit is None]
+        ours = [(item, visit) for item, visit in visits if visit is not None]
+        order = trials.visit_order([v for _, v in ours], self.settings.trials, self.settings.seed)
+        items[:] = others + [ours[i][0] for i in order]
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        if self.timing_on and any(_case_of(item) for item in session.items):
+        if self.timing_on and any(_visit_of(item) for item in session.items):
             try:
                 from reports.storage import check_writable
 
@@ -245,61 +185,103 @@ class Harness:
                     from . import gpu_peaks
 
                     self.machine["gpu_peaks"] = gpu_peaks.measure()
-        if self.first_case_at is None:
+        if self.decisions.first_case_at is None:
             before = CpuSample.now()
             time.sleep(QUIET_CHECK_S)
             self.before_start = CpuUse.between(before, CpuSample.now())
-            self.first_case_at = time.perf_counter()
+            self.decisions.first_case_at = time.perf_counter()
             if self.before_start.contended(self.settings.threads):
-                self.write_line(
+                self.terminal.line(
                     f"im2col-bench: other processes are using {self.before_start.others_cores:.1f}"
                     f" of {self.before_start.cores} cores: timings will be contended"
                 )
 
-    def skip(self, case: Case | BlasCase, reason: str) -> None:
-        self.skipped.append(self.row(case, status="skipped", reason=reason))
-        pytest.skip(f"{skip_prefix(case, reason)}: {reason}")
+    def visit(self, benchmark: Any, case: Case | BlasCase, trial: int) -> None:
+        """Size a case (trial 0), or time one trial's visit of it."""
+        if trial == trials.SIZING:
+            self.size(benchmark, case)
+            return
+        result = self.results.get(case.id)
+        if result is None or result.failed:
+            benchmark.skipped = True
+            pytest.skip("not timed: see the reason of its sizing visit")
+        self.begin_trial(trial)
+        threads = self.use_threads(getattr(case, "threads", 0) or self.settings.threads)
+        self.prepare(benchmark, case)
+        done: timing.Blocks | timing.GpuRounds | None
+        if isinstance(case, Case):
+            done = timing.time_visit(
+                benchmark,
+                impls.get_backend(case.backend),
+                case,
+                result.rounds,
+                self.window,
+                device_memory=not result.visits,
+            )
+        else:
+            done = timing.time_blas(benchmark, case, result.rounds, self.window)
+        if done is not None:
+            use = done.cpu_use()
+            result.add(trial, benchmark.stats, {**done.info(), **use.info(threads)})
+
+    def size(self, benchmark: Any, case: Case | BlasCase) -> None:
+        """The sizing visit: skip decisions, JIT, the calls that size the rounds, accuracy."""
+        d = self.decisions
+        backend = impls.get_backend(case.backend) if isinstance(case, Case) else None
+        if isinstance(case, BlasCase):
+            reason = d.memory_reason(timing.blas_memory_needed(case))
+        else:
+            reason = d.skip_reason(case, impls.get_backend(case.backend))
+        if reason:
+            self.skipped.append(self.row(case, status="skipped", reason=reason))
+            pytest.skip(f"{skip_prefix(case, reason)}: {reason}")
+        threads = self.use_threads(getattr(case, "threads", 0) or self.settings.threads)
+        self.prepare(benchmark, case)
+        if not self.timing_on:
+            if isinstance(case, Case) and backend is not None:
+                timing.time_visit(benchmark, backend, case, 1)  # once, untimed, as a test
+            else:
+                benchmark.skipped = True
+            return
+        if isinstance(case, BlasCase):
+            sizing = timing.size_blas(case)
+        else:
+            sizing = timing.size_case(impls.get_backend(case.backend), case)
+            d.estimates_at(threads).add(case, sizing.per_call_s)
+            d.plan(sizing.per_call_s)
+        d.compile_s += max(sizing.first_s - sizing.second_s, 0.0)
+        result = CaseResult(case, self.row(case), sizing, d.rounds(sizing.per_call_s, threads))
+        if isinstance(case, Case) and backend is not None:
+            preset = self.settings.preset
+            if case.pass_ in PASSES and preset.accuracy:
+                started = time.perf_counter()
+                result.extra.update(self.accuracy.measure(backend, case.conv))
+                d.accuracy_s += time.perf_counter() - started
+            result.wants_memory = (
+                case.pass_ == "step" and backend.device == "cpu" and preset.memory
+            ) and not case.threads
+        self.results[case.id] = result
+
+    def begin_trial(self, trial: int) -> None:
+        """At a trial's first visit: time the drift probe."""
+        if trial == self.trial:
+            return
+        self.trial = trial
+        self.use_threads(self.settings.threads)
+        at_s = time.perf_counter() - self.started
+        self.probes.append({"trial": trial, "probe_s": timing.probe_s(), "at_s": at_s})
 
     def row(self, case: Case | BlasCase, status: str = "ok", reason: str = "") -> dict[str, Any]:
         return result_row(case, threads=self.settings.threads, status=status, reason=reason)
 
-    def time_case(self, benchmark: Any, case: Case) -> None:
-        """Time one backend on one pass of one configuration, or skip it with the reason."""
-        backend = impls.get_backend(case.backend)
-        reason = self.skip_reason(case, backend)
-        if reason:
-            self.skip(case, reason)
-        self.prepare(benchmark, case, f"{case.pass_} {case.conv.id}")
-        threads = self.use_threads(case.threads or self.settings.threads)
-        blocks = timing.time_case(benchmark, backend, case, self.estimates_at(threads))
-        if blocks is not None:
-            self.record(benchmark, blocks, threads)
-            self.conv_timed += 1
-            if case.pass_ in PASSES and self.settings.preset.accuracy:
-                started = time.perf_counter()
-                benchmark.extra_info.update(self.accuracy.measure(backend, case.conv))
-                self.accuracy_s += time.perf_counter() - started
-            memory = self.settings.preset.memory and not case.threads
-            if case.pass_ == "step" and backend.device == "cpu" and memory:
-                median = float(benchmark.stats.stats.median)
-                cases = self.memory_cases.setdefault(case.backend, [])
-                cases.append((case.conv, benchmark.extra_info, median))
-
-    def time_blas(self, benchmark: Any, case: BlasCase) -> None:
-        """Time the plain BLAS product of a configuration's im2col size: the machine's limit."""
-        # no budget here: a second or two, and a goal and every % of the limit need it
-        reason = self.memory_reason(timing.blas_memory_needed(case))
-        if reason:
-            self.skip(case, reason)
-        self.prepare(benchmark, case, "blas limit")
-        threads = self.use_threads(self.settings.threads)
-        blocks = timing.time_blas(benchmark, case, self.estimates_at(threads))
-        if blocks is not None:
-            self.record(benchmark, blocks, threads)
-
-    def estimates_at(self, threads: int) -> timing.Estimates:
-        """The fastest rounds so far at ``threads``, to size and estimate the next cases."""
-        return self.scaling_estimates.get(threads, self.estimates)
+    def prepare(self, benchmark: Any, case: Case | BlasCase) -> None:
+        if isinstance(case, Case):
+            benchmark.group = f"{case.pass_} {case.conv.id}"
+        else:
+            benchmark.group = "blas limit"
+        # pytest-benchmark copies params into its JSON: plain text there, not our objects
+        benchmark.params = {"case": case.id}
+        benchmark.extra_info.update(self.row(case))
 
     def use_threads(self, threads: int) -> int:
         """Set BLAS, numba and torch to ``threads`` where they are set to another count."""
@@ -308,87 +290,6 @@ class Harness:
             self.limiter = apply_threads(threads)
             self.threads_now = threads
         return threads
-
-    def record(
-        self, benchmark: Any, blocks: timing.Blocks | timing.GpuRounds, threads: int
-    ) -> None:
-        """Keep a timed benchmark, with its protocol and the CPU use over its rounds."""
-        use = blocks.cpu_use()
-        info = benchmark.extra_info
-        self.compile_s += max(info.get("warmup_s", 0.0) - info.get("second_call_s", 0.0), 0.0)
-        benchmark.extra_info.update(blocks.info())
-        benchmark.extra_info.update(use.info(threads))
-        self.benchmarks.append(benchmark.stats)
-
-    def prepare(self, benchmark: Any, case: Case | BlasCase, group: str) -> None:
-        benchmark.group = group
-        # pytest-benchmark copies params into its JSON: plain text there, not our objects
-        benchmark.params = {"case": case.id}
-        benchmark.extra_info.update(self.row(case))
-
-    def skip_reason(self, case: Case, backend: impls.Backend) -> str | None:
-        """Why this case is not timed, or None to time it."""
-        ok, why = backend.available()
-        if not ok:
-            return f"unavailable: {why}"
-        if backend.simulated():
-            return "runs on numba's CUDA simulator: correct but never timed"
-        conv = case.conv
-        declined = backend.supports(
-            conv.x_shape,
-            conv.w_shape,
-            stride=conv.stride,
-            padding=conv.padding,
-            dtype=np.dtype(conv.dtype),
-        )
-        if declined:
-            return f"declined: {declined}"
-        needed = timing.memory_needed(backend, conv)
-        if backend.device == "gpu":
-            from . import gpu_memory
-
-            free = gpu_memory.free_bytes()
-            reason = None if free is None else self.memory_reason(needed, free, " of GPU memory")
-        else:
-            reason = self.memory_reason(needed)
-        reason = reason or self.budget_reason()
-        if reason:
-            return reason
-        estimate = self.estimates_at(case.threads or self.settings.threads).estimate(case)
-        preset = self.settings.preset
-        if estimate is not None and estimate.seconds > preset.max_call_s:
-            return (
-                f"too slow: {estimate.describe()}, over the {preset.name} preset's "
-                f"{preset.max_call_s:g} s limit"
-            )
-        return None
-
-    def memory_reason(
-        self, needed: int, available: int | None = None, memory: str = ""
-    ) -> str | None:
-        """Why ``needed`` bytes are too many for ``available`` (the host's now by default)."""
-        available = available_memory() if available is None else available
-        share = self.settings.memory_share
-        if needed <= share * available:
-            return None
-        return (
-            f"too big: needs an estimated {needed / 2**30:.3g} GiB (inputs, outputs, working "
-            f"memory), over {100 * share:g}% of the {available / 2**30:.3g} GiB{memory} "
-            "available (--memory-limit moves the limit)"
-        )
-
-    def budget_reason(self) -> str | None:
-        preset = self.settings.preset
-        started = self.first_case_at or time.perf_counter()
-        spent = time.perf_counter() - started - self.compile_s - self.accuracy_s
-        # each thread count of --threads gets the preset's budget
-        budget = preset.session_budget_s * (1 + len(self.settings.scaling))
-        if spent <= budget:
-            return None
-        return (
-            f"over budget: the {preset.name} preset's {budget:.0f} s session budget is "
-            "spent (JIT compilation and accuracy checks not counted)"
-        )
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Any:
@@ -405,15 +306,25 @@ class Harness:
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         # tryfirst: the outermost wrapper, after pytest-benchmark's, which unmarks the fixture
         report = yield
-        case = _case_of(item)
-        if case is not None and report.failed:
+        visit = _visit_of(item)
+        benchmark = getattr(item, "funcargs", {}).get("benchmark")
+        if visit is not None and visit[1] == trials.SIZING and self.timing_on and benchmark:
+            benchmark.skipped = True  # sized without pytest-benchmark: its rounds come later
+        if visit is not None and report.failed:
+            case, trial = visit
             # its failure has its own line: no warning that the fixture went unused
             benchmark = getattr(item, "funcargs", {}).get("benchmark")
             if benchmark is not None:
                 benchmark.skipped = True
             crash = getattr(report.longrepr, "reprcrash", None)
             message = crash.message if crash else str(report.longrepr).strip().splitlines()[-1]
-            self.failed.append(self.row(case, status="failed", reason=f"{report.when}: {message}"))
+            where = report.when
+            if trial != trials.SIZING:
+                where = f"{trials.trial_id(trial)} {where}"
+            result = self.results.get(case.id)
+            if result is not None:  # its later trials skip it; its rounds are dropped
+                result.failed = message
+            self.failed.append(self.row(case, status="failed", reason=f"{where}: {message}"))
         return report
 
     # saving
@@ -428,231 +339,25 @@ class Harness:
     def pytest_benchmark_update_machine_info(self, machine_info: dict[str, Any]) -> None:
         machine_info.update(self.machine or machine_extras(self.settings.threads))
 
-    def pytest_benchmark_update_json(self, output_json: dict[str, Any]) -> None:
-        for bench in output_json["benchmarks"]:
-            # named from the repository, whatever pytest took for the rootdir, so that runs
-            # compare and rerun by name
-            bench["fullname"] = f"{BENCHMARKS_MODULE}::{case_key(bench['fullname'])}"
-        output_json["im2col_bench"] = self.run_extra()
-        if self.settings.rerun is not None:
-            self.carry_over(output_json, self.settings.rerun)
-
-    def carry_over(self, output_json: dict[str, Any], rerun: Path) -> None:
-        """Add the rows of the run given to ``--rerun-flagged`` that this run did not time."""
-        from reports import read_run
-
-        previous = read_run(rerun)
-        timed = {case_key(b["fullname"]) for b in output_json["benchmarks"]}
-        source = str(rerun)
-        output_json["benchmarks"] += [
-            {**b, "extra_info": {**(b.get("extra_info") or {}), "carried_from": source}}
-            for b in previous["benchmarks"]
-            if case_key(str(b.get("fullname"))) not in timed
-        ]
-        extra, old = output_json["im2col_bench"], previous.get("im2col_bench") or {}
-        for key in ("skipped", "failed"):
-            extra[key] = old.get(key, []) + extra[key]
-        extra["left_out"] = old.get("left_out", extra["left_out"])
-        extra["rerun_of"] = source
-
-    def run_extra(self) -> dict[str, Any]:
-        """What the run's JSON keeps under ``im2col_bench``."""
-        from reports.data import JSON_FORMAT
-
-        return {
-            "dx_check": self.dx_check(),
-            "format": JSON_FORMAT,
-            "preset": self.settings.preset.name,
-            "preset_chosen": self.settings.preset_chosen,
-            "threads": self.settings.threads,
-            "thread_scaling": list(self.settings.scaling),
-            "memory_share": self.settings.memory_share,
-            "backends": self.settings.backends or impls.backend_names(),
-            "left_out": [{"backend": k, "reason": v} for k, v in self.left_out.items()],
-            "skipped": self.skipped,
-            "failed": self.failed,
-            "interrupted": self.interrupted,
-            "wall_s": time.perf_counter() - self.started,
-            "protocol": timing.protocol(),
-            "accuracy": {"metric": METRIC, "oracle": "reference in float64", "s": self.accuracy_s},
-            "before_start": self.before_start.info(self.settings.threads)
-            if self.before_start
-            else None,
-        }
-
-    def dx_check(self) -> dict[str, Any] | None:
-        """The article's flipped-kernel dx and each timed backend's, against the reference."""
-        if self.interrupted:
-            return None
-        from .dx_shortcut import dx_check
-
-        names = self.settings.backends or impls.backend_names()
-        try:
-            return dx_check(contenders(names, self.settings.preset)[0])
-        except Exception as exc:  # a check that breaks must not cost the run's JSON
-            return {"failed": f"{type(exc).__name__}: {exc}"}
-
-    def run_json(self) -> dict[str, Any]:
-        """pytest-benchmark's JSON of this run, made through its own hooks."""
-        hook, config = self.config.hook, self.config
-        machine_info = hook.pytest_benchmark_generate_machine_info(config=config)
-        hook.pytest_benchmark_update_machine_info(config=config, machine_info=machine_info)
-        commit_info = hook.pytest_benchmark_generate_commit_info(config=config)
-        hook.pytest_benchmark_update_commit_info(config=config, commit_info=commit_info)
-        output: dict[str, Any] = hook.pytest_benchmark_generate_json(
-            config=config,
-            benchmarks=self.benchmarks,
-            include_data=True,
-            machine_info=machine_info,
-            commit_info=commit_info,
-        )
-        hook.pytest_benchmark_update_json(
-            config=config, benchmarks=self.benchmarks, output_json=output
-        )
-        return output
-
     @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_sessionfinish(self, exitstatus: int) -> Iterator[None]:
+    def pytest_sessionfinish(self, exitstatus: int) -> Any:
         # first of all the session-finish hooks, to leave a second Ctrl-C the least time
-        self.save(exitstatus)
+        saving.save(self, exitstatus)
         return (yield)
 
-    def measure_memory(self) -> None:
-        """Each timed CPU step's true peak extra memory, in a child process per backend.
-
-        After the timing, so no child runs beside a benchmark. A Ctrl-C stops it, and the run
-        is saved with what was measured (interrupted). Whatever else goes wrong costs only the
-        memory: each step not measured keeps why in ``memory_error``, shown in the report.
-        """
-        from . import memory
-
-        if not self.memory_cases:
-            return
-        self.write_line(
-            f"im2col-bench: measuring the memory of {len(self.memory_cases)} backends, "
-            "a child process each"
-        )
-        for name, cases in self.memory_cases.items():
-            convs = [conv for conv, _, _ in cases]
-            # each configuration runs twice (batch 1, then whole) after the child's imports
-            timeout = MEMORY_CHILD_S + 10 * sum(median for _, _, median in cases)
-            try:
-                results = memory.measure(
-                    impls.get_backend(name), convs, self.settings.threads, timeout
-                )
-            except KeyboardInterrupt:
-                self.interrupted = True
-                return
-            except Exception as exc:  # a bug here must not cost the run
-                results = {c.id: {"memory_error": f"{type(exc).__name__}: {exc}"} for c in convs}
-            why = {results[c.id]["memory_error"] for c in convs if "memory_error" in results[c.id]}
-            for conv, info, _ in cases:
-                info.update(results[conv.id])
-            for reason in sorted(why):
-                self.write_line(f"im2col-bench: memory of {name} not measured: {reason}")
-
-    def save(self, exitstatus: int) -> None:
-        """Save the run's JSON, then its report and the index; the JSON survives a Ctrl-C."""
-        if not self.conv_timed:
-            self.ctrl_c.uninstall()
-            if self.benchmarks or self.failed:
-                self.outcome = "no backend was timed, so no run was saved"
-            return
-        self.interrupted |= self.ctrl_c.presses > 0 or exitstatus == pytest.ExitCode.INTERRUPTED
-        if not self.interrupted:
-            self.measure_memory()
-        report_dir = self.settings.report_dir
-        node = re.sub(r"[^A-Za-z0-9_.-]+", "-", socket.gethostname())[:40]
-        stem = f"{time.strftime('%Y%m%d-%H%M%S')}_{node}_{self.settings.preset.name}"
-        run_json: Path | None = None
-        self.outcome = "the run could not be saved"
-        try:
-            with self.ctrl_c.hold():
-                from reports import build_report, update_index
-                from reports.data import flag
-                from reports.stats import is_noisy, median_interval
-                from reports.storage import RUNS, write_new
-
-                text = json.dumps(self.run_json(), indent=1, default=str)
-                run_json = write_new(report_dir / RUNS, stem, ".json", text)
-                self.saved = run_json
-            html = run_json.with_suffix(".html")
-            self.outcome = f"the run is in {run_json}; the report failed"
-            (self.verdicts,) = build_report([run_json], html).values()
-            self.flags = [
-                flag(b.extra_info.get("contended") is True, is_noisy(median_interval(b.stats.data)))
-                for b in self.benchmarks
-            ]
-            update_index(report_dir)
-            self.outcome = str(html)
-        except KeyboardInterrupt:
-            self.outcome = (
-                "interrupted before the run was saved"
-                if run_json is None
-                else f"report interrupted; rebuild it: python -m reports build {run_json} -o "
-                f"{run_json.with_suffix('.html')}"
-            )
-        except Exception as exc:  # a report bug must not hide the run's JSON
-            self.outcome = f"{self.outcome} ({type(exc).__name__}: {exc})"
-
     @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_terminal_summary(self, terminalreporter: Any) -> Iterator[None]:
+    def pytest_terminal_summary(self, terminalreporter: Any) -> Any:
         # outside pytest's own summary, so these lines come after its skip and failure lines
         result = yield
-        if self.saved is not None and self.verdicts:
-            from reports import load
-
-            from .summary import summary_lines
-
-            terminalreporter.write_sep("-", "im2col-bench")
-            for line in summary_lines(load([self.saved]), self.verdicts, self.interrupted):
-                terminalreporter.write_line(line)
-        for line in self.trust_lines():
-            for part in textwrap.wrap(line, 100, subsequent_indent="  "):
-                terminalreporter.write_line(part)
+        self.terminal.summary(terminalreporter, self.saved, self.verdicts, self.interrupted)
         return result
-
-    def trust_lines(self) -> list[str]:
-        """How many timed rows are contended or noisy, and what to do about it; [] if none."""
-        contended, noisy = self.flags.count("contended"), self.flags.count("noisy")
-        if not (contended or noisy):
-            return []
-        from reports.stats import NOISY_HALF_WIDTH
-
-        return [
-            f"{contended} of {len(self.flags)} timed rows are contended (other processes took "
-            f"cores their threads needed) and {noisy} are noisy (the 95% interval of the "
-            f"median is wider than +-{100 * NOISY_HALF_WIDTH:g}%); goals resting on them are "
-            "inconclusive.",
-            "For numbers you can trust: run on a quieter machine, or with --threads 1, or "
-            "rerun just those rows: pytest --benchmark-only --rerun-flagged "
-            f"{self.saved or 'RUN.json'}",
-        ]
-
-    def write_line(self, line: str) -> None:
-        """One line on the terminal, through pytest's reporter where there is one, even while
-        a test's output is being captured."""
-        plugins = self.config.pluginmanager
-        reporter = plugins.get_plugin("terminalreporter")
-        capture = plugins.get_plugin("capturemanager")
-        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-            if reporter is not None:
-                reporter.write_line(line)
-            else:
-                print(line)
 
     def pytest_unconfigure(self) -> None:
         self.ctrl_c.uninstall()
         if self.limiter is not None:
             self.limiter.restore_original_limits()
         if self.outcome:
-            self.write_line(self.outcome)
-
-
-def case_key(name: str) -> str:
-    """A benchmark's test and case from its full name, the same whatever pytest took for the
-    rootdir (a ``--report-dir DIR`` with a space can move it: then the file part differs)."""
-    return name.rsplit("::", 1)[-1]
+            self.terminal.line(self.outcome)
 
 
 def skip_prefix(case: Case | BlasCase, reason: str) -> str:
@@ -665,8 +370,12 @@ def skip_prefix(case: Case | BlasCase, reason: str) -> str:
     return f"{case.backend} {case.pass_} {case.conv.id}"
 
 
-def _case_of(item: pytest.Item) -> Case | BlasCase | None:
-    """The benchmark case an item times, or None for any other test."""
+def _visit_of(item: pytest.Item) -> tuple[Case | BlasCase, int] | None:
+    """The benchmark case an item visits and its trial, or None for any other test."""
     params = getattr(item, "callspec", None)
-    case = params.params.get("case", params.params.get("blas_case")) if params else None
-    return case if isinstance(case, (Case, BlasCase)) else None
+    if params is None:
+        return None
+    case = params.params.get("case", params.params.get("blas_case"))
+    if not isinstance(case, (Case, BlasCase)):
+        return None
+    return case, int(params.params.get("trial", trials.SIZING))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import impls
 
 from .machine import default_threads
 from .matrix import PRESETS, SWEEP, Preset
+from .trials import DEFAULT_TRIALS
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,10 @@ class Settings:
     #: the other thread counts of ``--threads 1,2,...``, fewest first: the CPU backends'
     #: passes are timed again at each, for the thread scaling
     scaling: tuple[int, ...] = ()
+    #: trials: each visits every case once, in its own random order
+    trials: int = 1
+    #: the seed of the trials' orders
+    seed: int = 0
 
 
 def read_settings(config: pytest.Config) -> Settings:
@@ -73,6 +79,8 @@ def read_settings(config: pytest.Config) -> Settings:
         flagged=frozenset(previous.get("flagged", ())),
         preset_chosen=chosen,
         scaling=tuple(sorted(threads)[:-1]) if threads else (),
+        trials=_positive(config.getoption("trials"), "--trials") or DEFAULT_TRIALS,
+        seed=_seed(config.getoption("seed")),
     )
 
 
@@ -147,6 +155,26 @@ def _backends(text: str | None) -> list[str] | None:
             "name a backend to time, e.g. naive_loop"
         )
     return names
+
+
+def _positive(text: str | None, option: str) -> int | None:
+    values = _int_list(text, option)
+    if values is not None and len(values) != 1:
+        raise pytest.UsageError(f"{option} takes one positive integer, got {text!r}")
+    return values[0] if values else None
+
+
+def _seed(text: str | None) -> int:
+    """--seed as an integer in [0, 2**32); a random one when not given."""
+    if text is None:
+        return secrets.randbelow(2**32)
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if not 0 <= seed < 2**32:
+        raise pytest.UsageError(f"--seed takes an integer in [0, 2**32), got {text!r}")
+    return seed
 
 
 def _share(text: str | None) -> float:

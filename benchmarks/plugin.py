@@ -39,6 +39,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "backends, sizes and threads) and save a new run with those rows replaced",
     )
     group.addoption(
+        "--trials",
+        help="how many times each case is timed, each time in a random order of the matrix "
+        "(default 3); a case's interval comes from the variation between its trials",
+    )
+    group.addoption(
+        "--seed", help="seed of the trials' random orders (default: a random one, in the JSON)"
+    )
+    group.addoption(
         "--memory-limit",
         help="largest share of the available memory one configuration may need (default 50%%); "
         "a bigger one is skipped with its estimate",

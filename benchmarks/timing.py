@@ -1,20 +1,21 @@
-"""How one case is timed: the calls, the protocol of rounds, estimates from smaller cases, memory.
+"""How one case is timed: its calls, the protocol of one visit's rounds, estimates, memory.
 
 Inputs, JIT compilation and host/device transfers stay outside the timed calls, and every
-timed call waits for the device.
+timed call waits for the device. A run visits each case once to size it (:func:`size_case`:
+two untimed calls, JIT compilation and caches) and then once per trial
+(:func:`time_visit`, with freshly allocated inputs; benchmarks/trials.py orders the visits).
 
-The protocol on the CPU: a benchmark starts when the process's own threads have stopped spinning
-(:func:`settle`: the previous library's thread pool no longer holds a core), with two
-untimed calls (JIT compilation, caches; they size the rounds). Its rounds then run in blocks
-(:class:`Blocks`); each block opens with untimed calls for at least WARM_S (this library's
-pool wakes up; the two calls count for the first block), and each later block first
-settles again. So every round is the library's steady state, whatever ran before it.
+A visit on the CPU starts when the process's own threads have stopped spinning
+(:func:`settle`: the previous library's thread pool no longer holds a core); its rounds then
+run in blocks (:class:`Blocks`), each opened by untimed calls for at least WARM_S (this
+library's pool wakes up), each later block settled first. So every round is the library's
+steady state, whatever ran before it.
 
 On the GPU (:class:`GpuRounds`) there is no pool to settle, and a pause lets the GPU's clocks
-drop: after the two untimed calls, untimed calls go on until the time per call stops falling
-(:func:`warm_until_flat`), then the rounds run back to back, each between two CUDA events,
-with the host's time to queue the call kept beside the device's (a row whose host time
-reaches its device time is bound by the launches, not the GPU).
+drop: untimed calls go on until the time per call stops falling (:func:`warm_until_flat`),
+then the rounds run back to back, each between two CUDA events, with the host's time to
+queue the call kept beside the device's (a row whose host time reaches its device time is
+bound by the launches, not the GPU).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import itertools
 import math
 import statistics
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,9 +119,15 @@ class Blocks:
     """
 
     def __init__(
-        self, target: Target, make_args: Setup | None, rounds: int, warmed_s: float = 0.0
+        self,
+        target: Target,
+        make_args: Setup | None,
+        rounds: int,
+        warmed_s: float = 0.0,
+        window: CpuWindow | None = None,
     ) -> None:
         self.target = target
+        self.window = window or CpuWindow()
         self.make_args = make_args
         #: seconds of untimed calls just made, settled before them: they open the first block
         self.warmed_s = warmed_s
@@ -138,7 +146,7 @@ class Blocks:
     def setup(self) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
         if self.done in self.starts:
             if self.first is None:
-                self.first = CpuSample.now()
+                self.first = self.window.sample()
                 if self.warmed_s < WARM_S:
                     self.warm_up(WARM_S - self.warmed_s)
             else:
@@ -158,8 +166,8 @@ class Blocks:
                 return
 
     def cpu_use(self) -> CpuUse:
-        """The CPU use from the first block's settle until now (call it after the rounds)."""
-        use, self.topped_up_s = cpu_use_since(self.first)
+        """The CPU use over the rounds, until now (call it after them)."""
+        use, self.topped_up_s = self.window.since(self.first)
         return use
 
     def info(self) -> dict[str, Any]:
@@ -172,17 +180,40 @@ class Blocks:
         }
 
 
-def cpu_use_since(first: CpuSample | None) -> tuple[CpuUse, float]:
-    """The CPU use from ``first`` until now, and the seconds waited to top up its window.
+class CpuWindow:
+    """The CPU counters sampled where each visit's rounds start.
 
-    The system counts CPU time in 10 ms ticks, so a window shorter than MIN_WINDOW_S is
-    topped up by waiting, idle, while other processes go on.
+    The system counts CPU time in 10 ms ticks, so a visit's CPU use is measured over
+    MIN_WINDOW_S at least: from its own start when the rounds took that long, else from the
+    latest earlier sample at least that old (the visits just before it, other processes'
+    use then included), else topped up by waiting, idle, while other processes go on.
     """
-    if first is None:
-        raise RuntimeError("no round has started")
-    topped_up_s = max(MIN_WINDOW_S - (time.perf_counter() - first.wall), 0)
-    time.sleep(topped_up_s)
-    return CpuUse.between(first, CpuSample.now()), topped_up_s
+
+    #: samples kept: far more than MIN_WINDOW_S of visits
+    KEPT = 256
+
+    def __init__(self) -> None:
+        self.samples: deque[CpuSample] = deque(maxlen=self.KEPT)
+
+    def sample(self) -> CpuSample:
+        """Sample the counters now, where a visit's rounds start."""
+        sample = CpuSample.now()
+        self.samples.append(sample)
+        return sample
+
+    def since(self, first: CpuSample | None) -> tuple[CpuUse, float]:
+        """The CPU use from ``first`` (or an earlier sample) until now, and the seconds waited
+        to top the window up."""
+        if first is None:
+            raise RuntimeError("no round has started")
+        start = first
+        now = time.perf_counter()
+        if now - first.wall < MIN_WINDOW_S:
+            older = [s for s in self.samples if now - s.wall >= MIN_WINDOW_S]
+            start = older[-1] if older else first
+        topped_up_s = max(MIN_WINDOW_S - (now - start.wall), 0)
+        time.sleep(topped_up_s)
+        return CpuUse.between(start, CpuSample.now()), topped_up_s
 
 
 def warm_until_flat(
@@ -231,8 +262,10 @@ class GpuRounds:
         timer: DeviceTimer,
         synchronize: Callable[[], None],
         warm_calls: int = 0,
+        window: CpuWindow | None = None,
     ) -> None:
         self.call = call
+        self.window = window or CpuWindow()
         self.synchronize = synchronize
         self.make_args = make_args
         self.rounds = rounds
@@ -249,12 +282,12 @@ class GpuRounds:
 
     def setup(self) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
         if self.first is None:
-            self.first = CpuSample.now()
+            self.first = self.window.sample()
         return self.make_args() if self.make_args else None
 
     def cpu_use(self) -> CpuUse:
         """The CPU use over the rounds (call it after them)."""
-        use, self.topped_up_s = cpu_use_since(self.first)
+        use, self.topped_up_s = self.window.since(self.first)
         return use
 
     def info(self) -> dict[str, Any]:
@@ -331,45 +364,33 @@ def make_target(backend: Backend, case: Case) -> tuple[Target, Setup | None]:
     return synchronized(backend, call), setup
 
 
-def time_case(
-    benchmark: Any, backend: Backend, case: Case, estimates: Estimates
-) -> Blocks | GpuRounds | None:
-    """Time one case with pytest-benchmark under the protocol; its rounds, or None when disabled.
+@dataclass(frozen=True)
+class Sizing:
+    """What a case's sizing visit learned: its two untimed calls, and its time per call."""
 
-    With ``--benchmark-disable`` the case runs once, untimed, as a plain test.
-    """
+    #: the first call (JIT compilation, mostly) and the second, in seconds
+    first_s: float
+    second_s: float
+    #: seconds per call to size its rounds by: the faster call, or on a GPU the device time
+    #: per call once warm
+    per_call_s: float
+    #: untimed calls made
+    calls: int = 2
+
+    def info(self) -> dict[str, Any]:
+        return {"warmup_s": self.first_s, "second_call_s": self.second_s}
+
+
+def size_case(backend: Backend, case: Case) -> Sizing:
+    """The sizing visit: untimed calls, the first compiling, that size the case's rounds."""
     call, setup = make_call(backend, case)
     target = synchronized(backend, call)
-    if not benchmark.enabled:
-        benchmark.pedantic(target, setup=setup, rounds=1)
-        return None
     timer = backend.device_timer()
     if timer is None:
-        settle()  # the previous benchmark's threads stop spinning: the first calls size the rounds
+        settle()  # the previous case's threads stop spinning: the calls size the rounds
     first_s, second_s = (_untimed_call(target, setup) for _ in range(2))  # JIT, then caches
-    benchmark.extra_info.update(warmup_s=first_s, second_call_s=second_s)
-    if timer is not None:
-        return _time_on_device(benchmark, backend, case, estimates, timer, call, setup, target)
-    estimate = estimates.estimate(case)
-    per_call = min(first_s, second_s, estimate.seconds if estimate else math.inf)
-    blocks = Blocks(target, setup, estimates.rounds(per_call), warmed_s=second_s)
-    benchmark.pedantic(target, setup=blocks.setup, rounds=blocks.rounds)
-    estimates.add(case, min(benchmark.stats.stats.data))
-    return blocks
-
-
-def _time_on_device(
-    benchmark: Any,
-    backend: Backend,
-    case: Case,
-    estimates: Estimates,
-    timer: DeviceTimer,
-    call: Target,
-    setup: Setup | None,
-    target: Target,
-) -> GpuRounds:
-    """The GPU protocol: warm until flat, then back-to-back rounds between CUDA events; a
-    step's peak device memory first."""
+    if timer is None:
+        return Sizing(first_s, second_s, min(first_s, second_s))
 
     def one_call_s() -> float:
         args, kwargs = setup() if setup else ((), {})
@@ -378,17 +399,63 @@ def _time_on_device(
         return seconds
 
     warm = warm_until_flat(one_call_s)
-    estimate = estimates.estimate(case)
-    warm_s = statistics.median(warm[-GPU_WARM_GROUP:])
-    per_call = min(warm_s, estimate.seconds if estimate else math.inf)
-    if case.pass_ == "step":
+    return Sizing(first_s, second_s, statistics.median(warm[-GPU_WARM_GROUP:]), 2 + len(warm))
+
+
+def time_visit(
+    benchmark: Any,
+    backend: Backend,
+    case: Case,
+    rounds: int,
+    window: CpuWindow | None = None,
+    device_memory: bool = False,
+) -> Blocks | GpuRounds | None:
+    """Time one visit of a case with pytest-benchmark, with freshly allocated inputs: its
+    ``rounds`` under the protocol, or None when pytest-benchmark is disabled (then the case
+    runs once, untimed, as a plain test). ``device_memory``: measure a GPU step's peak device
+    memory first."""
+    call, setup = make_call(backend, case)
+    target = synchronized(backend, call)
+    if not benchmark.enabled:
+        benchmark.pedantic(target, setup=setup, rounds=1)
+        return None
+    timer = backend.device_timer()
+    if timer is not None:
+        return _time_on_device(
+            benchmark, backend, case, rounds, timer, call, setup, window, device_memory
+        )
+    settle()  # the previous visit's threads stop spinning
+    blocks = Blocks(target, setup, rounds, window=window)
+    benchmark.pedantic(target, setup=blocks.setup, rounds=blocks.rounds)
+    return blocks
+
+
+def _time_on_device(
+    benchmark: Any,
+    backend: Backend,
+    case: Case,
+    rounds: int,
+    timer: DeviceTimer,
+    call: Target,
+    setup: Setup | None,
+    window: CpuWindow | None,
+    device_memory: bool,
+) -> GpuRounds:
+    """The GPU protocol: warm until flat, then back-to-back rounds between CUDA events."""
+
+    def one_call_s() -> float:
+        args, kwargs = setup() if setup else ((), {})
+        seconds = timer.time(call, *args, **kwargs).device_s
+        backend.synchronize()
+        return seconds
+
+    warm = warm_until_flat(one_call_s)
+    if device_memory and case.pass_ == "step":
+        target = synchronized(backend, call)
         benchmark.extra_info.update(gpu_memory.peak_extra(target, output_bytes(case.conv)))
-    rounds = GpuRounds(
-        call, setup, estimates.rounds(per_call), timer, backend.synchronize, len(warm)
-    )
-    benchmark.pedantic(rounds.target, setup=rounds.setup, rounds=rounds.rounds)
-    estimates.add(case, min(benchmark.stats.stats.data))
-    return rounds
+    gpu = GpuRounds(call, setup, rounds, timer, backend.synchronize, len(warm), window)
+    benchmark.pedantic(gpu.target, setup=gpu.setup, rounds=gpu.rounds)
+    return gpu
 
 
 def _untimed_call(target: Target, setup: Setup | None) -> float:
@@ -399,8 +466,8 @@ def _untimed_call(target: Target, setup: Setup | None) -> float:
     return time.perf_counter() - started
 
 
-def time_blas(benchmark: Any, case: BlasCase, estimates: Estimates) -> Blocks | None:
-    """Time the plain float32 GEMM of a configuration's im2col product: the machine's limit."""
+def blas_product(case: BlasCase) -> Target:
+    """The plain float32 GEMM of a configuration's im2col product, on fresh operands."""
     geom = case.conv.geometry()
     rows, depth = geom.cols_shape
     rng = np.random.default_rng(0)
@@ -411,12 +478,28 @@ def time_blas(benchmark: Any, case: BlasCase, estimates: Estimates) -> Blocks | 
     def product() -> None:
         np.matmul(cols, w_mat, out=out)
 
+    return product
+
+
+def size_blas(case: BlasCase) -> Sizing:
+    """The BLAS limit's sizing visit: two untimed products."""
+    product = blas_product(case)
+    settle()
+    first_s, second_s = (_untimed_call(product, None) for _ in range(2))
+    return Sizing(first_s, second_s, min(first_s, second_s))
+
+
+def time_blas(
+    benchmark: Any, case: BlasCase, rounds: int, window: CpuWindow | None = None
+) -> Blocks | None:
+    """Time one visit of the plain float32 GEMM of a configuration's im2col product: the
+    machine's limit."""
+    product = blas_product(case)
     if not benchmark.enabled:
         benchmark.pedantic(product)
         return None
     settle()
-    first_s, second_s = (_untimed_call(product, None) for _ in range(2))
-    blocks = Blocks(product, None, estimates.rounds(min(first_s, second_s)), warmed_s=second_s)
+    blocks = Blocks(product, None, rounds, window=window)
     benchmark.pedantic(product, setup=blocks.setup, rounds=blocks.rounds)
     return blocks
 
@@ -484,9 +567,12 @@ class Estimates:
         )
         return Estimate(t0 * grown, conv, t0)
 
-    def rounds(self, seconds_per_call: float) -> int:
+    def rounds(self, seconds_per_call: float, trials: int = 1) -> int:
+        """Rounds per visit: the preset's round budget and bounds, shared by ``trials``
+        visits (each gets one round at least)."""
         wanted = math.ceil(self.preset.round_budget_s / max(seconds_per_call, 1e-9))
-        return max(self.preset.min_rounds, min(self.preset.max_rounds, wanted))
+        total = max(self.preset.min_rounds, min(self.preset.max_rounds, wanted))
+        return max(1, math.ceil(total / trials))
 
 
 def scaling_exponent(points: list[tuple[int, float]]) -> float:
@@ -518,3 +604,24 @@ def blas_memory_needed(case: BlasCase) -> int:
     geom = case.conv.geometry()
     rows, depth = geom.cols_shape
     return 4 * (rows * depth + depth * geom.c_out + rows * geom.c_out)
+
+
+#: the drift probe: a fixed float32 product of PROBE_SIZE square matrices, PROBE_CALLS times
+PROBE_SIZE = 192
+PROBE_CALLS = 21
+
+
+def probe_s() -> float:
+    """The drift probe's median seconds: a fixed small BLAS product timed at the start of every
+    trial, so the report shows how the machine's speed moved between trials (shown, never
+    divided out)."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((PROBE_SIZE, PROBE_SIZE), dtype=np.float32) for _ in range(2))
+    out = np.empty_like(a)
+    settle()
+    times = []
+    for _ in range(PROBE_CALLS + 2):  # two untimed: the BLAS pool wakes up
+        started = time.perf_counter()
+        np.matmul(a, b, out=out)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times[2:])

@@ -99,9 +99,16 @@ def _compare(old: str, new: str, threshold_text: str) -> int:
             print(f"  {name}")
     worse = int(present["regressed"].sum())
     contended = int((present["regressed"] & present["contended"]).sum())
+    by_trials = int(present["trials"].sum())
+    tests = [
+        f"Welch's t on the trial medians of {by_trials}" if by_trials else "",
+        f"Mann-Whitney on the rounds of {len(present) - by_trials}"
+        if by_trials < len(present)
+        else "",
+    ]
     print(
         f"{worse} of {len(present)} benchmarks slowed by more than {100 * threshold:g}% "
-        f"(significant: Mann-Whitney p < {SIGNIFICANCE:g} on their rounds)"
+        f"(significant: p < {SIGNIFICANCE:g}; {', '.join(t for t in tests if t)})"
         + (f"; {contended} of them contended in a run: time them again on a quiet machine"
            if contended else "")
     )  # fmt: skip

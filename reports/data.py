@@ -17,7 +17,15 @@ import numpy as np
 import pandas as pd
 
 from . import runinfo
-from .stats import TIME_RANGE, Interval, is_noisy, median_interval, ratio_interval
+from .stats import (
+    TIME_RANGE,
+    Interval,
+    Rounds,
+    is_noisy,
+    median_interval,
+    ratio_interval,
+    trials_agreeing,
+)
 
 #: the baseline every speedup is measured against
 BASELINE = "naive_loop"
@@ -232,7 +240,9 @@ def load(paths: Iterable[str | Path]) -> pd.DataFrame:
                 "median": bench["stats"]["median"],
                 "iqr": bench["stats"].get("iqr"),
                 "rounds": bench["stats"].get("rounds"),
-                "times": bench["stats"].get("data"),
+                "times": Rounds(
+                    bench["stats"].get("data"), (bench.get("extra_info") or {}).get("round_trial")
+                ),
                 "status": "ok",
                 "reason": "",
             }
@@ -442,6 +452,14 @@ def _add_flags(df: pd.DataFrame) -> pd.DataFrame:
         median_interval(times) if status == "ok" else Interval(np.nan)
         for times, status in zip(df["times"], df["status"], strict=True)
     ]
+    # a run of trials: a row's time is the geometric mean of its trial medians
+    df["median"] = [
+        i.value if _has_trials(times) and np.isfinite(i.value) else m
+        for i, times, m in zip(intervals, df["times"], df["median"], strict=True)
+    ]
+    agreeing = [trials_agreeing(times) for times in df["times"]]
+    df["trials"] = [n for _, n in agreeing]
+    df["trials_agreeing"] = [a for a, _ in agreeing]
     df["median_low"] = [i.low for i in intervals]
     df["median_high"] = [i.high for i in intervals]
     df["spread"] = [i.half_width for i in intervals]
@@ -450,6 +468,10 @@ def _add_flags(df: pd.DataFrame) -> pd.DataFrame:
     df["noisy"] = [is_noisy(i) for i in intervals]
     df["flag"] = [flag(c, n) for c, n in zip(df["contended"], df["noisy"], strict=True)]
     return df
+
+
+def _has_trials(times: Any) -> bool:
+    return isinstance(times, Rounds) and times.by_trial() is not None
 
 
 def flag(contended: bool, noisy: bool) -> str:

@@ -1,8 +1,18 @@
-"""Confidence intervals and significance tests on a benchmark's rounds, through scipy.stats.
+"""Confidence intervals and significance tests on a benchmark's trials or rounds, via scipy.stats.
 
-Every interval is a percentile bootstrap (:func:`scipy.stats.bootstrap`) of a median or of
-a ratio of two medians, resampling each benchmark's rounds independently, with a fixed seed
-so a rebuilt report shows the same intervals. "Is there a difference" is the one-sided
+A run of several trials (benchmarks/trials.py) is judged by the variation *between its
+trials*: a row's time is the geometric mean of its trial medians, and its 95% interval is
+Student's t interval of their logarithms, so it includes what changed over the minutes
+between trials. A ratio of two rows of one run is *paired*: the two were timed seconds apart
+in every trial, so it is the geometric mean of the trials' ratios, with the t interval of
+their logarithms; a sum over a network's layers is summed within each trial first. Two
+different runs are not paired: their change is Welch's t interval and test on the trial
+medians' logarithms.
+
+Rounds without trials (a run of one trial, or made before trials) keep the earlier
+statistics: every interval is a percentile bootstrap (:func:`scipy.stats.bootstrap`) of a
+median or of a ratio of two medians, resampling each benchmark's rounds independently, with
+a fixed seed so a rebuilt report shows the same intervals. "Is there a difference" is the one-sided
 Mann-Whitney U test (:func:`scipy.stats.mannwhitneyu`), exact for small samples. A benchmark
 of more than :data:`MAX_ROUNDS` rounds is resampled and tested through a random subsample of
 that many (fixed seed): its interval is a little wider than all its rounds would give, and
@@ -33,6 +43,82 @@ MAX_ROUNDS = 10_000
 BATCH = 100
 #: the times in seconds a round or a median can plausibly take: from a nanosecond to 11 days
 TIME_RANGE = (1e-9, 1e6)
+
+
+#: a row agrees with its trials when its trial medians lie within this share of its time
+AGREE = 0.10
+
+
+@dataclass(frozen=True)
+class Rounds:
+    """A benchmark's rounds in seconds and the trial of each, as its run's JSON keeps them."""
+
+    times: Any
+    #: the trial of each round; None for a run made before trials
+    trials: Any = None
+
+    def by_trial(self) -> dict[int, np.ndarray] | None:
+        """Each trial's plausible rounds (:data:`TIME_RANGE`), by trial; None unless the rounds
+        carry a trial each and come from two trials or more."""
+        times, trials = self.times, self.trials
+        if not isinstance(times, (list, tuple, np.ndarray)):
+            return None
+        if not isinstance(trials, (list, tuple, np.ndarray)) or len(trials) != len(times):
+            return None
+        out: dict[int, list[float]] = {}
+        for t, trial in zip(times, trials, strict=True):
+            if _is_time(t) and TIME_RANGE[0] <= t <= TIME_RANGE[1] and _is_trial(trial):
+                out.setdefault(int(trial), []).append(float(t))
+        return {k: np.array(v) for k, v in sorted(out.items())} if len(out) >= 2 else None
+
+    def trial_medians(self) -> dict[int, float] | None:
+        """Each trial's median, by trial; None as for :meth:`by_trial`."""
+        by_trial = self.by_trial()
+        if by_trial is None:
+            return None
+        return {k: float(np.median(v)) for k, v in by_trial.items()}
+
+
+def _is_trial(value: Any) -> bool:
+    return bool(isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0)
+
+
+def _trial_medians(*rows: Any) -> list[dict[int, float]] | None:
+    """Each row's trial medians, over the trials every row has; None unless every row carries
+    trials and two or more are common to all."""
+    medians = [r.trial_medians() if isinstance(r, Rounds) else None for r in rows]
+    known = [m for m in medians if m is not None]
+    if len(known) < len(rows) or not known:
+        return None
+    common = set.intersection(*(set(m) for m in known))
+    if len(common) < 2:
+        return None
+    return [{k: m[k] for k in sorted(common)} for m in known]
+
+
+def t_interval(values: Any) -> Interval:
+    """exp of the mean of log(values), with Student's t interval of that mean (95%).
+
+    The geometric mean of positive values (a trial's median or ratio), and how far it is
+    known given how much they vary; NaN bounds under two values.
+    """
+    logs = np.log(np.asarray(values, dtype=float))
+    value = float(np.exp(logs.mean()))
+    if len(logs) < 2:
+        return Interval(value)
+    half = stats.t.ppf(0.5 + CONFIDENCE / 2, len(logs) - 1) * stats.sem(logs)
+    return Interval(value, float(np.exp(logs.mean() - half)), float(np.exp(logs.mean() + half)))
+
+
+def trials_agreeing(rounds: Any) -> tuple[int, int]:
+    """How many of a row's trial medians lie within :data:`AGREE` of its time, and how many
+    trials it has; (0, 0) for rounds without trials."""
+    medians = rounds.trial_medians() if isinstance(rounds, Rounds) else None
+    if medians is None:
+        return 0, 0
+    value = t_interval(list(medians.values())).value
+    agree = sum(abs(m / value - 1) <= AGREE for m in medians.values())
+    return agree, len(medians)
 
 
 @dataclass(frozen=True)
@@ -66,6 +152,8 @@ def rounds_of(values: Any) -> np.ndarray:
 
     Anything else (a missing or malformed list, text, an integer past 64 bits) is left out.
     """
+    if isinstance(values, Rounds):
+        values = values.times
     if isinstance(values, np.ndarray):
         values = values.tolist()
     if not isinstance(values, (list, tuple)):
@@ -92,6 +180,8 @@ def _is_time(value: Any) -> bool:
 
 def subsampled(values: Any) -> bool:
     """Whether :func:`rounds_of` keeps only a subsample of ``values``' rounds."""
+    if isinstance(values, Rounds):
+        values = values.times
     return isinstance(values, (list, tuple, np.ndarray)) and len(values) > MAX_ROUNDS
 
 
@@ -119,7 +209,12 @@ def _bootstrap(samples: tuple[np.ndarray, ...], statistic: Any) -> tuple[float, 
 
 
 def median_interval(rounds: Any) -> Interval:
-    """The median of ``rounds`` with its bootstrap interval (NaN bounds under two rounds)."""
+    """A row's time with its interval: over its trials (:func:`t_interval` of the trial
+    medians) where it has two or more, else the median of ``rounds`` with its bootstrap
+    interval (NaN bounds under two rounds)."""
+    medians = _trial_medians(rounds)
+    if medians is not None:
+        return t_interval(list(medians[0].values()))
     times = rounds_of(rounds)
     if not len(times):
         return Interval(math.nan)
@@ -127,12 +222,23 @@ def median_interval(rounds: Any) -> Interval:
     return Interval(float(np.median(times)), low, high)
 
 
-def ratio_interval(numerator: Any, denominator: Any) -> Interval:
-    """median(numerator) / median(denominator) with its two-sample bootstrap interval.
+def ratio_interval(numerator: Any, denominator: Any, paired: bool = True) -> Interval:
+    """numerator's time over denominator's, with its interval.
 
-    Each side's rounds are resampled on their own: the two were timed as separate
-    benchmarks, so no round of one is paired with a round of the other.
+    Two rows of one run's trials (``paired``): the geometric mean of the trials' ratios
+    and its t interval. Two different runs' trials (not ``paired``): the ratio of their
+    geometric means and Welch's t interval of the difference of their logarithms. Rounds
+    without trials: median(numerator) / median(denominator) with a two-sample bootstrap
+    interval, each side's rounds resampled on their own.
     """
+    medians = _trial_medians(numerator, denominator) if paired else None
+    if medians is not None:
+        top, bottom = medians
+        return t_interval([top[k] / bottom[k] for k in top])
+    if not paired:
+        unpaired = _welch(numerator, denominator)
+        if unpaired is not None:
+            return unpaired[0]
     a, b = rounds_of(numerator), rounds_of(denominator)
     if not (len(a) and len(b)):
         return Interval(math.nan)
@@ -158,12 +264,32 @@ def sum_ratio_interval(numerators: Sequence[Any], denominator: Sequence[Any] | f
     return weighted_sum_interval(parts, [(values, 1.0) for values in denominator])
 
 
-def p_slower(before: Any, after: Any) -> float:
-    """p-value of "``after``'s rounds are slower than ``before``'s" (Mann-Whitney U, one-sided).
+def _welch(after: Any, before: Any) -> tuple[Interval, float] | None:
+    """after's time over before's, two runs' trials: the ratio of the geometric means of
+    their trial medians, Welch's t interval of it, and the one-sided p-value of "after is
+    slower"; None unless both sides have two trials or more."""
+    sides = [r.trial_medians() if isinstance(r, Rounds) else None for r in (after, before)]
+    if any(side is None for side in sides):
+        return None
+    a, b = (np.log(list(side.values())) for side in sides)  # type: ignore[union-attr]
+    diff = float(a.mean() - b.mean())
+    if np.ptp(a) == 0 and np.ptp(b) == 0:  # no variation: the difference is exact
+        return Interval(math.exp(diff), math.exp(diff), math.exp(diff)), float(diff <= 0)
+    test = stats.ttest_ind(a, b, equal_var=False, alternative="greater")
+    low, high = stats.ttest_ind(a, b, equal_var=False).confidence_interval(CONFIDENCE)
+    return Interval(math.exp(diff), math.exp(low), math.exp(high)), float(test.pvalue)
 
-    NaN when either side has fewer than two rounds. With three rounds a side the smallest
-    possible p-value is 0.05: no difference can be significant; five a side reach 0.004.
+
+def p_slower(before: Any, after: Any) -> float:
+    """p-value of "``after`` is slower than ``before``", two different runs, one-sided.
+
+    With trials on both sides: Welch's t test on the logarithms of the trial medians. Else
+    the Mann-Whitney U test on the rounds, NaN when either side has fewer than two rounds
+    (with three rounds a side the smallest possible p-value is 0.05; five a side reach 0.004).
     """
+    unpaired = _welch(after, before)
+    if unpaired is not None:
+        return unpaired[1]
     a, b = rounds_of(before), rounds_of(after)
     if len(a) < 2 or len(b) < 2:
         return math.nan
@@ -179,7 +305,9 @@ def weighted_sum_interval(
     parts: Sequence[tuple[Any, float]], over: Sequence[tuple[Any, float]] = ()
 ) -> Interval:
     """sum(weight * median(rounds)) over ``parts`` (divided by the same sum over ``over`` when
-    given), with its bootstrap interval: every benchmark's rounds resampled on their own.
+    given), with its interval: with trials, the sum (or the quotient) is taken within each
+    trial and judged by :func:`t_interval` over the trials; else a bootstrap, every
+    benchmark's rounds resampled on their own.
 
     Parameters
     ----------
@@ -191,6 +319,15 @@ def weighted_sum_interval(
     Interval
         NaN bounds where a benchmark has fewer than two rounds; NaN if one has none.
     """
+    weights_all = [weight for _, weight in [*parts, *over]]
+    medians = _trial_medians(*(rounds for rounds, _ in [*parts, *over])) if parts else None
+    if medians is not None:
+        per_trial = []
+        for trial in medians[0]:
+            sums = [w * m[trial] for w, m in zip(weights_all, medians, strict=True)]
+            top, bottom = sum(sums[: len(parts)]), sum(sums[len(parts) :])
+            per_trial.append(top / bottom if over else top)
+        return t_interval(per_trial)
     samples = [rounds_of(rounds) for rounds, _ in [*parts, *over]]
     if not all(len(s) for s in samples):
         return Interval(math.nan)
