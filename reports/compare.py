@@ -51,9 +51,9 @@ def compare(old: str | Path, new: str | Path, threshold: float) -> pd.DataFrame:
     DataFrame
         Index: benchmark full name. Columns: old, new (NaN where NEW lacks the benchmark),
         change (new / old - 1) with change_low, change_high (its 95% interval, NaN where a
-        run kept no rounds), p (the one-sided Mann-Whitney p-value of "NEW is slower"),
-        trials (both sides judged by their trials: Welch's t; else by their rounds:
-        Mann-Whitney U), regressed (p below the significance level and change above the threshold; without
+        run kept no rounds), p (the one-sided p-value of "NEW is slower"), trials (both
+        sides judged by their trials, Welch's t; else by their rounds, Mann-Whitney U),
+        regressed (p below the significance level and change above the threshold; without
         rounds on both sides, the change alone decides), contended (either run's row was),
         subsampled (either side has more rounds than the statistics use), missing (not in NEW).
         Benchmarks only NEW has are left out.
