@@ -272,8 +272,15 @@ def _commit(spec: str, repo_root: Path) -> str:
 
 def _extract(spec: str, commit: str, repo_root: Path, root: Path) -> None:
     """Write commit's ``impls/`` to ``root/impls``, whole or not at all."""
+    # from the repository's top folder: in a subfolder, git archives only what lies under it
+    top = subprocess.run(
+        ["git", "-C", str(repo_root), "rev-parse", "--show-toplevel"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     done = subprocess.run(
-        ["git", "-C", str(repo_root), "archive", "--format=tar", commit, "impls"],
+        ["git", "-C", top or str(repo_root), "archive", "--format=tar", commit, "impls"],
         capture_output=True,
         check=False,
     )
