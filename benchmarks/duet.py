@@ -14,8 +14,9 @@ process (:func:`load_old`), and names its backends ``NAME@old`` (:class:`Registr
 
 The old backends are imported with their own copies of every module of ``impls/``, so their
 module-level state (numba's compiled functions, caches, thread pools, locks) is their own; a
-commit's tree is extracted once into ``cache_dir/<full commit hash>/`` and kept, so numba's
-on-disk caches (``cache=True``, kept beside each source file) survive from run to run there.
+commit's tree is extracted once into ``cache_dir/<full commit hash>/`` (``--duet``: the report
+dir's ``.duet/``) and kept, so numba's on-disk caches (``cache=True``, kept beside each source
+file, so apart from this version's) survive from run to run there; delete it at any time.
 """
 
 from __future__ import annotations
@@ -168,8 +169,11 @@ def duet_backends(old_module: ModuleType, names: Iterable[str]) -> dict[str, imp
     """The old versions of the backends ``names`` that the old package has, by twin name.
 
     Each is the old package's own ``get_backend(name)``, so its ``device``, ``role`` and the
-    rest are the old code's; only its ``name`` reads ``NAME@old``. A name the old package
-    does not have gets no twin (see :attr:`Registry.missing`).
+    rest are the old code's; only its ``name`` reads ``NAME@old`` (the old package's cached
+    instance is renamed, so asking again gives the same twin). A twin is an instance of the old
+    package's ``Backend``, with its interface, not of this version's: never test it with
+    ``isinstance(b, impls.Backend)``. A name the old package does not have gets no twin (see
+    :attr:`Registry.missing`); one it cannot import is its ``UnavailableBackend``, renamed.
 
     Parameters
     ----------
