@@ -12,6 +12,7 @@ import pytest
 
 import impls
 
+from . import duet
 from .machine import default_threads
 from .matrix import PRESETS, SWEEP, Preset
 from .trials import DEFAULT_TRIALS
@@ -43,6 +44,9 @@ class Settings:
     trials: int = 1
     #: the seed of the trials' orders
     seed: int = 0
+    #: with ``--duet OLD``: the folder that holds the old version's impls/, whose backends are
+    #: timed beside this one's as NAME@old (:mod:`benchmarks.duet`); None without a duet
+    duet: Path | None = None
 
 
 def read_settings(config: pytest.Config) -> Settings:
@@ -68,12 +72,13 @@ def read_settings(config: pytest.Config) -> Settings:
     threads = _int_list(config.getoption("threads"), "--threads")
     if threads is not None and len(set(threads)) != len(threads):
         raise pytest.UsageError(f"--threads names a count twice: {config.getoption('threads')}")
+    report_dir = Path(config.getoption("report_dir") or config.rootpath / "reports")
     return Settings(
         preset=PRESETS[preset],
         backends=backends or PRESETS[preset].default_backends(),
         sizes=_int_list(config.getoption("sizes"), "--sizes") or previous.get("sizes"),
         threads=max(threads) if threads else previous.get("threads") or default_threads(),
-        report_dir=Path(config.getoption("report_dir") or config.rootpath / "reports"),
+        report_dir=report_dir,
         memory_share=_share(config.getoption("memory_limit")),
         rerun=Path(rerun) if rerun else None,
         flagged=frozenset(previous.get("flagged", ())),
@@ -81,6 +86,7 @@ def read_settings(config: pytest.Config) -> Settings:
         scaling=tuple(sorted(threads)[:-1]) if threads else (),
         trials=_positive(config.getoption("trials"), "--trials") or DEFAULT_TRIALS,
         seed=_seed(config.getoption("seed")),
+        duet=_duet(config.getoption("duet"), report_dir),
     )
 
 
@@ -123,6 +129,16 @@ def _flagged_run(path: Path) -> dict[str, Any]:
         "threads": threads if isinstance(threads, int) and threads > 0 else None,
         "flagged": flagged,
     }
+
+
+def _duet(spec: str | None, report_dir: Path) -> Path | None:
+    """The old version's folder for ``--duet``; a commit's impls/ is kept in the report dir."""
+    if spec is None:
+        return None
+    try:
+        return duet.resolve(spec, Path(impls.__file__).parent, report_dir / duet.CACHE_FOLDER)
+    except (ValueError, OSError) as exc:
+        raise pytest.UsageError(f"--duet: {exc}") from None
 
 
 def _int_list(text: str | None, option: str) -> list[int] | None:

@@ -51,6 +51,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="largest share of the available memory one configuration may need (default 50%%); "
         "a bigger one is skipped with its estimate",
     )
+    group.addoption(
+        "--duet",
+        metavar="OLD_COMMIT_OR_DIR",
+        help="time the backends of another version of this project (a commit or a checkout "
+        "directory) interleaved with this one's, in the same trials, and report new/old ratios",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

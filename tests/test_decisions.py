@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 import impls
-from benchmarks import harness as harness_module
+from benchmarks import decisions as decisions_module
 from benchmarks import timing
-from benchmarks.harness import Harness
+from benchmarks.decisions import Decisions
 from benchmarks.matrix import (
     PASSES,
     PRESETS,
@@ -36,7 +36,7 @@ GIB = 1 << 30
 SMOKE = PRESETS["smoke"]
 
 
-def make_harness(share: float = 0.5, preset: Any = SMOKE) -> Harness:
+def make_harness(share: float = 0.5, preset: Any = SMOKE, trials: int = 1) -> Decisions:
     settings = Settings(
         preset=preset,
         backends=None,
@@ -44,14 +44,15 @@ def make_harness(share: float = 0.5, preset: Any = SMOKE) -> Harness:
         threads=1,
         report_dir=Path("unused"),
         memory_share=share,
+        trials=trials,
     )
-    return Harness(config=None, settings=settings)  # type: ignore[arg-type]
+    return Decisions(settings)
 
 
 @pytest.fixture
 def four_gib(monkeypatch: pytest.MonkeyPatch) -> None:
     """A machine with 4 GiB available, whatever this one has."""
-    monkeypatch.setattr(harness_module, "available_memory", lambda: 4 * GIB)
+    monkeypatch.setattr(decisions_module, "available_memory", lambda: 4 * GIB)
 
 
 def test_the_session_budget_skips_once_spent_and_not_before() -> None:
@@ -73,6 +74,29 @@ def test_jit_compilation_is_not_counted_in_the_session_budget() -> None:
     assert harness.budget_reason() is None
     harness.compile_s = 0.5
     assert harness.budget_reason() is not None
+
+
+def test_the_trials_of_every_sized_case_are_planned_into_the_session_budget() -> None:
+    """The trials come after the sizing pass: a case is skipped once the trials already
+    planned, with its own, would run past the budget, though little time has passed yet."""
+    harness = make_harness(trials=3)
+    harness.first_case_at = time.perf_counter()
+    # 0.5 s a call: smoke's 3 rounds at least, one a trial, plus a warm-up call each
+    forecast = harness.forecast(0.5)
+    assert forecast == pytest.approx(3 * (2 * 0.5 + decisions_module.VISIT_OVERHEAD_S))
+    while harness.budget_reason(forecast) is None:
+        harness.plan(0.5)
+    assert harness.planned_s > SMOKE.session_budget_s - forecast
+    reason = harness.budget_reason(forecast)
+    assert reason is not None and "spent or planned" in reason
+    assert harness.budget_reason(0.0) is None  # a case with no estimate yet still fits
+
+
+def test_rounds_are_shared_by_the_trials_one_at_least() -> None:
+    estimates = timing.Estimates(SMOKE)
+    total = estimates.rounds(SMOKE.round_budget_s / 4)
+    assert estimates.rounds(SMOKE.round_budget_s / 4, trials=2) == math.ceil(total / 2)
+    assert estimates.rounds(10.0, trials=5) == 1
 
 
 @pytest.mark.usefixtures("four_gib")
@@ -114,8 +138,8 @@ def test_an_estimate_over_the_call_limit_skips_and_under_it_times() -> None:
     backend = impls.get_backend("batched_im2col")
     small, big = sweep_conv(16), sweep_conv(32)
     # 4x the pixels at the same configuration: at least 4x the seconds
-    harness.estimates.add(Case("batched_im2col", "forward", small), SMOKE.max_call_s / 3)
-    estimate = harness.estimates.estimate(Case("batched_im2col", "forward", big))
+    harness.estimates_at(1).add(Case("batched_im2col", "forward", small), SMOKE.max_call_s / 3)
+    estimate = harness.estimates_at(1).estimate(Case("batched_im2col", "forward", big))
     assert estimate is not None
     assert estimate.seconds == pytest.approx(4 * SMOKE.max_call_s / 3)
     reason = harness.skip_reason(Case("batched_im2col", "forward", big), backend)

@@ -49,7 +49,7 @@ def test_the_harness_sets_each_count_and_back() -> None:
         harness.use_threads(1)
         assert torch.get_num_threads() == 1
         assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
-        assert harness.estimates_at(1) is not harness.estimates_at(2)
+        assert harness.decisions.estimates_at(1) is not harness.decisions.estimates_at(2)
         harness.use_threads(2)
         assert torch.get_num_threads() == 2
         assert [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"] == [
