@@ -333,3 +333,29 @@ def _refuse_absolute_imports(root: Path) -> None:
                     "version's code in the old one: make that import relative (from . import "
                     "...) in the old version, or give --duet a commit without it"
                 )
+
+
+#: the registry of the run in this process: this version's backends only until the harness
+#: loads a duet (a process holds one run's harness)
+_ACTIVE = [Registry()]
+
+
+def activate(registry: Registry) -> None:
+    """Make ``registry`` the one :func:`get_backend` answers from, for this process's run."""
+    _ACTIVE[0] = registry
+
+
+def get_backend(name: str) -> impls.Backend:
+    """The backend ``name`` of the run: this version's, or an old twin (``NAME@old``).
+
+    Raises
+    ------
+    ValueError
+        As :meth:`Registry.get_backend`.
+    """
+    return _ACTIVE[0].get_backend(name)
+
+
+def twins_of(names: Iterable[str]) -> list[str]:
+    """The twin names of ``names`` the run's duet has, in their order; [] without a duet."""
+    return [twin_name(n) for n in names if twin_name(n) in _ACTIVE[0].twins]

@@ -16,7 +16,7 @@ import pytest
 
 import impls
 
-from . import saving, timing, trials
+from . import duet, saving, timing, trials
 from .accuracy import Accuracy
 from .decisions import Decisions
 from .machine import CpuSample, CpuUse, apply_threads, machine_extras
@@ -44,6 +44,16 @@ class Harness:
         self.config = config
         self.settings = settings
         self.decisions = Decisions(settings)
+        #: the run's backends: this version's, and with --duet the old version's twins
+        self.duet = duet.Registry()
+        if settings.duet is not None:
+            try:
+                self.duet = duet.Registry.load(
+                    settings.duet, settings.backends or impls.backend_names()
+                )
+            except ValueError as exc:
+                raise pytest.UsageError(f"--duet: {exc}") from None
+        duet.activate(self.duet)
         self.terminal = Terminal(config)
         self.started = time.perf_counter()
         #: the thread count BLAS, numba and torch are set to now
@@ -111,6 +121,11 @@ class Harness:
             return None
         s = self.settings
         chosen = f" ({s.preset_chosen})" if s.preset_chosen else ""
+        if s.duet is not None:
+            only_new = (
+                f"; only in this one: {', '.join(self.duet.missing)}" if self.duet.missing else ""
+            )
+            chosen += f", duet with the backends of {s.duet}{only_new}"
         return (
             f"im2col-bench: preset {s.preset.name}{chosen}, {s.threads} threads, {s.trials} "
             f"trials (seed {s.seed}), memory limit {100 * s.memory_share:g}% of available, "
@@ -122,7 +137,7 @@ class Harness:
         if "case" in metafunc.fixturenames:
             names = s.backends or impls.backend_names()
             timed, self.left_out = contenders(names, s.preset)
-            cases = build_matrix(s.preset, timed, s.sizes, s.scaling)
+            cases = build_matrix(s.preset, timed + duet.twins_of(timed), s.sizes, s.scaling)
             metafunc.parametrize("case", cases, ids=[c.id for c in cases])
         if "blas_case" in metafunc.fixturenames:
             blas: list[Any] = [BlasCase(conv) for conv in s.preset.limit_convs()]
@@ -212,7 +227,7 @@ class Harness:
         if isinstance(case, Case):
             done = timing.time_visit(
                 benchmark,
-                impls.get_backend(case.backend),
+                duet.get_backend(case.backend),
                 case,
                 result.rounds,
                 self.window,
@@ -227,11 +242,11 @@ class Harness:
     def size(self, benchmark: Any, case: Case | BlasCase) -> None:
         """The sizing visit: skip decisions, JIT, the calls that size the rounds, accuracy."""
         d = self.decisions
-        backend = impls.get_backend(case.backend) if isinstance(case, Case) else None
+        backend = duet.get_backend(case.backend) if isinstance(case, Case) else None
         if isinstance(case, BlasCase):
             reason = d.memory_reason(timing.blas_memory_needed(case))
         else:
-            reason = d.skip_reason(case, impls.get_backend(case.backend))
+            reason = d.skip_reason(case, duet.get_backend(case.backend))
         if reason:
             self.skipped.append(self.row(case, status="skipped", reason=reason))
             pytest.skip(f"{skip_prefix(case, reason)}: {reason}")
@@ -246,7 +261,7 @@ class Harness:
         if isinstance(case, BlasCase):
             sizing = timing.size_blas(case)
         else:
-            sizing = timing.size_case(impls.get_backend(case.backend), case)
+            sizing = timing.size_case(duet.get_backend(case.backend), case)
             d.estimates_at(threads).add(case, sizing.per_call_s)
             d.plan(sizing.per_call_s)
         d.compile_s += max(sizing.first_s - sizing.second_s, 0.0)
@@ -257,9 +272,11 @@ class Harness:
                 started = time.perf_counter()
                 result.extra.update(self.accuracy.measure(backend, case.conv))
                 d.accuracy_s += time.perf_counter() - started
+            # an old twin's module cannot be imported by the memory child under its name
+            twin = case.backend.endswith(duet.OLD_SUFFIX)
             result.wants_memory = (
                 case.pass_ == "step" and backend.device == "cpu" and preset.memory
-            ) and not case.threads
+            ) and not (case.threads or twin)
         self.results[case.id] = result
 
     def begin_trial(self, trial: int) -> None:

@@ -12,6 +12,7 @@ import impls
 from impls import TRAFFIC_PASSES, ConvGeometry, resolve_geometry
 
 from . import layers
+from .duet import get_backend
 
 #: the passes every backend is timed on; "transfer" is added for GPU backends only
 PASSES = ("forward", "backward", "step")
@@ -191,7 +192,7 @@ class Preset:
         every backend."""
         if not self.roles:
             return None
-        return [n for n in impls.backend_names() if impls.get_backend(n).role in self.roles]
+        return [n for n in impls.backend_names() if get_backend(n).role in self.roles]
 
     def limit_convs(self) -> list[Conv]:
         """The configurations whose plain GEMM is timed as the machine's limit."""
@@ -302,7 +303,7 @@ class Case:
     def describe(self) -> dict[str, Any]:
         """The case as flat JSON-able fields: the report's row keys."""
         geom = self.conv.geometry()
-        backend = impls.get_backend(self.backend)
+        backend = get_backend(self.backend)
         return {
             "kind": "threads" if self.threads else "phase" if self.pass_ in PHASES else "conv",
             "backend": self.backend,
@@ -375,12 +376,12 @@ def build_matrix(
     order = sorted(preset.convs(sizes), key=lambda c: (c.pixels, c.geometry().flops_forward))
     for conv in order:
         for name in backends:
-            backend = impls.get_backend(name)
+            backend = get_backend(name)
             transfer = backend.device == "gpu" and preset.transfer
             passes = [*PASSES, "transfer"] if transfer else [*PASSES]
             passes += [phase for phase in PHASES if callable(getattr(backend, phase, None))]
             cases += [Case(name, pass_, conv) for pass_ in passes]
-    cpu = [name for name in backends if impls.get_backend(name).device == "cpu"]
+    cpu = [name for name in backends if get_backend(name).device == "cpu"]
     for threads in sorted(scaling, reverse=True):
         cases += [
             Case(name, pass_, conv, threads) for conv in order for name in cpu for pass_ in PASSES
@@ -394,7 +395,7 @@ def contenders(
     """Split backend names into those to time (with ``preset``) and those left out, with why."""
     timed, left_out = [], {}
     for name in names:
-        backend = impls.get_backend(name)
+        backend = get_backend(name)
         if backend.role == "oracle":
             left_out[name] = "oracle, not a contender"
         elif preset is not None and backend.device not in preset.devices:

@@ -13,9 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import impls
-
-from . import runjson
+from . import duet, runjson
 
 if TYPE_CHECKING:
     from .harness import Harness
@@ -95,7 +93,7 @@ def measure_memory(harness: Harness) -> None:
         timeout = MEMORY_CHILD_S + 10 * sum(r.median_s() for r in results)
         try:
             measured = memory.measure(
-                impls.get_backend(name), convs, harness.settings.threads, timeout
+                duet.get_backend(name), convs, harness.settings.threads, timeout
             )
         except KeyboardInterrupt:
             harness.interrupted = True

@@ -443,7 +443,36 @@ def derive(df: pd.DataFrame) -> pd.DataFrame:
                     ratio.high,
                 ]
     df["speedup_extrapolated"] = df["speedup_extrapolated"].fillna(False).astype(bool)
+    _add_duet(df)
     return df
+
+
+#: how a duet's old twin of backend NAME is named (benchmarks.duet.OLD_SUFFIX)
+OLD_SUFFIX = "@old"
+
+
+def _add_duet(df: pd.DataFrame) -> None:
+    """vs_old with vs_old_low, vs_old_high: a row's time over its old twin's (``NAME@old``,
+    timed in the same trials by ``--duet``), paired by trial; NaN where it has none."""
+    for col in ("vs_old", "vs_old_low", "vs_old_high"):
+        df[col] = np.nan
+    ok = df[(df["status"] == "ok") & (df["kind"] == "conv")]
+    if not ok["backend"].str.endswith(OLD_SUFFIX).any():
+        return
+    keys = ["run", "pass", *SHAPE_KEYS]
+    twins = {
+        (r["backend"].removesuffix(OLD_SUFFIX), *(r[k] for k in keys)): r
+        for _, r in ok[ok["backend"].str.endswith(OLD_SUFFIX)].iterrows()
+    }
+    for idx, row in ok.iterrows():
+        twin = twins.get((row["backend"], *(row[k] for k in keys)))
+        if twin is not None:
+            ratio = ratio_interval(row["times"], twin["times"])
+            df.loc[idx, ["vs_old", "vs_old_low", "vs_old_high"]] = [
+                ratio.value,
+                ratio.low,
+                ratio.high,
+            ]
 
 
 def _add_flags(df: pd.DataFrame) -> pd.DataFrame:

@@ -29,8 +29,9 @@ from .goals import Verdict
 from .network import REDUCTION_BOUND, layer_table, network_rows
 from .plots import PLOTS, ROLE_LINES, ROLE_TITLES, role_order, style
 from .runinfo import describe
-from .stats import MAX_ROUNDS, NOISY_HALF_WIDTH, Interval
+from .stats import AGREE, MAX_ROUNDS, NOISY_HALF_WIDTH, Interval
 from .storage import reported_runs
+from .trials import render_duet, render_trials
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.5em 2em; color: #222; max-width: 90em; }
@@ -147,6 +148,11 @@ def _details(row: pd.Series) -> list[str]:
         lines.append(f"95% interval {_fmt_time(interval[0])} to {_fmt_time(interval[1])}")
     if pd.notna(row["iqr"]):
         lines.append(f"IQR {_fmt_time(row['iqr'])}, {row['rounds']:.0f} rounds")
+    if row.get("trials", 0) >= 2:
+        lines.append(
+            f"{row['trials_agreeing']:.0f} of {row['trials']:.0f} trials within "
+            f"+-{100 * AGREE:g}% of the time"
+        )
     if pd.notna(row["gflops"]) and row["flops"] > 0:
         pct = "" if pd.isna(row["pct_peak"]) else f", {row['pct_peak']:.0f}% of the machine's peak"
         lines.append(f"{row['gflops']:.3g} GFLOP/s{pct}")
@@ -645,11 +651,13 @@ def render(
 {warn}
 {render_runs(runs, df)}
 {render_trust(df)}
+{render_trials(runs, df)}
 <h2>Headline</h2>
 <p>Fastest contender (seeds and ours: {escape(", ".join(ours) or "none")}; peers excluded)
 per pass, at the largest image size every contender reached (in every pass where possible),
 with its median and its speedup over {BASELINE}, each with its 95% interval.</p>
 {render_headline(df)}
+{render_duet(df)}
 <h2>The article's claims, checked</h2>
 <p class='note'>What the source article says about speed (and how it computes dx), against
 this run's numbers. im2col's share is its time alone (the backends that expose it) over the
