@@ -15,9 +15,11 @@ import impls
 
 from . import timing
 from .machine import available_memory
-from .matrix import Case
+from .matrix import BlasCase, Case
 from .options import Settings
 
+#: skip reasons that hold for every case of a backend
+BACKEND_WIDE = ("unavailable:", "runs on numba's CUDA simulator")
 #: seconds a trial's visit costs beyond its rounds: settling, the untimed warm-up, the
 #: pytest item (measured on 2 cores: 0.02-0.12 s), for the session budget's forecast
 VISIT_OVERHEAD_S = 0.1
@@ -127,3 +129,13 @@ class Decisions:
             f"over budget: the {preset.name} preset's {budget:.0f} s session budget is "
             "spent or planned (JIT compilation and accuracy checks not counted)"
         )
+
+
+def skip_prefix(case: Case | BlasCase, reason: str) -> str:
+    """Who and where a skip line is about: the backend, and the pass and size unless the
+    reason holds for the whole backend (then pytest folds its lines into one)."""
+    if not isinstance(case, Case):
+        return f"BLAS limit {case.conv.id}"
+    if reason.startswith(BACKEND_WIDE):
+        return case.backend
+    return f"{case.backend} {case.pass_} {case.conv.id}"

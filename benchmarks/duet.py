@@ -359,3 +359,29 @@ def get_backend(name: str) -> impls.Backend:
 def twins_of(names: Iterable[str]) -> list[str]:
     """The twin names of ``names`` the run's duet has, in their order; [] without a duet."""
     return [twin_name(n) for n in names if twin_name(n) in _ACTIVE[0].twins]
+
+
+def missing() -> tuple[str, ...]:
+    """The backends the run's duet has no old version of; () without a duet."""
+    return _ACTIVE[0].missing
+
+
+def for_run(root: Path | None, names: Iterable[str]) -> Registry:
+    """The run's registry, made the one :func:`get_backend` answers from: the old twins of
+    ``names`` under ``root`` (``--duet``), or this version's backends only (None).
+
+    Raises
+    ------
+    pytest.UsageError
+        Of one line, where the old version cannot be loaded.
+    """
+    import pytest
+
+    registry = Registry()
+    if root is not None:
+        try:
+            registry = Registry.load(root, names)
+        except ValueError as exc:
+            raise pytest.UsageError(f"--duet: {exc}") from None
+    activate(registry)
+    return registry

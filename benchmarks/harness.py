@@ -16,23 +16,19 @@ import pytest
 
 import impls
 
-from . import duet, saving, timing, trials
+from . import duet, saving, sizing, timing, trials
 from .accuracy import Accuracy
-from .decisions import Decisions
-from .machine import CpuSample, CpuUse, apply_threads, machine_extras
-from .matrix import PASSES, BlasCase, Case, build_matrix, contenders, result_row
-from .options import Settings, gpu_backend
-from .results import CaseResult
-from .runjson import case_key
+from .decisions import Decisions, skip_prefix
+from .machine import CpuUse, apply_threads, machine_extras, measured_machine
+from .matrix import BlasCase, Case, result_row
+from .options import Settings
+from .results import CaseResult, failure
+from .schedule import Schedule, visit_of
 from .terminal import Terminal
 
 if TYPE_CHECKING:
     from reports import Verdict
 
-#: the folder of this package: the benchmark modules that plain ``pytest`` leaves alone
-BENCHMARKS_DIR = Path(__file__).parent
-#: skip reasons that hold for every case of a backend
-BACKEND_WIDE = ("unavailable:", "runs on numba's CUDA simulator")
 #: seconds spent looking at the machine's load before the first benchmark
 QUIET_CHECK_S = 0.5
 
@@ -45,15 +41,7 @@ class Harness:
         self.settings = settings
         self.decisions = Decisions(settings)
         #: the run's backends: this version's, and with --duet the old version's twins
-        self.duet = duet.Registry()
-        if settings.duet is not None:
-            try:
-                self.duet = duet.Registry.load(
-                    settings.duet, settings.backends or impls.backend_names()
-                )
-            except ValueError as exc:
-                raise pytest.UsageError(f"--duet: {exc}") from None
-        duet.activate(self.duet)
+        self.duet = duet.for_run(settings.duet, settings.backends or impls.backend_names())
         self.terminal = Terminal(config)
         self.started = time.perf_counter()
         #: the thread count BLAS, numba and torch are set to now
@@ -65,7 +53,8 @@ class Harness:
         self.results: dict[str, CaseResult] = {}
         self.skipped: list[dict[str, Any]] = []
         self.failed: list[dict[str, Any]] = []
-        self.left_out: dict[str, str] = {}
+        #: which benchmarks the run collects, in which order it visits them
+        self.schedule = Schedule(config, settings)
         #: the trial running now, and each trial's drift probe
         self.trial = trials.SIZING
         self.probes: list[dict[str, Any]] = []
@@ -82,128 +71,21 @@ class Harness:
         #: the run's JSON, once saved
         self.saved: Path | None = None
 
-    # which modules a run collects, and in which order it runs them
-
-    @property
-    def collects_benchmarks(self) -> bool:
-        """Plain ``pytest`` runs the tests only; a benchmark flag or a named path adds these."""
-        config = self.config
-        return bool(
-            config.getoption("benchmark_only", False)
-            or config.getoption("benchmark_disable", False)
-            or config.getoption("preset")
-            or config.args_source == pytest.Config.ArgsSource.ARGS
-        )
-
     @property
     def timing_on(self) -> bool:
-        """Whether this run times benchmarks (not only collects them, or runs them once)."""
-        config = self.config
-        return not (
-            config.option.collectonly
-            or config.getoption("benchmark_skip", False)
-            or config.getoption("benchmark_disable", False)
-        )
-
-    def pytest_ignore_collect(self, collection_path: Path) -> bool | None:
-        if collection_path.is_relative_to(BENCHMARKS_DIR) and not self.collects_benchmarks:
-            return True
-        # tests/ holds no benchmarks; leaving it out keeps a broken test module from stopping a run
-        tests = BENCHMARKS_DIR.parent / "tests"
-        if self.config.getoption("benchmark_only", False) and collection_path.is_relative_to(tests):
-            return True
-        return None
-
-    def pytest_report_header(self) -> str | None:
-        if not self.collects_benchmarks:
-            return "im2col-bench: benchmarks not collected; time them with --benchmark-only"
-        if not self.config.getoption("benchmark_only", False):
-            return None
-        s = self.settings
-        chosen = f" ({s.preset_chosen})" if s.preset_chosen else ""
-        if s.duet is not None:
-            only_new = (
-                f"; only in this one: {', '.join(self.duet.missing)}" if self.duet.missing else ""
-            )
-            chosen += f", duet with the backends of {s.duet}{only_new}"
-        return (
-            f"im2col-bench: preset {s.preset.name}{chosen}, {s.threads} threads, {s.trials} "
-            f"trials (seed {s.seed}), memory limit {100 * s.memory_share:g}% of available, "
-            f"reports in {s.report_dir}"
-        )
-
-    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        s = self.settings
-        if "case" in metafunc.fixturenames:
-            names = s.backends or impls.backend_names()
-            timed, self.left_out = contenders(names, s.preset)
-            cases = build_matrix(s.preset, timed + duet.twins_of(timed), s.sizes, s.scaling)
-            metafunc.parametrize("case", cases, ids=[c.id for c in cases])
-        if "blas_case" in metafunc.fixturenames:
-            blas: list[Any] = [BlasCase(conv) for conv in s.preset.limit_convs()]
-            ids = [c.id for c in blas]
-            if not blas:
-                reason = f"the {s.preset.name} preset times no BLAS limit (a CPU product)"
-                blas, ids = [pytest.param(None, marks=pytest.mark.skip(reason=reason))], ["none"]
-            metafunc.parametrize("blas_case", blas, ids=ids)
-        if "trial" in metafunc.fixturenames:
-            count = s.trials if self.timing_on else 0
-            metafunc.parametrize("trial", range(count + 1), ids=trials.trial_id)
-
-    def pytest_collection_modifyitems(
-        self, config: pytest.Config, items: list[pytest.Item]
-    ) -> None:
-        if self.settings.rerun is not None:
-            flagged = {case_key(name) for name in self.settings.flagged}
-            dropped = [item for item in items if case_key(item.nodeid) not in flagged]
-            if dropped:
-                config.hook.pytest_deselected(items=dropped)
-                items[:] = [item for item in items if case_key(item.nodeid) in flagged]
-        visits = [(item, _visit_of(item)) for item in items]
-        others = [item for item, visit in visits if visit is None]
-        ours = [(item, visit) for item, visit in visits if visit is not None]
-        order = trials.visit_order([v for _, v in ours], self.settings.trials, self.settings.seed)
-        items[:] = others + [ours[i][0] for i in order]
-
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
-        if self.timing_on and any(_visit_of(item) for item in session.items):
-            try:
-                from reports.storage import check_writable
-
-                check_writable(self.settings.report_dir)
-            except OSError as exc:
-                raise pytest.UsageError(
-                    f"--report-dir {self.settings.report_dir}: cannot write there "
-                    f"({exc.strerror or exc})"
-                ) from None
+        return self.schedule.timing_on
 
     # timing
 
     def start(self) -> None:
         """Set the thread count, now that the backends have imported numba and torch, and
-        look at what other processes take of the machine."""
+        look at the machine and at what other processes take of it."""
         if self.limiter is None:
             self.limiter = apply_threads(self.settings.threads)
             # now, not when saving: the report's imports (scipy) load a BLAS of their own
-            self.machine = machine_extras(self.settings.threads)
-            if self.timing_on:
-                # before any benchmark, so no library's pool is warm for it; the quiet check
-                # below lets the BLAS threads of the products stop spinning
-                from . import peaks  # imports numba: not before the conftest configured it
-
-                preset = self.settings.preset
-                self.machine["peaks"] = peaks.measure(
-                    self.settings.threads, **(peaks.QUICK if preset.quick_peaks else {})
-                )
-                names = self.settings.backends or impls.backend_names()
-                if gpu_backend(contenders(names, preset)[0]):
-                    from . import gpu_peaks
-
-                    self.machine["gpu_peaks"] = gpu_peaks.measure()
+            self.machine = measured_machine(self.settings, measure=self.timing_on)
         if self.decisions.first_case_at is None:
-            before = CpuSample.now()
-            time.sleep(QUIET_CHECK_S)
-            self.before_start = CpuUse.between(before, CpuSample.now())
+            self.before_start = CpuUse.quiet_check(QUIET_CHECK_S)
             self.decisions.first_case_at = time.perf_counter()
             if self.before_start.contended(self.settings.threads):
                 self.terminal.line(
@@ -242,7 +124,6 @@ class Harness:
     def size(self, benchmark: Any, case: Case | BlasCase) -> None:
         """The sizing visit: skip decisions, JIT, the calls that size the rounds, accuracy."""
         d = self.decisions
-        backend = duet.get_backend(case.backend) if isinstance(case, Case) else None
         if isinstance(case, BlasCase):
             reason = d.memory_reason(timing.blas_memory_needed(case))
         else:
@@ -253,31 +134,12 @@ class Harness:
         threads = self.use_threads(getattr(case, "threads", 0) or self.settings.threads)
         self.prepare(benchmark, case)
         if not self.timing_on:
-            if isinstance(case, Case) and backend is not None:
-                timing.time_visit(benchmark, backend, case, 1)  # once, untimed, as a test
+            if isinstance(case, Case):  # once, untimed, as a plain test
+                timing.time_visit(benchmark, duet.get_backend(case.backend), case, 1)
             else:
-                benchmark.skipped = True
+                timing.time_blas(benchmark, case, 1)
             return
-        if isinstance(case, BlasCase):
-            sizing = timing.size_blas(case)
-        else:
-            sizing = timing.size_case(duet.get_backend(case.backend), case)
-            d.estimates_at(threads).add(case, sizing.per_call_s)
-            d.plan(sizing.per_call_s)
-        d.compile_s += max(sizing.first_s - sizing.second_s, 0.0)
-        result = CaseResult(case, self.row(case), sizing, d.rounds(sizing.per_call_s, threads))
-        if isinstance(case, Case) and backend is not None:
-            preset = self.settings.preset
-            if case.pass_ in PASSES and preset.accuracy:
-                started = time.perf_counter()
-                result.extra.update(self.accuracy.measure(backend, case.conv))
-                d.accuracy_s += time.perf_counter() - started
-            # an old twin's module cannot be imported by the memory child under its name
-            twin = case.backend.endswith(duet.OLD_SUFFIX)
-            result.wants_memory = (
-                case.pass_ == "step" and backend.device == "cpu" and preset.memory
-            ) and not (case.threads or twin)
-        self.results[case.id] = result
+        self.results[case.id] = sizing.size(case, self.row(case), d, threads, self.accuracy)
 
     def begin_trial(self, trial: int) -> None:
         """At a trial's first visit: time the drift probe."""
@@ -323,31 +185,28 @@ class Harness:
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         # tryfirst: the outermost wrapper, after pytest-benchmark's, which unmarks the fixture
         report = yield
-        visit = _visit_of(item)
+        visit = visit_of(item)
         benchmark = getattr(item, "funcargs", {}).get("benchmark")
         if visit is not None and visit[1] == trials.SIZING and self.timing_on and benchmark:
             benchmark.skipped = True  # sized without pytest-benchmark: its rounds come later
         if visit is not None and report.failed:
             case, trial = visit
-            # its failure has its own line: no warning that the fixture went unused
-            benchmark = getattr(item, "funcargs", {}).get("benchmark")
-            if benchmark is not None:
+            if benchmark is not None:  # its failure has its own line, not an unused fixture
                 benchmark.skipped = True
-            crash = getattr(report.longrepr, "reprcrash", None)
-            message = crash.message if crash else str(report.longrepr).strip().splitlines()[-1]
-            where = report.when
-            if trial != trials.SIZING:
-                where = f"{trials.trial_id(trial)} {where}"
+            message = failure(report)
             result = self.results.get(case.id)
             if result is not None:  # its later trials skip it; its rounds are dropped
                 result.failed = message
+            where = (
+                report.when if trial == trials.SIZING else f"{trials.trial_id(trial)} {report.when}"
+            )
             self.failed.append(self.row(case, status="failed", reason=f"{where}: {message}"))
         return report
 
     # saving
 
     def pytest_sessionstart(self) -> None:
-        if self.collects_benchmarks:
+        if self.schedule.collects_benchmarks:
             self.ctrl_c.install()
 
     def pytest_keyboard_interrupt(self) -> None:
@@ -375,24 +234,3 @@ class Harness:
             self.limiter.restore_original_limits()
         if self.outcome:
             self.terminal.line(self.outcome)
-
-
-def skip_prefix(case: Case | BlasCase, reason: str) -> str:
-    """Who and where a skip line is about: the backend, and the pass and size unless the
-    reason holds for the whole backend (then pytest folds its lines into one)."""
-    if not isinstance(case, Case):
-        return f"BLAS limit {case.conv.id}"
-    if reason.startswith(BACKEND_WIDE):
-        return case.backend
-    return f"{case.backend} {case.pass_} {case.conv.id}"
-
-
-def _visit_of(item: pytest.Item) -> tuple[Case | BlasCase, int] | None:
-    """The benchmark case an item visits and its trial, or None for any other test."""
-    params = getattr(item, "callspec", None)
-    if params is None:
-        return None
-    case = params.params.get("case", params.params.get("blas_case"))
-    if not isinstance(case, (Case, BlasCase)):
-        return None
-    return case, int(params.params.get("trial", trials.SIZING))

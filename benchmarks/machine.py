@@ -7,7 +7,10 @@ import sys
 import time
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .options import Settings
 
 #: a benchmark is contended when other processes took, on average over its rounds, more than
 #: this many cores beyond those its threads leave free: then BLAS, numba and torch threads
@@ -101,6 +104,13 @@ class CpuUse:
         free = max(self.cores - threads, 0)
         return self.others_cores > free + CONTENDED_CORES
 
+    @classmethod
+    def quiet_check(cls, seconds: float) -> CpuUse:
+        """What other processes take of the machine over ``seconds``, idle meanwhile."""
+        before = CpuSample.now()
+        time.sleep(seconds)
+        return cls.between(before, CpuSample.now())
+
     def info(self, threads: int) -> dict[str, Any]:
         """The fields a benchmark's ``extra_info`` keeps."""
         return {
@@ -165,3 +175,29 @@ def gpu_name() -> str:
         return name.decode() if isinstance(name, bytes) else str(name)
     except Exception as exc:
         return f"none ({type(exc).__name__})"
+
+
+def measured_machine(settings: Settings, measure: bool) -> dict[str, Any]:
+    """:func:`machine_extras`, with (``measure``) the machine's compute peaks and, where the
+    run times a GPU backend on a real GPU, the GPU's: before any benchmark, so no library's
+    pool is warm for it."""
+    import impls
+
+    from .matrix import contenders
+    from .options import gpu_backend
+
+    machine = machine_extras(settings.threads)
+    if not measure:
+        return machine
+    from . import peaks  # imports numba: not before the conftest configured it
+
+    preset = settings.preset
+    machine["peaks"] = peaks.measure(
+        settings.threads, **(peaks.QUICK if preset.quick_peaks else {})
+    )
+    names = settings.backends or impls.backend_names()
+    if gpu_backend(contenders(names, preset)[0]):
+        from . import gpu_peaks
+
+        machine["gpu_peaks"] = gpu_peaks.measure()
+    return machine

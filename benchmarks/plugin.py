@@ -66,6 +66,7 @@ def pytest_configure(config: pytest.Config) -> None:
     harness = Harness(config, read_settings(config))
     config.stash[HARNESS] = harness
     config.pluginmanager.register(harness, "im2col-bench")
+    config.pluginmanager.register(harness.schedule, "im2col-bench-schedule")
 
 
 @pytest.fixture(scope="session")

@@ -115,3 +115,9 @@ class CaseResult:
 
     def __iter__(self) -> Any:
         return iter(self.visits)
+
+
+def failure(report: Any) -> str:
+    """The one line that says why a visit failed: its exception's message."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    return str(crash.message if crash else str(report.longrepr).strip().splitlines()[-1])

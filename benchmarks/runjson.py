@@ -65,7 +65,7 @@ def record(harness: Harness) -> dict[str, Any]:
         "thread_scaling": list(s.scaling),
         "memory_share": s.memory_share,
         "backends": s.backends or impls.backend_names(),
-        "left_out": [{"backend": k, "reason": v} for k, v in harness.left_out.items()],
+        "left_out": [{"backend": k, "reason": v} for k, v in harness.schedule.left_out.items()],
         "skipped": harness.skipped,
         "failed": harness.failed,
         "interrupted": harness.interrupted,
