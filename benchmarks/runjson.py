@@ -48,6 +48,7 @@ def run_json(harness: Harness) -> dict[str, Any]:
     output["im2col_bench"] = record(harness)
     if harness.settings.rerun is not None:
         carry_over(output, harness.settings.rerun)
+    hook.pytest_benchmark_update_json(config=config, benchmarks=benchmarks, output_json=output)
     return output
 
 

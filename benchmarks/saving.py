@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import duet, runjson
+from .matrix import Case
 
 if TYPE_CHECKING:
     from .harness import Harness
@@ -111,7 +112,7 @@ def save(harness: Harness, exitstatus: int) -> None:
     """Save the run's JSON, then its report and the index; the JSON survives a Ctrl-C."""
     import pytest
 
-    if not any(r.timed for r in harness.results.values()):
+    if not any(r.timed and isinstance(r.case, Case) for r in harness.results.values()):
         harness.ctrl_c.uninstall()
         if harness.results or harness.failed:
             harness.outcome = "no backend was timed, so no run was saved"

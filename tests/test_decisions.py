@@ -88,7 +88,8 @@ def test_the_trials_of_every_sized_case_are_planned_into_the_session_budget() ->
         harness.plan(0.5)
     assert harness.planned_s > SMOKE.session_budget_s - forecast
     reason = harness.budget_reason(forecast)
-    assert reason is not None and "spent or planned" in reason
+    assert reason is not None
+    assert "spent or planned" in reason
     assert harness.budget_reason(0.0) is None  # a case with no estimate yet still fits
 
 

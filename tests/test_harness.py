@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 import impls
+from benchmarks.trials import DEFAULT_TRIALS
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -123,7 +124,7 @@ def test_timed_skipped_and_failed_rows_have_the_same_fields(broken_run: tuple[An
     assert {status: row["status"] for status, row in rows.items()} == {s: s for s in rows}
     measured = {"warmup_s", "second_call_s", "peak_extra_bytes", "resident_before",
                 "high_water", "outputs_bytes", "memory_method", "blocks", "settle_s",
-                "untimed_calls", "window_topped_up_s",
+                "untimed_calls", "window_topped_up_s", "round_trial", "visits",
                 "wall_s", "own_cpu_s", "others_cpu_s", "others_cores", "cores", "load_before",
                 "load_after", "contended", "error_y", "error_dx", "error_dw"}  # fmt: skip
     assert set(rows["ok"]) - measured == set(rows["skipped"]) == set(rows["failed"])
@@ -463,7 +464,9 @@ def test_rerun_flagged_times_only_the_flagged_rows_and_keeps_the_others(tmp_path
     path.write_text(json.dumps(run))
     proc = run_harness(tmp_path / "second", "--rerun-flagged", str(path), "-rA")
     assert proc.returncode == 0, output(proc)
-    assert re.search(r"\b1 passed, \d+ deselected\b", proc.stdout), output(proc)
+    # its sizing visit and one visit a trial
+    visits = 1 + DEFAULT_TRIALS
+    assert re.search(rf"\b{visits} passed, \d+ deselected\b", proc.stdout), output(proc)
     rerun = saved_run(tmp_path / "second")
     assert rerun["im2col_bench"]["rerun_of"] == str(path)
     names = {b["fullname"]: b for b in rerun["benchmarks"]}

@@ -7,6 +7,7 @@ absorb the drift (no verdict from it) and still see the slowdown; no test looks 
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ def test_a_pair_runs_back_to_back_its_order_reversed_every_other_trial() -> None
     for trial in (1, 2):
         keys = [trials.pair_key(visits[i][0]) for i in order if visits[i][1] == trial]
         # each pair's cases are contiguous: the key changes once per pair
-        changes = sum(a != b for a, b in zip(keys, keys[1:], strict=False))
+        changes = sum(a != b for a, b in itertools.pairwise(keys))
         assert changes == len(set(keys)) - 1
         for key in dict.fromkeys(keys):
             names = [
@@ -80,7 +81,8 @@ def test_each_trial_has_its_own_order_and_a_seed_repeats_it() -> None:
         for t in (1, 2, 3)
     ]
     firsts = [list(dict.fromkeys(p)) for p in pairs]
-    assert firsts[0] != firsts[1] and firsts[1] != firsts[2]
+    assert firsts[0] != firsts[1]
+    assert firsts[1] != firsts[2]
 
 
 def test_a_benchmark_name_loses_its_trial() -> None:
@@ -131,7 +133,9 @@ def test_a_paired_ratio_cancels_a_drift_both_sides_shared() -> None:
     assert paired.high - paired.low < 1e-9
     apart = ratio_interval(ours, theirs, paired=False)
     assert apart.value == pytest.approx(0.8)
-    assert apart.low < 0.65 and apart.high > 1.0  # unpaired, the drift is all noise
+    # unpaired, the drift is all noise
+    assert apart.low < 0.65
+    assert apart.high > 1.0
     assert median_interval(ours).half_width > 0.2
 
 
@@ -162,7 +166,9 @@ def _trial_run(rng: np.random.Generator, scale: float = 1.0, trials_: bool = Tru
 
 
 def _flagged(tmp_path: Path, old: dict[str, Any], new: dict[str, Any]) -> int:
-    table = reports.compare(write(tmp_path / "old.json", old), write(tmp_path / "new.json", new), 0.1)
+    table = reports.compare(
+        write(tmp_path / "old.json", old), write(tmp_path / "new.json", new), 0.1
+    )
     return int(table["regressed"].sum())
 
 
