@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from ._base import Backend, SizeThreshold
-from ._geometry import ConvGeometry, IntOrPair, PaddingSpec, resolve_geometry
+from ._geometry import ConvGeometry
 from ._parallel import PerThread, run_jobs, split, splits_past_workers, worker_count
 from ._reductions import bias_grad
 from ._tiles import (
@@ -521,17 +521,7 @@ class Winograd(Backend):
         partials = 36 * geom.c_in * geom.c_out * (workers * itemsize + 8)
         return (workers * chunks + filters) * itemsize + partials
 
-    def supports(
-        self,
-        x_shape: tuple[int, ...],
-        w_shape: tuple[int, ...],
-        *,
-        stride: IntOrPair = 1,
-        padding: PaddingSpec = "VALID",
-        dilation: IntOrPair = 1,
-        dtype: DTypeLike = np.float32,
-    ) -> str | None:
-        geom = resolve_geometry(x_shape, w_shape, stride=stride, padding=padding, dilation=dilation)
+    def supports(self, geom: ConvGeometry, dtype: DTypeLike) -> str | None:
         if (geom.kh, geom.kw) != (3, 3):
             return f"Winograd F(4x4, 3x3) needs a 3x3 kernel, got {geom.kh}x{geom.kw}"
         if geom.stride != (1, 1):
