@@ -68,7 +68,11 @@ class TemplateBackend(Backend):  # rename the class; the backend's name is the f
         # the base class has already checked every argument (b is zeros when None was given);
         # geom holds shapes and padding. Threads: split work with _parallel.run_jobs, wrap
         # numba parallel=True functions in _parallel.threadsafe_parallel, and apply any
-        # process-wide setting through _parallel.SharedSetting
+        # process-wide setting through _parallel.SharedSetting; a reduction over jobs (dw) adds
+        # into per-thread buffers with _parallel.PartialSums. Which input pixel an output
+        # pixel reads, in numpy, numba or numba.cuda code: _index (input_pixel and its
+        # inverse). A backend that builds the full column matrix subclasses
+        # _columns.ColumnBackend and writes only im2col and col2im
         x_pad = pad_input(x, geom)
         (sh, sw), (dh, dw) = geom.stride, geom.dilation
         span = ((geom.kh - 1) * dh + 1, (geom.kw - 1) * dw + 1)
