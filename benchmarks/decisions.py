@@ -49,19 +49,11 @@ class Decisions:
 
     def skip_reason(self, case: Case, backend: impls.Backend) -> str | None:
         """Why this case is not timed, or None to time it."""
-        ok, why = backend.available()
-        if not ok:
-            return f"unavailable: {why}"
-        if backend.simulated():
-            return "runs on numba's CUDA simulator: correct but never timed"
+        untimed = backend.untimed_reason()
+        if untimed:
+            return untimed
         conv = case.conv
-        declined = backend.supports(
-            conv.x_shape,
-            conv.w_shape,
-            stride=conv.stride,
-            padding=conv.padding,
-            dtype=np.dtype(conv.dtype),
-        )
+        declined = backend.supports(conv.geometry(), np.dtype(conv.dtype))
         if declined:
             return f"declined: {declined}"
         needed = timing.memory_needed(backend, conv)

@@ -108,14 +108,7 @@ def shortcut_errors() -> dict[str, Any]:
 def backend_error(name: str) -> dict[str, Any]:
     """One backend's dx at stride 2 against the reference's: its error, or why there is none."""
     backend = impls.get_backend(name)
-    ok, why = backend.available()
-    reason = (
-        f"unavailable: {why}"
-        if not ok
-        else "runs on numba's CUDA simulator (the tests check it there)"
-        if backend.simulated()
-        else _declined(backend)
-    )
+    reason = backend.untimed_reason() or _declined(backend)
     if reason:
         return {"backend": name, "error": None, "reason": reason}
     x, w, b, dy = _inputs(STRIDE, DTYPE)
@@ -130,7 +123,8 @@ def backend_error(name: str) -> dict[str, Any]:
 
 
 def _declined(backend: impls.Backend) -> str | None:
-    why = backend.supports(X_SHAPE, W_SHAPE, stride=STRIDE, padding="VALID", dtype=DTYPE)
+    geom = impls.resolve_geometry(X_SHAPE, W_SHAPE, stride=STRIDE, padding="VALID")
+    why = backend.supports(geom, DTYPE)
     return f"declined: {why}" if why else None
 
 

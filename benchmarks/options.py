@@ -95,7 +95,7 @@ def gpu_backend(names: list[str]) -> str | None:
     for name in names:
         backend = impls.get_backend(name)
         gpu = backend.device == "gpu" and backend.role != "oracle"
-        if gpu and backend.available()[0] and not backend.simulated():
+        if gpu and backend.untimed_reason() is None:
             return name
     return None
 

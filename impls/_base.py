@@ -162,17 +162,25 @@ class Backend:
         """Whether this backend can run here, and if not, why."""
         return True, ""
 
-    def supports(
-        self,
-        x_shape: tuple[int, ...],
-        w_shape: tuple[int, ...],
-        *,
-        stride: IntOrPair = 1,
-        padding: PaddingSpec = "VALID",
-        dilation: IntOrPair = 1,
-        dtype: DTypeLike = np.float32,
-    ) -> str | None:
-        """The reason this backend declines a configuration, or None when it handles it."""
+    def supports(self, geom: ConvGeometry, dtype: DTypeLike) -> str | None:
+        """The reason this backend declines a configuration, or None when it handles it.
+
+        Parameters
+        ----------
+        geom : ConvGeometry
+            The convolution, as :func:`impls.resolve_geometry` resolved it.
+        dtype : float32 or float64
+        """
+        return None
+
+    def untimed_reason(self) -> str | None:
+        """Why this backend is not timed here: it is unavailable (and why), or it runs on a
+        simulator; None when it can be timed."""
+        ok, why = self.available()
+        if not ok:
+            return f"unavailable: {why}"
+        if self.simulated():
+            return "runs on numba's CUDA simulator: correct but never timed"
         return None
 
     def memory_estimate(self, geom: ConvGeometry, dtype: DTypeLike = np.float32) -> int:
@@ -332,14 +340,7 @@ class Backend:
         if b is not None and tuple(b.shape) != (geom.c_out,):
             raise ValueError(f"b must have shape (C_out,) = ({geom.c_out},), got {tuple(b.shape)}")
         dtype = check_dtypes(x=x, w=w) if b is None else check_dtypes(x=x, w=w, b=b)
-        reason = self.supports(
-            geom.x_shape,
-            geom.w_shape,
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            dtype=dtype,
-        )
+        reason = self.supports(geom, dtype)
         if reason is not None:
             raise ValueError(f"{self.name} does not handle this configuration: {reason}")
         return geom
@@ -401,7 +402,8 @@ class Backend:
         """Wait for queued device work to finish (a no-op on CPU)."""
 
     def simulated(self) -> bool:
-        """Whether this backend's kernels run on a simulator: correct, but never worth timing."""
+        """Whether this backend's kernels run on numba's CUDA simulator: correct, but never worth
+        timing (see :meth:`untimed_reason`)."""
         return False
 
     def device_timer(self) -> DeviceTimer | None:

@@ -97,7 +97,8 @@ class ConvGeometry:
     def index_params(self) -> tuple[int, int, int, int, int, int]:
         """(sh, sw, dh, dw, top, left): what jitted loops need to map output to input pixels.
 
-        Input pixel (iy, ix) = (oy * sh + ki * dh - top, ox * sw + kj * dw - left).
+        Input pixel (iy, ix) = (oy * sh + ki * dh - top, ox * sw + kj * dw - left): the
+        kernels compute it, and its inverse, with :mod:`impls._index`.
         """
         (sh, sw), (dh, dw) = self.stride, self.dilation
         (top, _), (left, _) = self.pad

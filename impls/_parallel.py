@@ -14,10 +14,12 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
-from functools import cache, wraps
-from typing import Any, Generic, TypeVar
+from functools import cache, partial, wraps
+from typing import Any, TypeVar
 
 import numba
+import numpy as np
+from numpy.typing import NDArray
 from threadpoolctl import ThreadpoolController
 
 T = TypeVar("T")
@@ -123,27 +125,36 @@ def splits_past_workers(total: int, macs: int) -> bool:
     return len(split(total, macs)) > worker_count() >= 2
 
 
-class PerThread(Generic[T]):
-    """One buffer per thread that asks for one: the partial sums a thread's jobs share.
+class PartialSums:
+    """Zeroed buffers of one shape, one per thread whose jobs add into one, and their sum.
 
-    ``make()`` creates a thread's buffer on its first ``get()``; ``values()`` lists them all
-    once the jobs are done. Jobs of one call that run on one thread never run at once, so
-    they can add into one buffer; there are at most as many as threads, however many jobs.
+    A reduction split over jobs (dw, summed over pixels): each job adds its range's share into
+    the buffer of the thread that runs it, made on that thread's first job. Jobs of one call
+    that run on one thread never run at once, so they can add into one buffer; there are at
+    most as many buffers as threads, however many jobs.
     """
 
-    def __init__(self, make: Callable[[], T]) -> None:
-        self._make = make
-        self._buffers: dict[int, T] = {}
+    def __init__(self, shape: tuple[int, ...], dtype: Any) -> None:
+        self._shape, self._dtype = shape, dtype
+        self._buffers: dict[int, NDArray[Any]] = {}
 
-    def get(self) -> T:
+    def jobs(
+        self, add: Callable[[NDArray[Any], int, int], None], total: int, macs: int
+    ) -> list[Callable[[], None]]:
+        """A job per range (start, stop) of ``split(total, macs)``, each calling
+        ``add(buffer, start, stop)`` with the buffer of the thread that runs it."""
+        return [partial(self._add, add, start, stop) for start, stop in split(total, macs)]
+
+    def total(self, dtype: Any = None) -> NDArray[Any]:
+        """The buffers summed (in ``dtype``, or theirs), once the jobs have run."""
+        return np.sum(list(self._buffers.values()), axis=0, dtype=dtype)
+
+    def _add(self, add: Callable[[NDArray[Any], int, int], None], start: int, stop: int) -> None:
         key = threading.get_ident()
         if key not in self._buffers:
             # only this thread adds this key
-            self._buffers[key] = self._make()
-        return self._buffers[key]
-
-    def values(self) -> list[T]:
-        return list(self._buffers.values())
+            self._buffers[key] = np.zeros(self._shape, dtype=self._dtype)
+        add(self._buffers[key], start, stop)
 
 
 def run_jobs(jobs: Sequence[Callable[[], Any]], *, blas: bool = True) -> list[Any]:

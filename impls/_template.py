@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from numpy.typing import NDArray
+from numpy.typing import DTypeLike, NDArray
 
 from ._base import Backend, SizeThreshold
 from ._geometry import ConvGeometry, pad_input
@@ -53,17 +53,9 @@ class TemplateBackend(Backend):  # rename the class; the backend's name is the f
         # return (False, "why") when a dependency or device is missing
         return True, ""
 
-    def supports(
-        self,
-        x_shape,
-        w_shape,
-        *,
-        stride=1,
-        padding="VALID",
-        dilation=1,  # type: ignore[no-untyped-def]
-        dtype=np.float32,
-    ) -> str | None:
-        # return a reason string to decline a configuration (e.g. "3x3 kernels only")
+    def supports(self, geom: ConvGeometry, dtype: DTypeLike) -> str | None:
+        # return a reason string to decline a configuration (e.g. "3x3 kernels only" where
+        # (geom.kh, geom.kw) != (3, 3)); geom is the resolved geometry, dtype float32 or float64
         return None
 
     def _forward(
@@ -76,7 +68,11 @@ class TemplateBackend(Backend):  # rename the class; the backend's name is the f
         # the base class has already checked every argument (b is zeros when None was given);
         # geom holds shapes and padding. Threads: split work with _parallel.run_jobs, wrap
         # numba parallel=True functions in _parallel.threadsafe_parallel, and apply any
-        # process-wide setting through _parallel.SharedSetting
+        # process-wide setting through _parallel.SharedSetting; a reduction over jobs (dw) adds
+        # into per-thread buffers with _parallel.PartialSums. Which input pixel an output
+        # pixel reads, in numpy, numba or numba.cuda code: _index (input_pixel and its
+        # inverse). A backend that builds the full column matrix subclasses
+        # _columns.ColumnBackend and writes only im2col and col2im
         x_pad = pad_input(x, geom)
         (sh, sw), (dh, dw) = geom.stride, geom.dilation
         span = ((geom.kh - 1) * dh + 1, (geom.kw - 1) * dw + 1)

@@ -32,7 +32,8 @@ from numpy.typing import DTypeLike, NDArray
 
 from ._base import Backend, SizeThreshold
 from ._geometry import ConvGeometry
-from ._parallel import PerThread, run_jobs, split, splits_past_workers, worker_count
+from ._index import input_pixel, output_pixels, tap_offset
+from ._parallel import PartialSums, run_jobs, split, splits_past_workers, worker_count
 from ._reductions import bias_grad
 from ._tiles import (
     OUTER_ROWS,
@@ -186,30 +187,19 @@ def _padded_rows(count: int) -> int:
 
 
 def _table(
-    rows: NDArray[np.intp],
-    cols: NDArray[np.intp],
-    taps_y: NDArray[np.intp],
-    taps_x: NDArray[np.intp],
-    step: tuple[int, int],
-    shape: tuple[int, int],
-    depth: int,
+    src_y: NDArray[np.intp], src_x: NDArray[np.intp], width: int, depth: int
 ) -> NDArray[np.intp]:
-    """(pixels padded to whole tiles, taps): offset of source pixel ((rows + taps_y) / step,
-    (cols + taps_x) / step) times depth, or -1 where that is not a whole in-range pixel."""
-    num_y = rows[:, None, None] + taps_y[None, :, None]
-    num_x = cols[:, None, None] + taps_x[None, None, :]
-    src_y, src_x = num_y // step[0], num_x // step[1]
-    valid = (
-        (num_y % step[0] == 0)
-        & (num_x % step[1] == 0)
-        & (src_y >= 0)
-        & (src_y < shape[0])
-        & (src_x >= 0)
-        & (src_x < shape[1])
-    )
-    offsets = np.where(valid, (src_y * shape[1] + src_x) * depth, -1).reshape(len(rows), -1)
-    table = np.full((_padded_rows(len(rows)), offsets.shape[1]), -1, dtype=np.intp)
-    table[: len(rows)] = offsets
+    """(pixels padded to whole tiles, taps): the offset (src_y * width + src_x) * depth of the
+    source pixel each pixel reads at each tap, or -1 where src_y or src_x is -1 (none).
+
+    src_y is (pixels, kh) and src_x (pixels, kw), a source row and column per pixel and tap
+    row or column; a tap (ki, kj) is column ki * kw + kj of the table.
+    """
+    valid = (src_y[:, :, None] >= 0) & (src_x[:, None, :] >= 0)
+    flat = (src_y[:, :, None] * width + src_x[:, None, :]) * depth
+    offsets = np.where(valid, flat, -1).reshape(len(src_y), -1)
+    table = np.full((_padded_rows(len(src_y)), offsets.shape[1]), -1, dtype=np.intp)
+    table[: len(src_y)] = offsets
     return table
 
 
@@ -217,20 +207,31 @@ def _table(
 def _tables(geom: ConvGeometry) -> tuple[NDArray[np.intp], ...]:
     """(forward table, forward order, dx table, dx order) of one image, read-only.
 
-    Forward: output pixel p = (oy, ox) reads input pixel (oy * sh + ki * dh - top,
-    ox * sw + kj * dw - left) at tap (ki, kj). dx: input pixel (iy, ix) was read at tap
-    (ki, kj) by output pixel ((iy + top - ki * dh) / sh, (ix + left - kj * dw) / sw) where
-    that divides out whole; its pixels go in stride-phase order, so that the pixels of a tile
-    share the taps that read them.
+    Forward: output pixel p = (oy, ox) reads input pixel (input_pixel(oy, ki, ...),
+    input_pixel(ox, kj, ...)) at tap (ki, kj) where that lies inside x. dx: input pixel
+    (iy, ix) was read at tap (ki, kj) by output pixel (output_pixel(tap_offset(iy, ki, ...)),
+    ...) where there is one (see impls._index); its pixels go in stride-phase order, so that
+    the pixels of a tile share the taps that read them.
     """
     sh, sw, dh, dw, top, left = geom.index_params
-    ki, kj = np.arange(geom.kh) * dh, np.arange(geom.kw) * dw
+    ki, kj = np.arange(geom.kh), np.arange(geom.kw)
     oy, ox = np.divmod(np.arange(geom.out_h * geom.out_w), geom.out_w)
-    forward = _table(oy * sh - top, ox * sw - left, ki, kj, (1, 1), (geom.h, geom.w), geom.c_in)
+    # at step 1, output_pixels keeps the pixels inside [0, size) and marks the others -1
+    forward = _table(
+        output_pixels(input_pixel(oy[:, None], ki, sh, dh, top), 1, geom.h),
+        output_pixels(input_pixel(ox[:, None], kj, sw, dw, left), 1, geom.w),
+        geom.w,
+        geom.c_in,
+    )
     iy, ix = np.divmod(np.arange(geom.h * geom.w), geom.w)
     order = np.lexsort((ix, iy, ix % sw, iy % sh))
     iy, ix = iy[order], ix[order]
-    backward = _table(iy + top, ix + left, -ki, -kj, (sh, sw), (geom.out_h, geom.out_w), geom.c_out)
+    backward = _table(
+        output_pixels(tap_offset(iy[:, None], ki, dh, top), sh, geom.out_h),
+        output_pixels(tap_offset(ix[:, None], kj, dw, left), sw, geom.out_w),
+        geom.out_w,
+        geom.c_out,
+    )
     tables = (forward, np.arange(geom.out_h * geom.out_w), backward, order)
     for table in tables:
         table.flags.writeable = False
@@ -357,11 +358,11 @@ class IndirectIm2col(Backend):
         dy_finite = bool(np.isfinite(db).all())
         grads = dy.reshape(geom.n, -1, geom.c_out)
         src = x.reshape(geom.n, -1)
-        partials = PerThread(lambda: np.zeros((taps, geom.c_in, geom.c_out), dtype=x.dtype))
+        partials = PartialSums((taps, geom.c_in, geom.c_out), x.dtype)
 
-        def dw_job(lo: int, hi: int) -> None:
-            _conv_weights(src, table, grads, dy_finite, partials.get(), lo, hi)
+        def dw_add(part: NDArray[np.floating], lo: int, hi: int) -> None:
+            _conv_weights(src, table, grads, dy_finite, part, lo, hi)
 
-        dw_jobs = [partial(dw_job, lo, hi) for lo, hi in split(items, geom.flops_forward // 2)]
+        dw_jobs = partials.jobs(dw_add, items, geom.flops_forward // 2)
         run_jobs(dx_jobs + dw_jobs, blas=False)
-        return dx, np.sum(partials.values(), axis=0).reshape(geom.w_shape), db
+        return dx, partials.total().reshape(geom.w_shape), db

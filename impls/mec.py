@@ -54,8 +54,7 @@ class _Lowering:
 
     def columns(self, kj: int) -> slice:
         """The padded input columns that tap column kj reads, one per output column."""
-        (_, sw), (_, dw) = self.geom.stride, self.geom.dilation
-        return slice(kj * dw, kj * dw + (self.geom.out_w - 1) * sw + 1, sw)
+        return self.geom.window_starts(0, kj)[1]
 
     def lower(self, x_pad: Array, lowered: Array) -> Array:
         """lowered[ox, r, kj] = x_pad[row_order[r], ox * sw + kj * dw]; returns it as

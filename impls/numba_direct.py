@@ -28,7 +28,8 @@ from numpy.typing import DTypeLike, NDArray
 
 from ._base import Backend, SizeThreshold
 from ._geometry import ConvGeometry
-from ._parallel import PerThread, run_jobs, split, splits_past_workers, worker_count
+from ._index import jit_input_pixel, jit_output_pixel, jit_tap_offset
+from ._parallel import PartialSums, run_jobs, split, splits_past_workers, worker_count
 from ._reductions import bias_grad
 from ._tiles import (
     OUTER_ROWS,
@@ -91,13 +92,13 @@ def _forward_plain(x, w_blocks, taps_finite, b, y, sh, sw, dh, dw, top, left, ta
         for ox0 in range(0, out_w, ROWS):
             zero_rows(acc)
             for ki in range(kh):
-                iy = oy * sh - top + ki * dh
+                iy = jit_input_pixel(oy, ki, sh, dh, top)
                 inside = 0 <= iy < h
                 src = x[img, iy if inside else 0]
                 for kj in range(kw):
                     if not inside and taps_finite[ki, kj]:
                         continue
-                    ix = ox0 * sw - left + kj * dw
+                    ix = jit_input_pixel(ox0, kj, sw, dw, left)
                     w_tap = w_blocks[blk, ki, kj]
                     madd_rows(
                         acc,
@@ -139,11 +140,12 @@ def _backward_input_plain(dy, w_blocks, taps_finite, dx, sh, sw, dh, dw, top, le
             for k0 in range(0, columns, ROWS):
                 zero_rows(acc)
                 for ki in range(kh):
-                    oy_num = iy + top - ki * dh
-                    present = oy_num >= 0 and oy_num % sh == 0 and oy_num // sh < out_h
-                    src = dy[img, oy_num // sh if present else 0]
+                    oy = jit_output_pixel(jit_tap_offset(iy, ki, dh, top), sh, out_h)
+                    present = oy >= 0
+                    src = dy[img, oy if present else 0]
                     for kj in range(kw):
-                        ox_num = phase + k0 * sw + left - kj * dw
+                        # the tile's first output column, and whether this tap reads it whole
+                        ox_num = jit_tap_offset(phase + k0 * sw, kj, dw, left)
                         aligned = present and ox_num % sw == 0
                         if not aligned and taps_finite[ki, kj]:
                             continue
@@ -181,7 +183,7 @@ def _backward_weight_plain(x, dy, dy_finite, dw_part, sh, sw, dh, dw, top, left,
         img, oy = row // out_h, row % out_h
         grads = dy[img, oy]
         for ki in range(kh):
-            iy = oy * sh - top + ki * dh
+            iy = jit_input_pixel(oy, ki, sh, dh, top)
             inside = 0 <= iy < h
             if not inside and dy_finite:
                 continue
@@ -193,7 +195,7 @@ def _backward_weight_plain(x, dy, dy_finite, dw_part, sh, sw, dh, dw, top, left,
                         if ci0 + OUTER_ROWS <= c_in and co0 + nr <= c_out:
                             zero_outer(lo, hi)
                             for ox in range(out_w):
-                                ix = ox * sw - left + kj * dw
+                                ix = jit_input_pixel(ox, kj, sw, dw, left)
                                 if inside and 0 <= ix < w_in:
                                     a = src[ix, ci0:]
                                     v0, v1, v2, v3 = a[0], a[1], a[2], a[3]
@@ -207,7 +209,7 @@ def _backward_weight_plain(x, dy, dy_finite, dw_part, sh, sw, dh, dw, top, left,
                         else:
                             # the channels left over past the last whole tile, in memory
                             for ox in range(out_w):
-                                ix = ox * sw - left + kj * dw
+                                ix = jit_input_pixel(ox, kj, sw, dw, left)
                                 real = inside and 0 <= ix < w_in
                                 if not real and dy_finite:
                                     continue
@@ -310,13 +312,13 @@ class NumbaDirect(Backend):
         db = bias_grad(dy)
         # a non-finite dy value makes its channel's sum non-finite
         dy_finite = bool(np.isfinite(db).all())
-        partials = PerThread(lambda: np.zeros(geom.w_shape, dtype=x.dtype))
+        partials = PartialSums(geom.w_shape, x.dtype)
 
-        def dw_job(lo: int, hi: int) -> None:
-            _backward_weight_jit(x, dy, dy_finite, partials.get(), *params, lo, hi)
+        def dw_add(part: NDArray[np.floating], lo: int, hi: int) -> None:
+            _backward_weight_jit(x, dy, dy_finite, part, *params, lo, hi)
 
-        dw_jobs = [partial(dw_job, lo, hi) for lo, hi in split(geom.n * geom.out_h, macs)]
+        dw_jobs = partials.jobs(dw_add, geom.n * geom.out_h, macs)
         # each job writes only its own dx rows, or adds into its thread's dw partial
         dx_jobs = [partial(_backward_input_jit, *dx_args, lo, hi) for lo, hi in dx_tasks]
         run_jobs(dx_jobs + dw_jobs, blas=False)
-        return dx, np.sum(partials.values(), axis=0), db
+        return dx, partials.total(), db

@@ -16,12 +16,10 @@ import numpy as np
 from numba import njit, prange
 from numpy.typing import NDArray
 
-from ._base import Backend
-from ._gemm import cols_backward, cols_forward
+from ._columns import ColumnBackend
 from ._geometry import ConvGeometry
+from ._index import jit_input_pixel, jit_output_pixel, jit_tap_offset
 from ._parallel import threadsafe_parallel
-
-Saved = tuple[NDArray[np.floating], NDArray[np.floating]]
 
 
 def _im2col(x, cols, out_h, out_w, kh, kw, sh, sw, dh, dw, top, left):  # type: ignore[no-untyped-def]
@@ -31,9 +29,9 @@ def _im2col(x, cols, out_h, out_w, kh, kw, sh, sw, dh, dw, top, left):  # type: 
         for ox in range(out_w):
             row = r * out_w + ox
             for ki in range(kh):
-                iy = oy * sh + ki * dh - top
+                iy = jit_input_pixel(oy, ki, sh, dh, top)
                 for kj in range(kw):
-                    ix = ox * sw + kj * dw - left
+                    ix = jit_input_pixel(ox, kj, sw, dw, left)
                     base = (ki * kw + kj) * c_in
                     inside = 0 <= iy < h and 0 <= ix < w
                     for c in range(c_in):
@@ -46,16 +44,15 @@ def _col2im(dcols, dx, out_h, out_w, kh, kw, sh, sw, dh, dw, top, left):  # type
         n, iy = r // h, r % h
         for ki in range(kh):
             # which output row, if any, reads input row iy through kernel row ki
-            ty = iy + top - ki * dh
-            if ty < 0 or ty % sh != 0 or ty // sh >= out_h:
+            oy = jit_output_pixel(jit_tap_offset(iy, ki, dh, top), sh, out_h)
+            if oy < 0:
                 continue
-            oy = ty // sh
             for ix in range(w):
                 for kj in range(kw):
-                    tx = ix + left - kj * dw
-                    if tx < 0 or tx % sw != 0 or tx // sw >= out_w:
+                    ox = jit_output_pixel(jit_tap_offset(ix, kj, dw, left), sw, out_w)
+                    if ox < 0:
                         continue
-                    row = (n * out_h + oy) * out_w + tx // sw
+                    row = (n * out_h + oy) * out_w + ox
                     base = (ki * kw + kj) * c_in
                     for c in range(c_in):
                         dx[n, iy, ix, c] += dcols[row, base + c]
@@ -70,43 +67,18 @@ def _loop_args(geom: ConvGeometry) -> tuple[int, ...]:
     return geom.out_h, geom.out_w, geom.kh, geom.kw, *geom.index_params
 
 
-class NumbaLoop(Backend):
+class NumbaLoop(ColumnBackend):
     #: one line on the strategy
     description: ClassVar[str] = (
         "numba parallel loops for im2col and a gather col2im, BLAS for the matrix products"
     )
-    #: a strategy from the source article
-    role: ClassVar[str] = "seed"
-    #: saved holds the column matrix and a copy of w, both private
-    saved_by_reference: ClassVar[tuple[str, ...]] = ()
-    #: the full column matrix goes through memory (the traffic model counts it)
-    column_buffer: ClassVar[bool] = True
 
     def im2col(self, x: NDArray[np.floating], geom: ConvGeometry) -> NDArray[np.floating]:
-        """The column matrix (N * OH * OW, kh * kw * C_in) of x: forward's first phase.
-
-        The harness times it alone, to weigh im2col against the whole forward pass.
-        """
         cols = np.empty(geom.cols_shape, dtype=x.dtype)
         im2col(np.ascontiguousarray(x), cols, *_loop_args(geom))
         return cols
 
-    def _forward(
-        self,
-        x: NDArray[np.floating],
-        w: NDArray[np.floating],
-        b: NDArray[np.floating],
-        geom: ConvGeometry,
-    ) -> tuple[NDArray[np.floating], Saved]:
-        cols = self.im2col(x, geom)
-        y, w_mat = cols_forward(cols, w, b, geom)
-        return y, (cols, w_mat)
-
-    def _backward(
-        self, dy: NDArray[np.floating], saved: Saved, geom: ConvGeometry
-    ) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]:
-        cols, w_mat = saved
-        dcols, dw, db = cols_backward(dy, cols, w_mat, geom)
-        dx = np.zeros(geom.x_shape, dtype=dy.dtype)
+    def col2im(self, dcols: NDArray[np.floating], geom: ConvGeometry) -> NDArray[np.floating]:
+        dx = np.zeros(geom.x_shape, dtype=dcols.dtype)
         col2im(dcols, dx, *_loop_args(geom))
-        return dx, dw, db
+        return dx

@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from ._base import Backend
 from ._geometry import ConvGeometry, pad_input
+from ._index import input_pixel
 
 
 class Reference(Backend):
@@ -34,7 +35,9 @@ class Reference(Backend):
             for ox in range(geom.out_w):
                 for ki in range(geom.kh):
                     for kj in range(geom.kw):
-                        yield oy, ox, ki, kj, oy * sh + ki * dh, ox * sw + kj * dw
+                        # in the padded input's coordinates: no padding before
+                        iy, ix = input_pixel(oy, ki, sh, dh, 0), input_pixel(ox, kj, sw, dw, 0)
+                        yield oy, ox, ki, kj, iy, ix
 
     def _forward(
         self,

@@ -27,6 +27,7 @@ from numpy.typing import DTypeLike, NDArray
 
 from ._base import Backend, SizeThreshold
 from ._geometry import ConvGeometry
+from ._index import jit_input_pixel
 from ._parallel import run_jobs, worker_count
 from ._reductions import bias_grad
 
@@ -61,9 +62,9 @@ def _gather_plain(x, cols, p0, p1, out_h, out_w, sh, sw, dh, dw, top, left, kh, 
         oy, ox = divmod(r, out_w)
         row = cols[p - p0]
         for ki in range(kh):
-            iy = oy * sh - top + ki * dh
+            iy = jit_input_pixel(oy, ki, sh, dh, top)
             for kj in range(kw):
-                ix = ox * sw - left + kj * dw
+                ix = jit_input_pixel(ox, kj, sw, dw, left)
                 base = (ki * kw + kj) * c_in
                 if 0 <= iy < h and 0 <= ix < w:
                     for ci in range(c_in):
@@ -81,11 +82,11 @@ def _scatter_plain(dx, dcols, p0, p1, out_h, out_w, sh, sw, dh, dw, top, left, k
         oy, ox = divmod(r, out_w)
         row = dcols[p - p0]
         for ki in range(kh):
-            iy = oy * sh - top + ki * dh
+            iy = jit_input_pixel(oy, ki, sh, dh, top)
             if iy < 0 or iy >= h:
                 continue
             for kj in range(kw):
-                ix = ox * sw - left + kj * dw
+                ix = jit_input_pixel(ox, kj, sw, dw, left)
                 if 0 <= ix < w:
                     base = (ki * kw + kj) * c_in
                     for ci in range(c_in):

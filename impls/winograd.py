@@ -32,8 +32,8 @@ import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from ._base import Backend, SizeThreshold
-from ._geometry import ConvGeometry, IntOrPair, PaddingSpec, resolve_geometry
-from ._parallel import PerThread, run_jobs, split, splits_past_workers, worker_count
+from ._geometry import ConvGeometry
+from ._parallel import PartialSums, run_jobs, split, splits_past_workers, worker_count
 from ._reductions import bias_grad
 from ._tiles import (
     OUTER_ROWS,
@@ -521,17 +521,7 @@ class Winograd(Backend):
         partials = 36 * geom.c_in * geom.c_out * (workers * itemsize + 8)
         return (workers * chunks + filters) * itemsize + partials
 
-    def supports(
-        self,
-        x_shape: tuple[int, ...],
-        w_shape: tuple[int, ...],
-        *,
-        stride: IntOrPair = 1,
-        padding: PaddingSpec = "VALID",
-        dilation: IntOrPair = 1,
-        dtype: DTypeLike = np.float32,
-    ) -> str | None:
-        geom = resolve_geometry(x_shape, w_shape, stride=stride, padding=padding, dilation=dilation)
+    def supports(self, geom: ConvGeometry, dtype: DTypeLike) -> str | None:
         if (geom.kh, geom.kw) != (3, 3):
             return f"Winograd F(4x4, 3x3) needs a 3x3 kernel, got {geom.kh}x{geom.kw}"
         if geom.stride != (1, 1):
@@ -579,15 +569,14 @@ class Winograd(Backend):
         # dw: the adjoint of the forward's bilinear form, over the forward's own tiling
         tiles_h, tiles_w = _tiles(geom.out_h), _tiles(geom.out_w)
         n_tiles = geom.n * tiles_h * tiles_w
-        partials = PerThread(lambda: np.zeros((36, geom.c_in, geom.c_out), dtype=dtype))
+        partials = PartialSums((36, geom.c_in, geom.c_out), dtype)
 
-        def du_job(lo: int, hi: int) -> None:
-            _weight_grad(x, dy, top, left, tiles_h, tiles_w, lo, hi, partials.get())
+        def du_add(part: NDArray[np.floating], lo: int, hi: int) -> None:
+            _weight_grad(x, dy, top, left, tiles_h, tiles_w, lo, hi, part)
 
-        ranges = split(n_tiles, _cost(u_flip, n_tiles))
-        run_jobs([partial(du_job, lo, hi) for lo, hi in ranges], blas=False)
+        run_jobs(partials.jobs(du_add, n_tiles, _cost(u_flip, n_tiles)), blas=False)
         with _quiet():
-            du_total = np.sum(partials.values(), axis=0, dtype=np.float64)
+            du_total = partials.total(np.float64)
             dw = _sandwich(G.T, du_total.reshape(6, 6, geom.c_in, geom.c_out)).astype(dtype)
         if not (dx_finite and np.isfinite(dw).all()):
             _, ctx = _DIRECT.forward(x, w, None, padding=geom.pad)

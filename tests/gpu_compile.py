@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 import impls
-from tests.support import CASES, DTYPES, Case
+from tests.support import CASES, DTYPES, Case, declines
 
 #: the architectures every kernel must compile for: Volta, Ampere, Hopper
 ARCHS = ((7, 0), (8, 0), (9, 0))
@@ -210,7 +210,7 @@ def record(backend: impls.Backend, cc: tuple[int, int]) -> list[Launch]:
             raise LookupError(reason)
         for case in [*CASES, *BENCH_CASES]:
             for dtype in DTYPES:
-                if backend.supports(case.x_shape, case.w_shape, dtype=dtype, **case.kwargs):
+                if declines(backend, case, dtype):
                     continue
                 _run_case(backend, case, dtype, strided=False)
         case = CASES[1]
@@ -220,10 +220,22 @@ def record(backend: impls.Backend, cc: tuple[int, int]) -> list[Launch]:
 
 
 def module_kernels(backend: impls.Backend) -> list[str]:
-    """Names of the kernels a backend's module defines at module level."""
-    module = sys.modules[type(backend).__module__]
+    """Names of the kernels defined at module level by a backend's module and by the impls
+    modules it imports from (``_cuda_blas``). Device functions
+    (``cuda.jit(device=True)``) are not kernels: they compile as part of the kernels that call
+    them."""
+    own = sys.modules[type(backend).__module__]
+    sources = {
+        getattr(obj, "__module__", None) or "" for obj in vars(own).values() if callable(obj)
+    }
+    modules = [own, *(sys.modules[name] for name in sorted(sources) if name.startswith("impls."))]
     dispatcher = _dispatcher_class()
-    return sorted(name for name, obj in vars(module).items() if isinstance(obj, dispatcher))
+    return sorted(
+        name
+        for module in dict.fromkeys(modules)
+        for name, obj in vars(module).items()
+        if isinstance(obj, dispatcher) and not obj.targetoptions.get("device")
+    )
 
 
 def kernel_label(kernel: Any) -> str:

@@ -138,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     ours = [impls.get_backend(n) for n in impls.backend_names() if n.startswith("numba_cuda")]
     peer = impls.get_backend(PEER)
     for backend in [*ours, peer]:
-        ok, reason = backend.available()
-        if not ok or getattr(backend, "simulated", lambda: False)():
+        reason = backend.untimed_reason()
+        if reason:
             parser.exit(2, f"{parser.prog}: error: {backend.name} cannot run here: {reason}\n")
     import torch
 

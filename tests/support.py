@@ -29,6 +29,9 @@ class Case:
     def kwargs(self) -> dict[str, Any]:
         return {"stride": self.stride, "padding": self.padding, "dilation": self.dilation}
 
+    def geometry(self) -> impls.ConvGeometry:
+        return impls.resolve_geometry(self.x_shape, self.w_shape, **self.kwargs)
+
 
 CASES = [
     Case("batch1-cin1-3x3", (1, 5, 5, 1), (3, 3, 1, 2)),
@@ -57,7 +60,7 @@ def usable_backend(name: str) -> impls.Backend:
 
 
 def declines(backend: impls.Backend, case: Case, dtype: Any) -> str | None:
-    return backend.supports(case.x_shape, case.w_shape, dtype=np.dtype(dtype), **case.kwargs)
+    return backend.supports(case.geometry(), np.dtype(dtype))
 
 
 def make_inputs(case: Case, dtype: Any, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -93,11 +96,6 @@ def run_backend(
     dy = np.random.default_rng(dy_seed).standard_normal(y.shape).astype(x.dtype)
     grads = backend.backward(backend.to_device(dy), ctx)
     return (y, *(backend.to_numpy(g) for g in grads))
-
-
-def is_simulated(backend: impls.Backend) -> bool:
-    """Whether the backend runs on numba's CUDA simulator (correct, but very slow)."""
-    return bool(getattr(backend, "simulated", lambda: False)())
 
 
 def overwrite(a: Any, values: np.ndarray) -> None:

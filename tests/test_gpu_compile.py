@@ -132,7 +132,7 @@ def test_numba_cuda_says_when_the_toolkit_is_missing(monkeypatch: pytest.MonkeyP
         raise OSError('Failure finding "libnvrtc.so.13 or libnvrtc.so.12"')
 
     cuda = numba_cuda.cuda
-    monkeypatch.setattr(numba_cuda, "_SIMULATED", False)
+    monkeypatch.setattr(numba_cuda, "SIMULATED", False)
     monkeypatch.setattr(cuda, "is_available", lambda: True)
     monkeypatch.setattr(cuda, "get_current_device", Device)
     monkeypatch.setattr(cuda, "compile_ptx", no_nvrtc, raising=False)

@@ -97,7 +97,7 @@ def test_the_gpu_preset_leaves_cpu_backends_out_and_says_why() -> None:
     assert PRESETS["gpu"].limit_convs() == []
 
 
-class _Fake:
+class _Fake(impls.Backend):
     """A backend stand-in: its device, availability and whether it is simulated."""
 
     role: ClassVar[str] = "ours"

@@ -23,7 +23,6 @@ from tests.support import (
     Case,
     assert_close,
     declines,
-    is_simulated,
     make_inputs,
     run_backend,
     usable_backend,
@@ -69,7 +68,7 @@ def check_concurrent_calls(backend_name: str) -> str:
     child process, under another numba threading layer.
     """
     backend = usable_backend(backend_name)
-    if is_simulated(backend):
+    if backend.simulated():
         return SIMULATOR
     if reason := declines(backend, CASE, np.float32):
         return f"{backend_name} declines {CASE.id}: {reason}"
@@ -111,7 +110,7 @@ def test_concurrent_calls_are_right_and_leave_thread_settings_alone(
 
 def test_concurrent_calls_never_abort_under_numba_workqueue(backend_name: str) -> None:
     """workqueue, numba's fallback layer without TBB or OpenMP, aborts on concurrent launches."""
-    if is_simulated(usable_backend(backend_name)):
+    if usable_backend(backend_name).simulated():
         pytest.skip(SIMULATOR)
     script = (
         "import numba\n"
