@@ -13,7 +13,7 @@ import numpy as np
 
 import impls
 
-from . import timing
+from . import duet, timing
 from .machine import available_memory
 from .matrix import BlasCase, Case
 from .options import Settings
@@ -53,7 +53,7 @@ class Decisions:
         if untimed:
             return untimed
         conv = case.conv
-        declined = backend.supports(conv.geometry(), np.dtype(conv.dtype))
+        declined = duet.declined(backend, conv.geometry(), np.dtype(conv.dtype))
         if declined:
             return f"declined: {declined}"
         needed = timing.memory_needed(backend, conv)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import inspect
 import io
 import os
 import shutil
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,7 +253,25 @@ def _renamed(old_module: ModuleType, name: str) -> Any:
         # its name is a read-only property
         return unavailable(twin_name(name), backend.available()[1])
     backend.name = twin_name(name)  # shadows the class's name for this instance only
+    _adapt(backend)
     return backend
+
+
+def _adapt(backend: Any) -> None:
+    """Give an old backend the ``untimed_reason`` check its version may lack."""
+    if not hasattr(backend, "untimed_reason"):
+        backend.untimed_reason = types.MethodType(impls.Backend.untimed_reason, backend)
+
+
+def declined(backend: Any, geom: impls.ConvGeometry, dtype: Any) -> str | None:
+    """Why ``backend`` declines a configuration, or None: ``supports(geom, dtype)``, or for
+    a backend of an older version, the raw arguments it took then
+    (``supports(x_shape, w_shape, stride=, padding=, dtype=)``)."""
+    if "x_shape" in inspect.signature(backend.supports).parameters:
+        return backend.supports(  # type: ignore[no-any-return]
+            geom.x_shape, geom.w_shape, stride=geom.stride, padding=geom.pad, dtype=dtype
+        )
+    return backend.supports(geom, dtype)  # type: ignore[no-any-return]
 
 
 def _commit(spec: str, repo_root: Path) -> str:
