@@ -7,7 +7,6 @@ from the JSON alone, so a report can be rebuilt from saved runs on any machine.
 from __future__ import annotations
 
 import json
-import re
 import reprlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -15,6 +14,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from benchmarks import runfile
+from benchmarks.runfile import (
+    COUNT_FIELDS,
+    COUNT_RANGE,
+    RESNET,
+    SHAPE_FIELDS,
+    SHAPE_RANGE,
+    SWEEP,
+    ordered_passes,
+)
+from benchmarks.runfile import PASS_ORDER as PASS_ORDER  # where reports/network.py finds it
 
 from . import runinfo
 from .stats import TIME_RANGE, Interval, is_noisy, median_interval, ratio_interval
@@ -27,37 +38,21 @@ YARDSTICK = "torch_conv2d"
 GPU_YARDSTICK = "torch_cudnn"
 #: each device's yardstick: a row's time is compared with its own device's library
 YARDSTICKS = {"cpu": YARDSTICK, "gpu": GPU_YARDSTICK}
-#: the configuration of a ResNet stage-2 layer, where the goals are judged
-RESNET = "resnet"
-#: the configuration of the distinct ResNet-50 layers, where the GPU goals are judged
-RESNET50 = "resnet50"
-#: the configuration of the batch-size sweep at one layer
-BATCH = "batch"
-PASS_ORDER = ("forward", "backward", "step", "transfer")
 SHAPE_KEYS = ["config", "n", "h", "c_in", "c_out", "kh", "stride", "dtype"]
-#: what the harness's first JSON format called the ResNet configuration
-_OLD_CONFIG_NAMES = {"reference": RESNET}
+
+
+#: the run file's format, under the name benchmarks/harness.py imports it by; new code uses
+#: benchmarks.runfile.FORMAT (to go once the harness does)
+JSON_FORMAT = runfile.FORMAT
 
 
 class ReportInputError(ValueError):
     """A file that cannot be read as a pytest-benchmark run with results."""
 
 
-#: what ``im2col_bench`` in a run's JSON looks like; 1 named the resnet configuration
-#: "reference". The harness writes this one; a reader refuses a newer one.
-JSON_FORMAT = 2
 #: integers of more digits are read as floats (inf past 1e308), so that no field holds a
 #: number that numpy, pandas or math cannot convert
 _INT_DIGITS = 18
-#: a row's shape fields (image, kernel, stride; m, k, n_cols of the BLAS limit), each an
-#: integer in this range when present
-SHAPE_RANGE = (1, 2**31)
-SHAPE_FIELDS = ("n", "h", "w", "c_in", "c_out", "kh", "kw", "stride", "dilation", "threads",
-                "cores", "m", "k", "n_cols")  # fmt: skip
-#: a row's counts (FLOPs, bytes), each an integer in this range when present
-COUNT_RANGE = (0, 2**62)
-COUNT_FIELDS = ("flops", "cols_bytes", "traffic_bytes", "memory_estimate_bytes",
-                "peak_extra_bytes", "peak_total_bytes")  # fmt: skip
 
 
 def _json_int(text: str) -> int | float:
@@ -99,11 +94,11 @@ def read_run(path: str | Path) -> dict[str, Any]:
         for key in ("skipped", "failed", "left_out")
     ):
         raise ReportInputError(f"{path}: 'im2col_bench' must hold lists of objects")
-    version = extra.get("format", 1)
-    if not (_is_int(version) and 1 <= version <= JSON_FORMAT):
+    version = runfile.format_of(data)
+    if not (_is_int(version) and runfile.OLDEST_FORMAT <= version <= runfile.FORMAT):
         raise ReportInputError(
-            f"{path}: format {_short(version)} is not one this version reads (1 to "
-            f"{JSON_FORMAT}); update im2col-bench to read it"
+            f"{path}: format {_short(version)} is not one this version reads "
+            f"({runfile.OLDEST_FORMAT} to {runfile.FORMAT}); update im2col-bench to read it"
         )
     for number, bench in enumerate(data["benchmarks"], 1):
         problem = _benchmark_problem(bench)
@@ -182,11 +177,11 @@ def is_plausible_time(value: Any) -> bool:
 
 def benchmark_names(run: dict[str, Any]) -> list[str]:
     """Each benchmark's full name, as the current harness names it (in a run of any format)."""
-    names = [str(b.get("fullname") or b.get("name")) for b in run["benchmarks"]]
-    if (run.get("im2col_bench") or {}).get("format", 1) == 1:
-        # the first format's "reference-56px" case id is "resnet-56px" now
-        names = [re.sub(r"(?<=[\[-])reference-(?=\d+px\])", "resnet-", n) for n in names]
-    return names
+    version = runfile.format_of(run)
+    return [
+        runfile.migrated_name(str(b.get("fullname") or b.get("name")), version)
+        for b in run["benchmarks"]
+    ]
 
 
 def _run_labels(runs: list[dict[str, Any]]) -> list[str]:
@@ -240,7 +235,7 @@ def load(paths: Iterable[str | Path]) -> pd.DataFrame:
         ]
         records += [{**rec, "status": "skipped"} for rec in extra.get("skipped", [])]
         records += [{**rec, "status": "failed"} for rec in extra.get("failed", [])]
-        renamed = _OLD_CONFIG_NAMES if extra.get("format", 1) == 1 else {}
+        version = runfile.format_of(run)
         for rec in records:
             config = rec.get("config")
             rows.append(
@@ -249,7 +244,7 @@ def load(paths: Iterable[str | Path]) -> pd.DataFrame:
                     **machine_limits(run, rec.get("dtype"), rec.get("device")),
                     "run": label,
                     "kind": rec.get("kind", "conv"),
-                    "config": renamed.get(config, config) if isinstance(config, str) else config,
+                    "config": runfile.migrated_config(config, version),
                     "peak_bytes": rec.get("peak_extra_bytes"),
                 }
             )
@@ -518,7 +513,7 @@ def flagged_names(path: str | Path) -> list[str]:
     return df[(df["status"] == "ok") & (df["flag"] != "")]["name"].tolist()
 
 
-def timed(df: pd.DataFrame, config: str | None = "default") -> pd.DataFrame:
+def timed(df: pd.DataFrame, config: str | None = SWEEP) -> pd.DataFrame:
     """The conv rows that were timed, optionally of one configuration."""
     ok = df[(df["kind"] == "conv") & (df["status"] == "ok")]
     return ok if config is None else ok[ok["config"] == config]
@@ -572,7 +567,7 @@ def headline(df: pd.DataFrame) -> pd.DataFrame:
     """
     rows = []
     for run, in_run in contenders(timed(df)).groupby("run", sort=False):
-        passes = [p for p in PASS_ORDER if p in set(in_run["pass"])]
+        passes = ordered_passes(in_run["pass"])
         reached = {p: _reached_by_all(in_run[in_run["pass"] == p]) for p in passes}
         everywhere = set.intersection(*reached.values()) if reached else set()
         for pass_ in passes:

@@ -9,14 +9,12 @@ from typing import Any
 
 import pandas as pd
 
+from benchmarks.runfile import BATCH, PASS_ORDER, RESNET, RESNET50, SWEEP, pass_rank
+
 from .accuracy import ERRORS, case_errors, error_text, errors
 from .article import Claim, check_article
 from .data import (
     BASELINE,
-    BATCH,
-    PASS_ORDER,
-    RESNET,
-    RESNET50,
     SHAPE_KEYS,
     YARDSTICKS,
     ReportInputError,
@@ -87,7 +85,7 @@ def _size(row: pd.Series) -> str:
     """The shape in a few characters: ``64px`` in the sweep, ``stride2 64px`` for a one-factor
     row, ``resnet50 3x3 64->64 s1 56px`` for a ResNet-50 layer, ``batch N=8 56px``."""
     size = f"{row['h']:.0f}px"
-    if row["config"] == "default":
+    if row["config"] == SWEEP:
         return size
     if row["config"] == RESNET50:
         layer = f"{row['kh']:.0f}x{row['kh']:.0f} {row['c_in']:.0f}->{row['c_out']:.0f}"
@@ -95,6 +93,12 @@ def _size(row: pd.Series) -> str:
     if row["config"] == BATCH:
         return f"{BATCH} N={row['n']:.0f} {size}"
     return f"{row['config']} {size}"
+
+
+def _config_group(config: str) -> int:
+    """Where a configuration's rows sort: the sweep, then the one-factor rows, then the
+    resnet layer."""
+    return 0 if config == SWEEP else 2 if config == RESNET else 1
 
 
 def _launch_line(row: pd.Series) -> str | None:
@@ -228,9 +232,9 @@ def render_table(df: pd.DataFrame) -> str:
     columns = sorted(roles, key=role_order(ok))
     multi = conv["run"].nunique() > 1
     conv = conv[conv["backend"].isin(columns)]
-    conv["order"] = conv["pass"].map({p: i for i, p in enumerate(PASS_ORDER)})
+    conv["order"] = conv["pass"].map(pass_rank)
     # the sweep by size, then the one-factor rows, then the resnet layer
-    conv["group"] = conv["config"].map(lambda c: 0 if c == "default" else 2 if c == RESNET else 1)
+    conv["group"] = conv["config"].map(_config_group)
     conv["cost"] = conv["n"] * conv["h"] ** 2 * conv["kh"] ** 2 * conv["c_in"] * conv["c_out"]
     head = "".join(_backend_header(c, roles[c]) for c in columns)
     lead = "<th>shape</th>" + ("<th>run</th>" if multi else "")
@@ -274,7 +278,7 @@ def render_errors(df: pd.DataFrame) -> str:
     columns = sorted(set(found["backend"]), key=role_order(found))
     roles = dict(zip(found["backend"], found["role"], strict=True))
     multi = found["run"].nunique() > 1
-    found["group"] = found["config"].map(lambda c: 0 if c == "default" else 2 if c == RESNET else 1)
+    found["group"] = found["config"].map(_config_group)
     found["cost"] = found["n"] * found["h"] ** 2 * found["kh"] ** 2 * found["c_in"] * found["c_out"]
     head = "".join(_backend_header(c, roles[c]) for c in columns)
     out = [f"<table id='errors'><tr><th>shape</th>{'<th>run</th>' if multi else ''}{head}</tr>"]
@@ -307,7 +311,7 @@ def render_details(df: pd.DataFrame) -> str:
     ok = errors(df[(df["kind"] != "blas_limit") & (df["status"] == "ok")])
     if ok.empty:
         return ""
-    ok["order"] = ok["pass"].map({p: i for i, p in enumerate(PASS_ORDER)}).fillna(len(PASS_ORDER))
+    ok["order"] = ok["pass"].map(pass_rank)
     ok = ok.sort_values(["order", "config", "h", "backend", "run"])
     multi = ok["run"].nunique() > 1
     has_interval = any(c in ok for c in ("median_low", "ci_low"))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .data import PASS_ORDER
+from benchmarks.runfile import pass_rank
+
 from .stats import weighted_sum_interval
 
 #: the passes timed at every thread count
@@ -83,7 +84,7 @@ def scaling_table(df: pd.DataFrame) -> pd.DataFrame:
     multi = most["run"].nunique() > 1
     most = most.assign(
         column=most["pass"] + (" | " + most["run"] if multi else ""),
-        order=most["pass"].map({p: i for i, p in enumerate(PASS_ORDER)}),
+        order=most["pass"].map(pass_rank),
         text=[
             f"{r['speedup']:.2f}x"
             + ("" if pd.isna(r["speedup_low"]) else f" [{r['speedup_low']:.2f}, "
