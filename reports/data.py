@@ -28,6 +28,7 @@ from benchmarks.runfile import (
 from benchmarks.runfile import PASS_ORDER as PASS_ORDER  # where reports/network.py finds it
 
 from . import runinfo
+from .runinfo import machine as machine  # where reports/compare.py finds it
 from .stats import TIME_RANGE, Interval, is_noisy, median_interval, ratio_interval
 
 #: the baseline every speedup is measured against
@@ -196,15 +197,22 @@ def _run_labels(runs: list[dict[str, Any]]) -> list[str]:
     return [f"{lab} #{i + 1}" if labels.count(lab) > 1 else lab for i, lab in enumerate(labels)]
 
 
-def _read_all(paths: Iterable[str | Path]) -> list[tuple[str, dict[str, Any]]]:
-    runs = [read_run(p) for p in paths]
+#: a run to load: its file, or its JSON already read by :func:`read_run`
+RunSource = str | Path | dict[str, Any]
+
+
+def _read_all(sources: Iterable[RunSource]) -> list[tuple[str, dict[str, Any]]]:
+    runs = [s if isinstance(s, dict) else read_run(s) for s in sources]
     if not runs:
         raise ReportInputError("no runs given")
     return list(zip(_run_labels(runs), runs, strict=True))
 
 
-def load(paths: Iterable[str | Path]) -> pd.DataFrame:
+def load(paths: Iterable[RunSource]) -> pd.DataFrame:
     """Every benchmark of every run, timed or skipped or failed, one row each.
+
+    ``paths``: each run's file, or its JSON already read by :func:`read_run` (then it is not
+    read again).
 
     Returns
     -------
@@ -251,9 +259,10 @@ def load(paths: Iterable[str | Path]) -> pd.DataFrame:
     return derive(pd.DataFrame(rows))
 
 
-def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
+def load_runs(paths: Iterable[RunSource]) -> pd.DataFrame:
     """One row per run: machine, BLAS and its kernel, vector extensions, versions, GPU, threads,
-    preset and what was left out."""
+    preset and what was left out; ``described``, the run in words (:func:`runinfo.describe`).
+    ``paths`` as for :func:`load`."""
     rows = []
     for label, run in _read_all(paths):
         info = run["machine_info"]
@@ -265,13 +274,14 @@ def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
             for b in pools
             if isinstance(b, dict)
         )
-        described = machine(run)
+        fields = runinfo.machine(run)
         rows.append(
             {
                 "run": label,
-                # the whole records, for reports.runinfo to describe
+                # the whole records, for what reads more of them
                 "machine_info": info,
                 "im2col_bench": extra,
+                "described": runinfo.describe(info, json_object(extra)),
                 "node": info.get("node"),
                 "datetime": run.get("datetime"),
                 "cpu": cpu.get("brand_raw") or info.get("processor"),
@@ -279,8 +289,8 @@ def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
                 "system": f"{info.get('system')} {info.get('release')}",
                 "python": info.get("python_version"),
                 "blas": blas or "unknown",
-                "blas_kernel": described["BLAS kernel"] or "unknown",
-                "vector_extensions": described["vector extensions"] or "unknown",
+                "blas_kernel": fields["BLAS kernel"] or "unknown",
+                "vector_extensions": fields["vector extensions"] or "unknown",
                 "numpy": info.get("numpy_version"),
                 "numba": info.get("numba_version"),
                 "numba_cuda": info.get("numba_cuda_version"),
@@ -295,28 +305,6 @@ def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
-
-
-#: vector extensions, widest first, as py-cpuinfo names them in machine_info["cpu"]["flags"]
-def machine(run: dict[str, Any]) -> dict[str, str]:
-    """The fields of a run's machine that change timings; "" where the run did not record one."""
-    info = run["machine_info"]
-    cpu = json_object(info.get("cpu"))
-    blas = info.get("blas")
-    pools = [p for p in blas if isinstance(p, dict)] if isinstance(blas, list) else []
-    flags = cpu["flags"] if isinstance(cpu.get("flags"), list) else None
-    recorded = cpu.get("brand_raw") or info.get("processor")
-    return {
-        "CPU": runinfo.cpu_model(info) if recorded else "",
-        "vector extensions": runinfo.vector_extensions(flags) if flags else "",
-        # threadpoolctl lists the libraries in the order they were loaded: sort them
-        "BLAS": "; ".join(sorted(f"{p.get('internal_api')} {p.get('version')}" for p in pools)),
-        "BLAS kernel": "; ".join(
-            sorted(str(p["architecture"]) for p in pools if p.get("architecture"))
-        ),
-        "cores": str(cpu.get("count") or ""),
-        "threads": str(info.get("threads") or ""),
-    }
 
 
 def machine_limits(run: dict[str, Any], dtype: Any, device: Any = "cpu") -> dict[str, Any]:
