@@ -23,6 +23,11 @@ def test_every_pass_the_harness_can_time_is_in_the_reports_order() -> None:
     assert data.PASS_ORDER is runfile.PASS_ORDER
 
 
+def test_the_passes_impls_models_traffic_for_are_the_timed_ones() -> None:
+    # impls/ keeps its own tuple (it imports nothing of benchmarks/): it must not drift
+    assert impls.TRAFFIC_PASSES == runfile.PASSES
+
+
 def test_a_pass_the_order_lacks_comes_last_instead_of_vanishing() -> None:
     assert runfile.ordered_passes(["warp", "step", "forward", "step"]) == [
         "forward",
