@@ -495,9 +495,10 @@ def baseline_times(group: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["index", "time", "extrapolated"]).set_index("index")
 
 
-def flagged_names(path: str | Path) -> list[str]:
-    """The full names of a saved run's timed benchmarks that are contended or noisy."""
-    df = load([path])
+def flagged_names(run: RunSource) -> list[str]:
+    """The full names of a saved run's timed benchmarks that are contended or noisy; ``run``
+    as for :func:`load`."""
+    df = load([run])
     return df[(df["status"] == "ok") & (df["flag"] != "")]["name"].tolist()
 
 
