@@ -11,11 +11,7 @@ from benchmarks.runfile import BATCH, PASS_ORDER, RESNET, RESNET50, SWEEP, pass_
 
 from .accuracy import ERRORS, case_errors, error_text, errors
 from .article import Claim
-from .data import (
-    BASELINE,
-    SHAPE_KEYS,
-    YARDSTICKS,
-)
+from .data import BASELINE, SHAPE_KEYS, YARDSTICKS
 from .goals import Verdict
 from .network import REDUCTION_BOUND, layer_table, network_rows
 from .plots import PLOTS, ROLE_LINES, ROLE_TITLES, role_order, style

@@ -24,9 +24,11 @@ from .storage import INDEX, RUNS, index_lock, reported_runs, write_atomic
 #: the cache of index entries, in a report directory's runs folder (hidden, and not named
 #: ``*.json``: it is no run)
 CACHE = f"{RUNS}/.index-cache"
-#: the cache's layout and the entries' fields: a cache of another version is not used
+#: the cache's layout and what an entry holds: bump it when either changes (an entry made
+#: by other code is then made again, not shown)
 CACHE_VERSION = 1
 
+#: each field of an entry the index shows, with its column's title
 INDEX_FIELDS = (
     ("when", "run"),
     ("machine", "machine"),
