@@ -28,6 +28,7 @@ from .terminal import Terminal
 
 if TYPE_CHECKING:
     from reports import Verdict
+    from reports.report import Report
 
 #: seconds spent looking at the machine's load before the first benchmark
 QUIET_CHECK_S = 0.5
@@ -64,6 +65,8 @@ class Harness:
         #: what machine_extras said when the timing started, with the machine's peaks
         self.machine: dict[str, Any] | None = None
         self.verdicts: list[Verdict] = []
+        #: the saved run's report, loaded once
+        self.report: Report | None = None
         #: what other processes took of the machine just before the first benchmark
         self.before_start: CpuUse | None = None
         #: the line printed last: the report's path, or why there is none
@@ -225,7 +228,7 @@ class Harness:
     def pytest_terminal_summary(self, terminalreporter: Any) -> Any:
         # outside pytest's own summary, so these lines come after its skip and failure lines
         result = yield
-        self.terminal.summary(terminalreporter, self.saved, self.verdicts, self.interrupted)
+        self.terminal.summary(terminalreporter, self.saved, self.report, self.interrupted)
         return result
 
     def pytest_unconfigure(self) -> None:

@@ -13,20 +13,7 @@ from impls import TRAFFIC_PASSES, ConvGeometry, resolve_geometry
 
 from . import layers
 from .duet import get_backend
-
-#: the passes every backend is timed on; "transfer" is added for GPU backends only
-PASSES = ("forward", "backward", "step")
-#: a part of the forward pass timed alone, for the backends that expose it as a method
-#: (``backend.im2col(x, geom)``): what the report weighs against the whole forward
-PHASES = ("im2col",)
-#: the configuration of the image-size sweep
-SWEEP = "default"
-#: the configuration of a ResNet stage-2 layer, where the goals are judged
-RESNET = "resnet"
-#: the configuration of the distinct ResNet-50 3x3 and 1x1 layers (the GPU preset's)
-RESNET50 = "resnet50"
-#: the configuration of the batch-size sweep at one layer (the GPU preset's)
-BATCH = "batch"
+from .runfile import BATCH, GPU_PASSES, PASSES, PHASES, RESNET, RESNET50, SWEEP
 
 
 @dataclass(frozen=True)
@@ -361,8 +348,9 @@ class BlasCase:
 def result_row(
     case: Case | BlasCase, *, threads: int, status: str = "ok", reason: str = ""
 ) -> dict[str, Any]:
-    """What the run's JSON keeps of a case, timed, skipped or failed alike; ``threads`` is
-    the run's count, which a thread-scaling case replaces with its own."""
+    """What the run's JSON keeps of a case, timed, skipped or failed alike: the fields of
+    :data:`runfile.ROW_FIELDS`; ``threads`` is the run's count, which a thread-scaling case
+    replaces with its own."""
     threads = getattr(case, "threads", 0) or threads
     return {**case.describe(), "threads": threads, "status": status, "reason": reason}
 
@@ -378,7 +366,7 @@ def build_matrix(
         for name in backends:
             backend = get_backend(name)
             transfer = backend.device == "gpu" and preset.transfer
-            passes = [*PASSES, "transfer"] if transfer else [*PASSES]
+            passes = [*PASSES, *GPU_PASSES] if transfer else [*PASSES]
             passes += [phase for phase in PHASES if callable(getattr(backend, phase, None))]
             cases += [Case(name, pass_, conv) for pass_ in passes]
     cpu = [name for name in backends if get_backend(name).device == "cpu"]

@@ -107,7 +107,7 @@ def _flagged_run(path: Path) -> dict[str, Any]:
 
     try:
         run = read_run(path)
-        flagged = flagged_names(path)
+        flagged = flagged_names(run)
     except ReportInputError as exc:
         raise pytest.UsageError(f"--rerun-flagged: {exc}") from None
     if not flagged:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import impls
 
-from . import timing, trials
+from . import runfile, timing, trials
 from .accuracy import METRIC
 from .matrix import contenders
 
@@ -54,12 +54,10 @@ def run_json(harness: Harness) -> dict[str, Any]:
 
 def record(harness: Harness) -> dict[str, Any]:
     """What the run's JSON keeps under ``im2col_bench``."""
-    from reports.data import JSON_FORMAT
-
     s = harness.settings
     return {
         "dx_check": dx_check(harness),
-        "format": JSON_FORMAT,
+        "format": runfile.FORMAT,
         "preset": s.preset.name,
         "preset_chosen": s.preset_chosen,
         "threads": s.threads,

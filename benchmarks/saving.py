@@ -127,7 +127,7 @@ def save(harness: Harness, exitstatus: int) -> None:
     harness.outcome = "the run could not be saved"
     try:
         with harness.ctrl_c.hold():
-            from reports import build_report, update_index
+            from reports import load_report, update_index, write_report
             from reports.storage import RUNS, write_new
 
             text = json.dumps(runjson.run_json(harness), indent=1, default=str)
@@ -135,8 +135,10 @@ def save(harness: Harness, exitstatus: int) -> None:
             harness.saved = run_json
         html = run_json.with_suffix(".html")
         harness.outcome = f"the run is in {run_json}; the report failed"
-        (harness.verdicts,) = build_report([run_json], html).values()
-        update_index(report_dir)
+        harness.report = load_report([run_json])
+        write_report(harness.report, html)
+        (harness.verdicts,) = harness.report.verdicts.values()
+        update_index(report_dir, harness.report)
         harness.outcome = str(html)
     except KeyboardInterrupt:
         harness.outcome = (

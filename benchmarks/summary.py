@@ -12,13 +12,14 @@ from collections.abc import Iterable
 import pandas as pd
 
 from reports.accuracy import error_text, worst_errors
-from reports.data import BASELINE, BATCH, PASS_ORDER, YARDSTICK, contenders, timed
+from reports.data import BASELINE, YARDSTICK, contenders, timed
 from reports.goals import BLAS_PRODUCT, FASTEST_OURS, IM2COL_BUFFER, MEASURED_PEAK, Verdict
 from reports.network import winners
 from reports.stats import Interval
 from reports.threads import thread_scaling
 
-from .matrix import PRESETS, RESNET, SWEEP
+from .matrix import PRESETS
+from .runfile import BATCH, RESNET, SWEEP, ordered_passes, pass_rank
 
 #: the terminal width every line fits
 WIDTH = 100
@@ -41,7 +42,7 @@ def fastest_table(df: pd.DataFrame) -> list[str]:
     ours, and its speedup over the baseline ("~" where the baseline's time is extrapolated)."""
     rows = contenders(timed(df, None))
     rows = rows[rows["config"].isin([SWEEP, RESNET])]
-    passes = [p for p in PASS_ORDER if p in set(rows["pass"])]
+    passes = ordered_passes(rows["pass"])
     if rows.empty or not passes:
         return []
     cell = NAME + 9
@@ -153,7 +154,7 @@ def network_lines(df: pd.DataFrame) -> list[str]:
     lines = []
     for (run, network), at in best.groupby(["run", "network"], sort=False):
         parts = []
-        for _, row in at.sort_values("pass", key=lambda p: p.map(PASS_ORDER.index)).iterrows():
+        for _, row in at.sort_values("pass", key=lambda p: p.map(pass_rank)).iterrows():
             ratio = Interval(row["vs_yardstick"], row["vs_low"], row["vs_high"])
             versus = "" if pd.isna(ratio.value) else f", {ratio.text()} {YARDSTICK}"
             parts.append(f"{row['pass']} {row['label']}{versus}")

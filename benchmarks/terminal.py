@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:  # reports imports pandas and matplotlib: only when a run is saved
-    from reports import Verdict
+    from reports.report import Report
 
 
 class Terminal:
@@ -34,17 +34,16 @@ class Terminal:
         self,
         reporter: Any,
         saved: Path | None,
-        verdicts: list[Verdict],
+        report: Report | None,
         interrupted: bool,
     ) -> None:
         """The closing lines: who was fastest, the goals, and how far to trust them."""
         flags: list[str] = []
-        if saved is not None and verdicts:
-            from reports import load
-
+        verdicts = list(report.verdicts.values())[0] if report is not None else []
+        if report is not None and verdicts:
             from .summary import summary_lines
 
-            df = load([saved])
+            df = report.frame
             flags = df[(df["status"] == "ok")]["flag"].tolist()
             reporter.write_sep("-", "im2col-bench")
             for text in summary_lines(df, verdicts, interrupted):

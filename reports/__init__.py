@@ -1,16 +1,17 @@
 """Reports of saved benchmark runs: ``load(paths) -> DataFrame``, ``plot_*(df) -> Figure``,
-``render(...) -> html``; ``python -m reports build|compare`` on the command line."""
+``load_report(paths) -> Report``, ``render(report) -> html``; ``python -m reports
+build|compare`` on the command line."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from .compare import compare, parse_threshold
-from .data import ReportInputError, headline, load, load_runs, read_run
+from .data import ReportInputError, RunSource, headline, load, load_runs, read_run
 from .goals import GOALS, Goal, Verdict, judge
-from .html import index_entries, render, render_index
+from .html import render
+from .index import index_entries, render_index, update_index
 from .plots import (
     PLOTS,
     Plot,
@@ -24,20 +25,24 @@ from .plots import (
     plot_threads,
     plot_yardstick,
 )
-from .storage import INDEX, index_lock, write_atomic
+from .report import Report, check_output, load_report
+from .storage import write_atomic
 
 __all__ = [
     "GOALS",
     "PLOTS",
     "Goal",
     "Plot",
+    "Report",
     "ReportInputError",
     "Verdict",
     "build_report",
     "compare",
     "headline",
+    "index_entries",
     "judge",
     "load",
+    "load_report",
     "load_runs",
     "parse_threshold",
     "plot_accuracy",
@@ -53,11 +58,25 @@ __all__ = [
     "render",
     "render_index",
     "update_index",
+    "write_report",
 ]
 
 
-def build_report(paths: Sequence[str | Path], out: str | Path) -> dict[str, list[Verdict]]:
+def write_report(report: Report, out: str | Path) -> Path:
+    """Write the HTML page of ``report`` (:func:`load_report`) to ``out``.
+
+    Raises
+    ------
+    ReportInputError
+        If ``out`` is one of the report's runs (it would be overwritten) or ends with a slash.
+    """
+    return write_atomic(check_output(out, report.paths), render(report))
+
+
+def build_report(paths: Sequence[RunSource], out: str | Path) -> dict[str, list[Verdict]]:
     """Write the HTML report of ``paths`` to ``out``; return each run's judged goals.
+
+    ``paths``: run files, or runs already read by :func:`read_run` (not read again).
 
     Raises
     ------
@@ -65,26 +84,7 @@ def build_report(paths: Sequence[str | Path], out: str | Path) -> dict[str, list
         If a run is unusable, ``out`` is one of the runs (it would be overwritten) or ends
         with a slash.
     """
-    if str(out).endswith(("/", os.sep)):
-        raise ReportInputError(f"{out}: names a folder; give the report's file name")
-    out = Path(out)
-    for path in paths:
-        if out.exists() and Path(path).exists() and out.samefile(path):
-            raise ReportInputError(f"{out}: is one of the runs to read; choose another output")
-    df = load(paths)
-    runs = load_runs(paths)
-    verdicts = {run: judge(df[df["run"] == run]) for run in runs["run"]}
-    title = (
-        f"im2col-bench: {runs['run'].iloc[0]} ({runs['preset'].iloc[0]})"
-        if len(runs) == 1
-        else f"im2col-bench: {len(runs)} runs side by side"
-    )
-    write_atomic(out, render(df, runs, verdicts, title))
-    return verdicts
-
-
-def update_index(report_dir: str | Path) -> Path:
-    """Rewrite ``report_dir/index.html`` listing every saved run, newest first."""
-    report_dir = Path(report_dir)
-    with index_lock(report_dir):
-        return write_atomic(report_dir / INDEX, render_index(index_entries(report_dir)))
+    check_output(out, paths)
+    report = load_report(paths)
+    write_report(report, out)
+    return report.verdicts

@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .data import PASS_ORDER, RESNET, SHAPE_KEYS, timed
+from benchmarks.runfile import PASS_ORDER, RESNET
+
+from .data import SHAPE_KEYS, timed
 from .network import network_rows, network_totals
 
 #: the stored errors, one per output

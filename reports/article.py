@@ -12,8 +12,10 @@ from typing import Any
 
 import pandas as pd
 
+from benchmarks.runfile import RESNET, SWEEP
+
 from .accuracy import ERRORS, error_text, worst_errors
-from .data import BASELINE, RESNET, YARDSTICK, timed
+from .data import BASELINE, YARDSTICK, timed
 
 #: im2col takes "almost all" of the forward time when it takes at least this share
 ALMOST_ALL = 0.8
@@ -22,7 +24,6 @@ SAVES_AT_MOST = 0.10
 UP_TO = 100.0
 BATCHED, STRIDED, WINOGRAD = "batched_im2col", "strided_tensordot", "winograd"
 GPU_OURS, GPU_PEER = "numba_cuda", "torch_cudnn"
-SWEEP = "default"
 #: a backend of ours is as accurate as the rest when its worst error is within this factor
 #: of the most accurate one's (same dtype)
 AS_ACCURATE = 10.0

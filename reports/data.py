@@ -7,7 +7,6 @@ from the JSON alone, so a report can be rebuilt from saved runs on any machine.
 from __future__ import annotations
 
 import json
-import re
 import reprlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,7 +15,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmarks import runfile
+from benchmarks.runfile import (
+    COUNT_FIELDS,
+    COUNT_RANGE,
+    RESNET,
+    SHAPE_FIELDS,
+    SHAPE_RANGE,
+    SWEEP,
+    ordered_passes,
+)
+from benchmarks.runfile import PASS_ORDER as PASS_ORDER  # where reports/network.py finds it
+
 from . import runinfo
+from .runinfo import machine as machine  # where reports/compare.py finds it
 from .stats import (
     TIME_RANGE,
     Interval,
@@ -35,37 +47,20 @@ YARDSTICK = "torch_conv2d"
 GPU_YARDSTICK = "torch_cudnn"
 #: each device's yardstick: a row's time is compared with its own device's library
 YARDSTICKS = {"cpu": YARDSTICK, "gpu": GPU_YARDSTICK}
-#: the configuration of a ResNet stage-2 layer, where the goals are judged
-RESNET = "resnet"
-#: the configuration of the distinct ResNet-50 layers, where the GPU goals are judged
-RESNET50 = "resnet50"
-#: the configuration of the batch-size sweep at one layer
-BATCH = "batch"
-PASS_ORDER = ("forward", "backward", "step", "transfer")
 SHAPE_KEYS = ["config", "n", "h", "c_in", "c_out", "kh", "stride", "dtype"]
-#: what the harness's first JSON format called the ResNet configuration
-_OLD_CONFIG_NAMES = {"reference": RESNET}
+
+
+#: the run file's format, under the name benchmarks/harness.py imports it by; new code uses
+#: benchmarks.runfile.FORMAT (to go once the harness does)
 
 
 class ReportInputError(ValueError):
     """A file that cannot be read as a pytest-benchmark run with results."""
 
 
-#: what ``im2col_bench`` in a run's JSON looks like; 1 named the resnet configuration
-#: "reference". The harness writes this one; a reader refuses a newer one.
-JSON_FORMAT = 2
 #: integers of more digits are read as floats (inf past 1e308), so that no field holds a
 #: number that numpy, pandas or math cannot convert
 _INT_DIGITS = 18
-#: a row's shape fields (image, kernel, stride; m, k, n_cols of the BLAS limit), each an
-#: integer in this range when present
-SHAPE_RANGE = (1, 2**31)
-SHAPE_FIELDS = ("n", "h", "w", "c_in", "c_out", "kh", "kw", "stride", "dilation", "threads",
-                "cores", "m", "k", "n_cols")  # fmt: skip
-#: a row's counts (FLOPs, bytes), each an integer in this range when present
-COUNT_RANGE = (0, 2**62)
-COUNT_FIELDS = ("flops", "cols_bytes", "traffic_bytes", "memory_estimate_bytes",
-                "peak_extra_bytes", "peak_total_bytes")  # fmt: skip
 
 
 def _json_int(text: str) -> int | float:
@@ -107,11 +102,11 @@ def read_run(path: str | Path) -> dict[str, Any]:
         for key in ("skipped", "failed", "left_out")
     ):
         raise ReportInputError(f"{path}: 'im2col_bench' must hold lists of objects")
-    version = extra.get("format", 1)
-    if not (_is_int(version) and 1 <= version <= JSON_FORMAT):
+    version = runfile.format_of(data)
+    if not (_is_int(version) and runfile.OLDEST_FORMAT <= version <= runfile.FORMAT):
         raise ReportInputError(
-            f"{path}: format {_short(version)} is not one this version reads (1 to "
-            f"{JSON_FORMAT}); update im2col-bench to read it"
+            f"{path}: format {_short(version)} is not one this version reads "
+            f"({runfile.OLDEST_FORMAT} to {runfile.FORMAT}); update im2col-bench to read it"
         )
     for number, bench in enumerate(data["benchmarks"], 1):
         problem = _benchmark_problem(bench)
@@ -190,11 +185,11 @@ def is_plausible_time(value: Any) -> bool:
 
 def benchmark_names(run: dict[str, Any]) -> list[str]:
     """Each benchmark's full name, as the current harness names it (in a run of any format)."""
-    names = [str(b.get("fullname") or b.get("name")) for b in run["benchmarks"]]
-    if (run.get("im2col_bench") or {}).get("format", 1) == 1:
-        # the first format's "reference-56px" case id is "resnet-56px" now
-        names = [re.sub(r"(?<=[\[-])reference-(?=\d+px\])", "resnet-", n) for n in names]
-    return names
+    version = runfile.format_of(run)
+    return [
+        runfile.migrated_name(str(b.get("fullname") or b.get("name")), version)
+        for b in run["benchmarks"]
+    ]
 
 
 def _run_labels(runs: list[dict[str, Any]]) -> list[str]:
@@ -209,15 +204,22 @@ def _run_labels(runs: list[dict[str, Any]]) -> list[str]:
     return [f"{lab} #{i + 1}" if labels.count(lab) > 1 else lab for i, lab in enumerate(labels)]
 
 
-def _read_all(paths: Iterable[str | Path]) -> list[tuple[str, dict[str, Any]]]:
-    runs = [read_run(p) for p in paths]
+#: a run to load: its file, or its JSON already read by :func:`read_run`
+RunSource = str | Path | dict[str, Any]
+
+
+def _read_all(sources: Iterable[RunSource]) -> list[tuple[str, dict[str, Any]]]:
+    runs = [s if isinstance(s, dict) else read_run(s) for s in sources]
     if not runs:
         raise ReportInputError("no runs given")
     return list(zip(_run_labels(runs), runs, strict=True))
 
 
-def load(paths: Iterable[str | Path]) -> pd.DataFrame:
+def load(paths: Iterable[RunSource]) -> pd.DataFrame:
     """Every benchmark of every run, timed or skipped or failed, one row each.
+
+    ``paths``: each run's file, or its JSON already read by :func:`read_run` (then it is not
+    read again).
 
     Returns
     -------
@@ -250,7 +252,7 @@ def load(paths: Iterable[str | Path]) -> pd.DataFrame:
         ]
         records += [{**rec, "status": "skipped"} for rec in extra.get("skipped", [])]
         records += [{**rec, "status": "failed"} for rec in extra.get("failed", [])]
-        renamed = _OLD_CONFIG_NAMES if extra.get("format", 1) == 1 else {}
+        version = runfile.format_of(run)
         for rec in records:
             config = rec.get("config")
             rows.append(
@@ -259,16 +261,17 @@ def load(paths: Iterable[str | Path]) -> pd.DataFrame:
                     **machine_limits(run, rec.get("dtype"), rec.get("device")),
                     "run": label,
                     "kind": rec.get("kind", "conv"),
-                    "config": renamed.get(config, config) if isinstance(config, str) else config,
+                    "config": runfile.migrated_config(config, version),
                     "peak_bytes": rec.get("peak_extra_bytes"),
                 }
             )
     return derive(pd.DataFrame(rows))
 
 
-def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
+def load_runs(paths: Iterable[RunSource]) -> pd.DataFrame:
     """One row per run: machine, BLAS and its kernel, vector extensions, versions, GPU, threads,
-    preset and what was left out."""
+    preset and what was left out; ``described``, the run in words (:func:`runinfo.describe`).
+    ``paths`` as for :func:`load`."""
     rows = []
     for label, run in _read_all(paths):
         info = run["machine_info"]
@@ -280,13 +283,14 @@ def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
             for b in pools
             if isinstance(b, dict)
         )
-        described = machine(run)
+        fields = runinfo.machine(run)
         rows.append(
             {
                 "run": label,
-                # the whole records, for reports.runinfo to describe
+                # the whole records, for what reads more of them
                 "machine_info": info,
                 "im2col_bench": extra,
+                "described": runinfo.describe(info, json_object(extra)),
                 "node": info.get("node"),
                 "datetime": run.get("datetime"),
                 "cpu": cpu.get("brand_raw") or info.get("processor"),
@@ -294,8 +298,8 @@ def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
                 "system": f"{info.get('system')} {info.get('release')}",
                 "python": info.get("python_version"),
                 "blas": blas or "unknown",
-                "blas_kernel": described["BLAS kernel"] or "unknown",
-                "vector_extensions": described["vector extensions"] or "unknown",
+                "blas_kernel": fields["BLAS kernel"] or "unknown",
+                "vector_extensions": fields["vector extensions"] or "unknown",
                 "numpy": info.get("numpy_version"),
                 "numba": info.get("numba_version"),
                 "numba_cuda": info.get("numba_cuda_version"),
@@ -310,28 +314,6 @@ def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
-
-
-#: vector extensions, widest first, as py-cpuinfo names them in machine_info["cpu"]["flags"]
-def machine(run: dict[str, Any]) -> dict[str, str]:
-    """The fields of a run's machine that change timings; "" where the run did not record one."""
-    info = run["machine_info"]
-    cpu = json_object(info.get("cpu"))
-    blas = info.get("blas")
-    pools = [p for p in blas if isinstance(p, dict)] if isinstance(blas, list) else []
-    flags = cpu["flags"] if isinstance(cpu.get("flags"), list) else None
-    recorded = cpu.get("brand_raw") or info.get("processor")
-    return {
-        "CPU": runinfo.cpu_model(info) if recorded else "",
-        "vector extensions": runinfo.vector_extensions(flags) if flags else "",
-        # threadpoolctl lists the libraries in the order they were loaded: sort them
-        "BLAS": "; ".join(sorted(f"{p.get('internal_api')} {p.get('version')}" for p in pools)),
-        "BLAS kernel": "; ".join(
-            sorted(str(p["architecture"]) for p in pools if p.get("architecture"))
-        ),
-        "cores": str(cpu.get("count") or ""),
-        "threads": str(info.get("threads") or ""),
-    }
 
 
 def machine_limits(run: dict[str, Any], dtype: Any, device: Any = "cpu") -> dict[str, Any]:
@@ -563,13 +545,14 @@ def baseline_times(group: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["index", "time", "extrapolated"]).set_index("index")
 
 
-def flagged_names(path: str | Path) -> list[str]:
-    """The full names of a saved run's timed benchmarks that are contended or noisy."""
-    df = load([path])
+def flagged_names(run: RunSource) -> list[str]:
+    """The full names of a saved run's timed benchmarks that are contended or noisy; ``run``
+    as for :func:`load`."""
+    df = load([run])
     return df[(df["status"] == "ok") & (df["flag"] != "")]["name"].tolist()
 
 
-def timed(df: pd.DataFrame, config: str | None = "default") -> pd.DataFrame:
+def timed(df: pd.DataFrame, config: str | None = SWEEP) -> pd.DataFrame:
     """The conv rows that were timed, optionally of one configuration."""
     ok = df[(df["kind"] == "conv") & (df["status"] == "ok")]
     return ok if config is None else ok[ok["config"] == config]
@@ -623,7 +606,7 @@ def headline(df: pd.DataFrame) -> pd.DataFrame:
     """
     rows = []
     for run, in_run in contenders(timed(df)).groupby("run", sort=False):
-        passes = [p for p in PASS_ORDER if p in set(in_run["pass"])]
+        passes = ordered_passes(in_run["pass"])
         reached = {p: _reached_by_all(in_run[in_run["pass"] == p]) for p in passes}
         everywhere = set.intersection(*reached.values()) if reached else set()
         for pass_ in passes:

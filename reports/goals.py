@@ -13,7 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from .data import GPU_YARDSTICK, RESNET, RESNET50, SHAPE_KEYS, YARDSTICK, ratio_flag, timed
+from benchmarks.runfile import RESNET, RESNET50
+
+from .data import GPU_YARDSTICK, SHAPE_KEYS, YARDSTICK, ratio_flag, timed
 from .stats import Interval, ratio_interval, sum_ratio_interval
 
 #: a goal's subject that stands for whichever backend of ours is fastest

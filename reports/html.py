@@ -4,33 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from html import escape
-from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
+from benchmarks.runfile import BATCH, PASS_ORDER, RESNET, RESNET50, SWEEP, pass_rank
+
 from .accuracy import ERRORS, case_errors, error_text, errors
-from .article import Claim, check_article
-from .data import (
-    BASELINE,
-    BATCH,
-    PASS_ORDER,
-    RESNET,
-    RESNET50,
-    SHAPE_KEYS,
-    YARDSTICKS,
-    ReportInputError,
-    contenders,
-    headline,
-    load,
-    load_runs,
-)
+from .article import Claim
+from .data import BASELINE, SHAPE_KEYS, YARDSTICKS
 from .goals import Verdict
 from .network import REDUCTION_BOUND, layer_table, network_rows
 from .plots import PLOTS, ROLE_LINES, ROLE_TITLES, role_order, style
-from .runinfo import describe
+from .report import Report
 from .stats import AGREE, MAX_ROUNDS, NOISY_HALF_WIDTH, Interval
-from .storage import reported_runs
 from .trials import render_duet, render_trials
 
 CSS = """
@@ -88,7 +74,7 @@ def _size(row: pd.Series) -> str:
     """The shape in a few characters: ``64px`` in the sweep, ``stride2 64px`` for a one-factor
     row, ``resnet50 3x3 64->64 s1 56px`` for a ResNet-50 layer, ``batch N=8 56px``."""
     size = f"{row['h']:.0f}px"
-    if row["config"] == "default":
+    if row["config"] == SWEEP:
         return size
     if row["config"] == RESNET50:
         layer = f"{row['kh']:.0f}x{row['kh']:.0f} {row['c_in']:.0f}->{row['c_out']:.0f}"
@@ -96,6 +82,12 @@ def _size(row: pd.Series) -> str:
     if row["config"] == BATCH:
         return f"{BATCH} N={row['n']:.0f} {size}"
     return f"{row['config']} {size}"
+
+
+def _config_group(config: str) -> int:
+    """Where a configuration's rows sort: the sweep, then the one-factor rows, then the
+    resnet layer."""
+    return 0 if config == SWEEP else 2 if config == RESNET else 1
 
 
 def _launch_line(row: pd.Series) -> str | None:
@@ -234,9 +226,9 @@ def render_table(df: pd.DataFrame) -> str:
     columns = sorted(roles, key=role_order(ok))
     multi = conv["run"].nunique() > 1
     conv = conv[conv["backend"].isin(columns)]
-    conv["order"] = conv["pass"].map({p: i for i, p in enumerate(PASS_ORDER)})
+    conv["order"] = conv["pass"].map(pass_rank)
     # the sweep by size, then the one-factor rows, then the resnet layer
-    conv["group"] = conv["config"].map(lambda c: 0 if c == "default" else 2 if c == RESNET else 1)
+    conv["group"] = conv["config"].map(_config_group)
     conv["cost"] = conv["n"] * conv["h"] ** 2 * conv["kh"] ** 2 * conv["c_in"] * conv["c_out"]
     head = "".join(_backend_header(c, roles[c]) for c in columns)
     lead = "<th>shape</th>" + ("<th>run</th>" if multi else "")
@@ -280,7 +272,7 @@ def render_errors(df: pd.DataFrame) -> str:
     columns = sorted(set(found["backend"]), key=role_order(found))
     roles = dict(zip(found["backend"], found["role"], strict=True))
     multi = found["run"].nunique() > 1
-    found["group"] = found["config"].map(lambda c: 0 if c == "default" else 2 if c == RESNET else 1)
+    found["group"] = found["config"].map(_config_group)
     found["cost"] = found["n"] * found["h"] ** 2 * found["kh"] ** 2 * found["c_in"] * found["c_out"]
     head = "".join(_backend_header(c, roles[c]) for c in columns)
     out = [f"<table id='errors'><tr><th>shape</th>{'<th>run</th>' if multi else ''}{head}</tr>"]
@@ -313,7 +305,7 @@ def render_details(df: pd.DataFrame) -> str:
     ok = errors(df[(df["kind"] != "blas_limit") & (df["status"] == "ok")])
     if ok.empty:
         return ""
-    ok["order"] = ok["pass"].map({p: i for i, p in enumerate(PASS_ORDER)}).fillna(len(PASS_ORDER))
+    ok["order"] = ok["pass"].map(pass_rank)
     ok = ok.sort_values(["order", "config", "h", "backend", "run"])
     multi = ok["run"].nunique() > 1
     has_interval = any(c in ok for c in ("median_low", "ci_low"))
@@ -424,8 +416,9 @@ def render_not_timed(df: pd.DataFrame, runs: pd.DataFrame) -> str:
     )
 
 
-def render_runs(runs: pd.DataFrame, df: pd.DataFrame) -> str:
-    """What tells the runs apart, a column per run: CPU, vector extensions, BLAS, threads..."""
+def render_runs(runs: pd.DataFrame, backends: dict[str, tuple[str, str]]) -> str:
+    """What tells the runs apart, a column per run: CPU, vector extensions, BLAS, threads...;
+    ``backends``: each run's timed backends (:func:`reports.report.timed_backends`)."""
     fields = [
         ("date", lambda run, d: str(run["datetime"] or "")[:16].replace("T", " ")),
         ("machine", lambda run, d: d["machine"]),
@@ -437,13 +430,10 @@ def render_runs(runs: pd.DataFrame, df: pd.DataFrame) -> str:
         ("GPU", lambda run, d: d["gpu"]),
         ("preset", lambda run, d: d["preset"]),
         ("duration", lambda run, d: d["duration"]),
-        ("backends timed", lambda run, d: ": ".join(_timed_backends(df, run["run"]))),
+        ("backends timed", lambda run, d: ": ".join(backends[run["run"]])),
         ("state", lambda run, d: d["interrupted"]),
     ]
-    described = [
-        (run, describe(_dict(run.get("machine_info")), _dict(run.get("im2col_bench"))))
-        for _, run in runs.iterrows()
-    ]
+    described = [(run, run["described"]) for _, run in runs.iterrows()]
     out = ["<table id='runs'><tr><th></th>"]
     out += [f"<th>{escape(str(run['run']))}</th>" for run, _ in described]
     out.append("</tr>")
@@ -458,21 +448,10 @@ def render_runs(runs: pd.DataFrame, df: pd.DataFrame) -> str:
     return "".join(out)
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _timed_backends(df: pd.DataFrame, run: str) -> tuple[str, str]:
-    """How many of a run's backends were timed (``9 of 11``), and their names."""
-    mine = df[(df["run"] == run) & (df["backend"] != "")]
-    ok = sorted(set(mine.loc[mine["status"] == "ok", "backend"]), key=role_order(mine))
-    return f"{len(ok)} of {mine['backend'].nunique()}", ", ".join(ok)
-
-
 def render_versions(runs: pd.DataFrame) -> str:
     """Software versions and the rest of the machine info, collapsed."""
     shown = runs.drop(
-        columns=["left_out", "machine_info", "im2col_bench"], errors="ignore"
+        columns=["left_out", "machine_info", "im2col_bench", "described"], errors="ignore"
     ).set_index("run")
     rows = "".join(
         f"<tr><th>{escape(str(key))}</th>"
@@ -487,8 +466,9 @@ def render_versions(runs: pd.DataFrame) -> str:
     )
 
 
-def render_headline(df: pd.DataFrame) -> str:
-    rows = headline(df)
+def render_headline(rows: pd.DataFrame, multi: bool) -> str:
+    """The headline's rows (:func:`reports.data.headline`), a line each; ``multi``: name the
+    run in each."""
     if rows.empty:
         return "<p>No contender (seed or ours) was timed on the default sweep.</p>"
     items = []
@@ -508,7 +488,7 @@ def render_headline(df: pd.DataFrame) -> str:
             speed += f"; tied within the intervals with {escape(row['tied'])}"
         if row["flag"]:
             speed += f" <span class='flag'>(\u26a0 {escape(row['flag'])})</span>"
-        run = f" on {escape(str(row['run']))}" if df["run"].nunique() > 1 else ""
+        run = f" on {escape(str(row['run']))}" if multi else ""
         items.append(
             f"<li>{escape(row['pass'])}{run}: <b>{escape(row['backend'])}</b> is fastest "
             f"{where}, {speed}</li>"
@@ -624,10 +604,9 @@ def render_layers(df: pd.DataFrame) -> str:
     )
 
 
-def render(
-    df: pd.DataFrame, runs: pd.DataFrame, verdicts: dict[str, list[Verdict]], title: str
-) -> str:
-    """The whole report page; ``verdicts`` maps each run to its judged goals."""
+def render(report: Report) -> str:
+    """The whole report page, of what :func:`reports.report.load_report` computed."""
+    df, runs, title = report.frame, report.runs, report.title
     interrupted = runs[runs["interrupted"]]["run"].tolist()
     warn = (
         (
@@ -637,39 +616,33 @@ def render(
         if interrupted
         else ""
     )
-    claims = {
-        str(run["run"]): check_article(
-            df[df["run"] == run["run"]], _dict(run.get("im2col_bench")).get("dx_check")
-        )
-        for _, run in runs.iterrows()
-    }
-    ours = sorted(set(contenders(df[df["status"] == "ok"])["backend"]))
+    ours = report.contenders
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
 <style>{CSS}</style></head><body>
 <h1>{escape(title)}</h1>
 {warn}
-{render_runs(runs, df)}
+{render_runs(runs, report.backends)}
 {render_trust(df)}
 {render_trials(runs, df)}
 <h2>Headline</h2>
 <p>Fastest contender (seeds and ours: {escape(", ".join(ours) or "none")}; peers excluded)
 per pass, at the largest image size every contender reached (in every pass where possible),
 with its median and its speedup over {BASELINE}, each with its 95% interval.</p>
-{render_headline(df)}
+{render_headline(report.headline, df["run"].nunique() > 1)}
 {render_duet(df)}
 <h2>The article's claims, checked</h2>
 <p class='note'>What the source article says about speed (and how it computes dx), against
 this run's numbers. im2col's share is its time alone (the backends that expose it) over the
 whole forward pass at the same shape.</p>
-{render_article(claims)}
+{render_article(report.claims)}
 <h2>Goals</h2>
 <p class='note'>What this project promises, each a ratio of two medians at the resnet
 configuration, or, on the GPU, of two times summed over the distinct ResNet-50 layers at
 batch 128 (each layer once); the GPU's peak is the higher of a float32 cuBLAS product and a
 numba.cuda FMA loop, measured in the run. Float32 is IEEE float32 on both sides: TF32 is off
 for cuDNN and for the peak's product.</p>
-{render_goals(verdicts)}
+{render_goals(report.verdicts)}
 {_figures(df)}
 {render_layers(df)}
 <h2>Results</h2>
@@ -691,83 +664,3 @@ libraries. A benchmark of more than {MAX_ROUNDS:,} rounds has its intervals from
 {render_versions(runs)}
 </body></html>
 """
-
-
-INDEX_FIELDS = (
-    ("when", "run"),
-    ("machine", "machine"),
-    ("cpu", "CPU"),
-    ("vector", "vector extensions"),
-    ("blas", "BLAS"),
-    ("cores", "cores and threads"),
-    ("preset", "preset"),
-    ("duration", "duration"),
-    ("backends", "backends timed"),
-    ("interrupted", "state"),
-    ("headline", "headline"),
-)
-
-
-def _index_cell(entry: dict[str, str], key: str) -> str:
-    text = escape(entry.get(key, ""))
-    if key == "when":
-        return f"<td class='when'><a href='{escape(entry['href'])}'>{text}</a></td>"
-    if key == "backends":
-        return f"<td title='{escape(entry.get('backend_names', ''))}'>{text}</td>"
-    warn = " notmet" if entry.get(key) == "interrupted" else ""
-    return f"<td class='{key}{warn}'>{text}</td>"
-
-
-def render_index(entries: list[dict[str, str]]) -> str:
-    """A page linking every saved run, newest first, with what tells the runs apart."""
-    head = "".join(f"<th>{escape(label)}</th>" for _, label in INDEX_FIELDS)
-    rows = "".join(
-        "<tr>" + "".join(_index_cell(e, key) for key, _ in INDEX_FIELDS) + "</tr>" for e in entries
-    )
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>im2col-bench runs</title>
-<style>{CSS}</style></head><body><h1>im2col-bench runs (newest first)</h1>
-<table id='index'><tr>{head}</tr>{rows}</table>
-</body></html>
-"""
-
-
-def headline_text(df: pd.DataFrame) -> str:
-    """The headline in one line: per pass, the fastest contender and its speedup."""
-    rows = headline(df)
-    if rows.empty:
-        return "no contender timed on the default sweep"
-    parts = [
-        f"{r['pass']} {r['backend']} "
-        + ("" if pd.isna(r["speedup"]) else f"{r['speedup']:.3g}x ")
-        + f"at {r['size']}px"
-        for _, r in rows.iterrows()
-    ]
-    return "; ".join(parts) + f" (speedup over {BASELINE})"
-
-
-def index_entry(path: Path) -> dict[str, str]:
-    """One run of the index: its link, date and everything :data:`INDEX_FIELDS` shows."""
-    df, runs = load([path]), load_runs([path])
-    run = runs.iloc[0]
-    facts = describe(_dict(run["machine_info"]), _dict(run["im2col_bench"]))
-    count, names = _timed_backends(df, str(run["run"]))
-    return {
-        **facts,
-        "href": f"runs/{path.with_suffix('.html').name}",
-        "when": str(run["datetime"] or "")[:16].replace("T", " "),
-        "backends": count,
-        "backend_names": names,
-        "headline": headline_text(df),
-    }
-
-
-def index_entries(report_dir: Path) -> list[dict[str, str]]:
-    """Every run in ``report_dir/runs`` that has a report, newest first."""
-    entries = []
-    for path in reported_runs(report_dir):
-        try:
-            entries.append(index_entry(path))
-        except (OSError, ValueError, KeyError, TypeError, ReportInputError):
-            continue
-    return sorted(entries, key=lambda e: (e["when"], e["href"]), reverse=True)

@@ -24,14 +24,12 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
+from benchmarks.runfile import BATCH, RESNET, RESNET50, SWEEP, ordered_passes, pass_rank
+
 from .accuracy import accuracy_rows, frontier
 from .data import (
     BASELINE,
-    BATCH,
     GPU_YARDSTICK,
-    PASS_ORDER,
-    RESNET,
-    RESNET50,
     YARDSTICK,
     scaling_exponents,
     timed,
@@ -171,8 +169,7 @@ def _size_axis(axes: Sequence[Axes], sizes: Iterable[float]) -> None:
 
 
 def _passes(df: pd.DataFrame) -> list[str]:
-    present = set(df["pass"])
-    return [p for p in PASS_ORDER if p in present]
+    return ordered_passes(df["pass"])
 
 
 def _runs(df: pd.DataFrame) -> list[str]:
@@ -318,7 +315,7 @@ def exponents_table(df: pd.DataFrame) -> pd.DataFrame:
     table = exponents.rename_axis(["run", "backend", "pass"]).rename("e").reset_index()
     multi = table["run"].nunique() > 1
     table["column"] = table["pass"] + (" | " + table["run"] if multi else "")
-    table["order"] = table["pass"].map({p: i for i, p in enumerate(PASS_ORDER)})
+    table["order"] = table["pass"].map(pass_rank)
     columns = table.sort_values(["order", "run"])["column"].unique()
     wide = table.pivot(index="backend", columns="column", values="e")[columns]
     wide = wide.loc[sorted(wide.index, key=role_order(timed(df, None)))]
@@ -623,7 +620,7 @@ def roofline_rows(df: pd.DataFrame) -> pd.DataFrame:
     for _, run_rows in rows.groupby("run", sort=False):
         at = run_rows[run_rows["config"] == RESNET]
         if at.empty:
-            sweep = run_rows[run_rows["config"] == "default"]
+            sweep = run_rows[run_rows["config"] == SWEEP]
             at = sweep[sweep["h"] == sweep["h"].max()]
         picked.append(at)
     return pd.concat(picked) if picked else rows

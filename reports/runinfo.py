@@ -111,6 +111,28 @@ def gpu_limits(machine_info: dict[str, Any]) -> str:
     )
 
 
+def machine(run: dict[str, Any]) -> dict[str, str]:
+    """The fields of a run's machine that change timings, to compare two runs by; "" where
+    the run did not record one. :func:`describe` is the same machine as display text."""
+    info = run["machine_info"]
+    cpu = _object(info.get("cpu"))
+    blas = info.get("blas")
+    pools = [p for p in blas if isinstance(p, dict)] if isinstance(blas, list) else []
+    flags = cpu["flags"] if isinstance(cpu.get("flags"), list) else None
+    recorded = cpu.get("brand_raw") or info.get("processor")
+    return {
+        "CPU": cpu_model(info) if recorded else "",
+        "vector extensions": vector_extensions(flags) if flags else "",
+        # threadpoolctl lists the libraries in the order they were loaded: sort them
+        "BLAS": "; ".join(sorted(f"{p.get('internal_api')} {p.get('version')}" for p in pools)),
+        "BLAS kernel": "; ".join(
+            sorted(str(p["architecture"]) for p in pools if p.get("architecture"))
+        ),
+        "cores": str(cpu.get("count") or ""),
+        "threads": str(info.get("threads") or ""),
+    }
+
+
 def describe(machine_info: dict[str, Any], extra: dict[str, Any]) -> dict[str, str]:
     """The fields that tell a run apart, as display text, in the order a reader scans them."""
     cpu = _object(machine_info.get("cpu"))

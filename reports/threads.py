@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .data import PASS_ORDER
+from benchmarks.runfile import PASSES, pass_rank
+
 from .stats import weighted_sum_interval
 
-#: the passes timed at every thread count
-SCALING_PASSES = ("forward", "backward", "step")
 SCALING_COLUMNS = ["run", "backend", "role", "pass", "threads", "base_threads", "speedup",
                    "speedup_low", "speedup_high", "configs"]  # fmt: skip
 
@@ -23,7 +22,7 @@ def scaling_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The timed rows of the runs that timed several thread counts, with ``threads`` and
     ``weight`` as numbers."""
     ok = df[df["kind"].isin(["conv", "threads"]) & (df["status"] == "ok")]
-    ok = ok[ok["pass"].isin(SCALING_PASSES)].assign(threads=df.get("threads", pd.NA))
+    ok = ok[ok["pass"].isin(PASSES)].assign(threads=df.get("threads", pd.NA))
     runs = set(ok.loc[ok["kind"] == "threads", "run"])
     rows = ok[ok["run"].isin(runs)].copy()
     rows["threads"] = pd.to_numeric(rows["threads"], errors="coerce")
@@ -83,7 +82,7 @@ def scaling_table(df: pd.DataFrame) -> pd.DataFrame:
     multi = most["run"].nunique() > 1
     most = most.assign(
         column=most["pass"] + (" | " + most["run"] if multi else ""),
-        order=most["pass"].map({p: i for i, p in enumerate(PASS_ORDER)}),
+        order=most["pass"].map(pass_rank),
         text=[
             f"{r['speedup']:.2f}x"
             + ("" if pd.isna(r["speedup_low"]) else f" [{r['speedup_low']:.2f}, "
