@@ -39,7 +39,7 @@ class Terminal:
     ) -> None:
         """The closing lines: who was fastest, the goals, and how far to trust them."""
         flags: list[str] = []
-        verdicts = list(report.verdicts.values())[0] if report is not None else []
+        verdicts = next(iter(report.verdicts.values())) if report is not None else []
         if report is not None and verdicts:
             from .summary import summary_lines
 
