@@ -74,10 +74,6 @@ class Harness:
         #: the run's JSON, once saved
         self.saved: Path | None = None
 
-    @property
-    def timing_on(self) -> bool:
-        return self.schedule.timing_on
-
     # timing
 
     def start(self) -> None:
@@ -86,7 +82,7 @@ class Harness:
         if self.limiter is None:
             self.limiter = apply_threads(self.settings.threads)
             # now, not when saving: the report's imports (scipy) load a BLAS of their own
-            self.machine = measured_machine(self.settings, measure=self.timing_on)
+            self.machine = measured_machine(self.settings, measure=self.schedule.timing_on)
         if self.decisions.first_case_at is None:
             self.before_start = CpuUse.quiet_check(QUIET_CHECK_S)
             self.decisions.first_case_at = time.perf_counter()
@@ -136,7 +132,7 @@ class Harness:
             pytest.skip(f"{skip_prefix(case, reason)}: {reason}")
         threads = self.use_threads(getattr(case, "threads", 0) or self.settings.threads)
         self.prepare(benchmark, case)
-        if not self.timing_on:
+        if not self.schedule.timing_on:
             if isinstance(case, Case):  # once, untimed, as a plain test
                 timing.time_visit(benchmark, duet.get_backend(case.backend), case, 1)
             else:
@@ -188,9 +184,9 @@ class Harness:
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         # tryfirst: the outermost wrapper, after pytest-benchmark's, which unmarks the fixture
         report = yield
-        visit = visit_of(item)
+        visit, timing_on = visit_of(item), self.schedule.timing_on
         benchmark = getattr(item, "funcargs", {}).get("benchmark")
-        if visit is not None and visit[1] == trials.SIZING and self.timing_on and benchmark:
+        if visit is not None and visit[1] == trials.SIZING and timing_on and benchmark:
             benchmark.skipped = True  # sized without pytest-benchmark: its rounds come later
         if visit is not None and report.failed:
             case, trial = visit
