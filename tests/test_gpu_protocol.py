@@ -353,18 +353,29 @@ def test_a_gpu_case_runs_back_to_back_after_warming_until_flat(
     backend, benchmark = FakeGpuBackend(), FakeBenchmark()
     conv = resnet50_convs(n=1)[-1]
     case = Case("fake_gpu", "step", conv)
-    rounds = timing.time_case(benchmark, backend, case, timing.Estimates(PRESETS["gpu"]))
-    assert isinstance(rounds, timing.GpuRounds)
+    # the sizing visit: the inputs made, two untimed calls, then warm until flat
+    sizing = timing.size_case(backend, case)
+    assert sizing.per_call_s == pytest.approx(3e-3)
     # 5 ms, 4 ms, 3 ms, 3 ms: the fourth group is no faster than the third
+    assert sizing.calls == 2 + 4 * timing.GPU_WARM_GROUP
+    assert backend.synchronized == 3 + 4 * timing.GPU_WARM_GROUP
+    sized = backend.synchronized
+    wanted = timing.Estimates(PRESETS["gpu"]).rounds(sizing.per_call_s)
+    # a trial's visit: fresh inputs, warm until flat again, the peak memory, the rounds
+    rounds = timing.time_visit(benchmark, backend, case, wanted, device_memory=True)
+    assert isinstance(rounds, timing.GpuRounds)
     assert rounds.warm_calls == 4 * timing.GPU_WARM_GROUP
-    assert benchmark.rounds == rounds.rounds >= PRESETS["gpu"].min_rounds
+    assert benchmark.rounds == rounds.rounds == wanted >= PRESETS["gpu"].min_rounds
     assert measured == [output_bytes(conv)]
     assert benchmark.extra_info["peak_extra_bytes"] == 123
     info = rounds.info()
     assert info["device_s"] == pytest.approx(3e-3)
     assert info["launch_bound"] is False
-    # the inputs made, the two untimed first calls, each warm-up call and each round
-    assert backend.synchronized == 3 + rounds.warm_calls + rounds.rounds
+    # the inputs made, each warm-up call and each round
+    assert backend.synchronized - sized == 1 + rounds.warm_calls + rounds.rounds
+    # a later trial's visit measures no memory again
+    timing.time_visit(FakeBenchmark(), backend, case, wanted)
+    assert measured == [output_bytes(conv)]
 
 
 # memory
