@@ -27,6 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -392,13 +393,7 @@ def size_case(backend: Backend, case: Case) -> Sizing:
     if timer is None:
         return Sizing(first_s, second_s, min(first_s, second_s))
 
-    def one_call_s() -> float:
-        args, kwargs = setup() if setup else ((), {})
-        seconds = timer.time(call, *args, **kwargs).device_s
-        backend.synchronize()
-        return seconds
-
-    warm = warm_until_flat(one_call_s)
+    warm = warm_until_flat(partial(_device_call_s, backend, timer, call, setup))
     return Sizing(first_s, second_s, statistics.median(warm[-GPU_WARM_GROUP:]), 2 + len(warm))
 
 
@@ -443,19 +438,23 @@ def _time_on_device(
 ) -> GpuRounds:
     """The GPU protocol: warm until flat, then back-to-back rounds between CUDA events."""
 
-    def one_call_s() -> float:
-        args, kwargs = setup() if setup else ((), {})
-        seconds = timer.time(call, *args, **kwargs).device_s
-        backend.synchronize()
-        return seconds
-
-    warm = warm_until_flat(one_call_s)
+    warm = warm_until_flat(partial(_device_call_s, backend, timer, call, setup))
     if device_memory and case.pass_ == "step":
         target = synchronized(backend, call)
         benchmark.extra_info.update(gpu_memory.peak_extra(target, output_bytes(case.conv)))
     gpu = GpuRounds(call, setup, rounds, timer, backend.synchronize, len(warm), window)
     benchmark.pedantic(gpu.target, setup=gpu.setup, rounds=gpu.rounds)
     return gpu
+
+
+def _device_call_s(
+    backend: Backend, timer: DeviceTimer, call: Target, setup: Setup | None
+) -> float:
+    """One call between CUDA events, with its setup; the device's seconds for it."""
+    args, kwargs = setup() if setup else ((), {})
+    seconds = timer.time(call, *args, **kwargs).device_s
+    backend.synchronize()
+    return seconds
 
 
 def _untimed_call(target: Target, setup: Setup | None) -> float:
